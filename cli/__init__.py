@@ -1,0 +1,1 @@
+"""``bridge-cli``: render, check and run telegraf.conf; one module per subcommand."""

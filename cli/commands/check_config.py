@@ -1,0 +1,89 @@
+"""``bridge-cli check-config``: let the real Telegraf judge a rendered config."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import click
+
+from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
+from telegraf_bridge.plugins.common._main import STATE_OVERRIDE_ENV
+
+
+def _errors(text: str) -> list[str]:
+    return [line for line in text.splitlines() if re.search(r"\bE! ", line)]
+
+
+def _env_refs(config_text: str) -> list[str]:
+    return sorted(set(re.findall(r"(?<!\$)\$\{(\w+)\}", config_text)))
+
+
+@click.command("check-config")
+@click.argument("config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--test-wait",
+    type=click.IntRange(0, 300),
+    default=3,
+    show_default=True,
+    help="Seconds `telegraf --test` waits for the plugins' first points.",
+)
+@click.option("--skip-test", is_flag=True, help="Only parse the config; start no plugin.")
+def command(config_file: Path, test_wait: int, skip_test: bool) -> None:
+    """Run the real Telegraf against CONFIG_FILE and report its verdict.
+
+    Step 1 is `telegraf config check --strict-env-handling` (syntax, plugin options). Step 2
+    is `telegraf --test`, which starts every input once, with the plugins' state redirected
+    to a temporary directory, and counts the points they produce.
+    """
+    try:
+        binary = telegraf_path()
+    except TelegrafNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    text = config_file.read_text(encoding="utf-8")
+    unset = [name for name in _env_refs(text) if name not in os.environ]
+    for name in unset:
+        click.echo(f"warning: ${{{name}}} is referenced but not set in this environment")
+
+    check = subprocess.run(
+        [str(binary), "config", "check", "--strict-env-handling", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    output = (check.stdout + check.stderr).strip()
+    if check.returncode != 0 or _errors(output):
+        click.echo(output)
+        raise click.ClickException(f"Telegraf rejects {config_file} (config check failed)")
+    click.echo(f"config check: OK ({binary})")
+    if skip_test:
+        return
+
+    with tempfile.TemporaryDirectory(prefix="bridge-check-") as state_dir:
+        env = {**os.environ, STATE_OVERRIDE_ENV: state_dir}
+        test = subprocess.run(
+            [
+                str(binary),
+                "--config",
+                str(config_file),
+                "--test",
+                "--test-wait",
+                str(test_wait),
+                "--strict-env-handling",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120 + test_wait,
+            env=env,
+        )
+    points = [line for line in test.stdout.splitlines() if line.startswith("> ")]
+    errors = _errors(test.stderr)
+    if test.returncode != 0 or errors:
+        click.echo(test.stderr.strip())
+        raise click.ClickException(f"Telegraf --test failed for {config_file}")
+    click.echo(f"test run: OK, {len(points)} point(s) from the inputs in {test_wait}s")

@@ -1,0 +1,53 @@
+"""``bridge-cli render-config``: bridge.yaml (+ environment) -> telegraf.conf."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from telegraf_bridge.cli import render
+from telegraf_bridge.cli.settings import InvalidConfig, load_settings
+
+
+@click.command("render-config")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="BRIDGE_CONFIG",
+    required=True,
+    help="bridge.yaml to render (env: BRIDGE_CONFIG).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="BRIDGE_OUTPUT",
+    default="telegraf.conf",
+    show_default=True,
+    help="telegraf.conf to write (mode 0600, atomically; env: BRIDGE_OUTPUT).",
+)
+@click.option("--quiet", is_flag=True, help="Print nothing on success.")
+def command(config_path: Path, output: Path, quiet: bool) -> None:
+    """Render telegraf.conf and the plugin configs from a bridge.yaml.
+
+    Environment variables override the file; tokens are written only as references
+    (${VAR} or a token-file secret store), never as values. Nothing is written unless the
+    whole config is valid.
+    """
+    try:
+        settings = load_settings(config_path)
+        rendered = render.render(settings, output, config_source=str(config_path))
+    except InvalidConfig as exc:
+        raise click.ClickException(str(exc)) from None
+    written = render.write(rendered, output)
+    if quiet:
+        return
+    for note in settings.notes:
+        click.echo(f"note: {note}", err=True)
+    for path in written:
+        click.echo(f"wrote {path}")
+    for name in settings.referenced_env():
+        if name not in os.environ:
+            click.echo(f"warning: {name} is not set here; Telegraf needs it at start-up", err=True)

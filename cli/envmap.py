@@ -1,0 +1,150 @@
+"""Environment variables that override ``bridge.yaml``, including the seeds' own names.
+
+Two layers, applied in this order over the YAML file:
+
+1. Seed aliases, so users of the five systems this bundle replaces can keep their ``.env``
+   files. Each group describes one sink; it overrides the first sink of its type in the YAML,
+   or adds a sink named after the group when the YAML has none. A token variable is never read
+   for its value: the sink just references it (``token_env``).
+2. Canonical variables: ``BRIDGE_AGENT_<KEY>``, ``BRIDGE_SINK_<NAME>_<KEY>`` and
+   ``BRIDGE_SOURCE_<NAME>_<KEY>`` set any scalar option (NAME upper-cased, ``-`` as ``_``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AliasGroup:
+    """One seed's variables and the sink they describe."""
+
+    name: str
+    seed: str
+    sink_type: str
+    trigger: tuple[str, ...]
+    keys: Mapping[str, str]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    token_env: str = ""
+    token_file_env: str = ""
+    enabled_env: str = ""
+    unless: tuple[str, ...] = ()
+
+
+ALIAS_GROUPS: tuple[AliasGroup, ...] = (
+    AliasGroup(
+        name="tigo_v1",
+        seed="004 tigo-ingest",
+        sink_type="influxdb_v1",
+        trigger=("INFLUX_DB",),
+        keys={"url": "INFLUX_URL", "database": "INFLUX_DB", "retention_policy": "INFLUX_RP"},
+        defaults={"url": "http://127.0.0.1:8086"},
+    ),
+    AliasGroup(
+        name="powerlogger",
+        seed="003 PowerLogger",
+        sink_type="influxdb_v2",
+        trigger=("INFLUX_HOST",),
+        keys={"url": "INFLUX_HOST", "organization": "INFLUX_ORG", "bucket": "RAW_BUCKET"},
+        defaults={"bucket": "PowerLogger_raw"},
+        token_env="INFLUX_TOKEN",
+    ),
+    AliasGroup(
+        name="influx_cloud",
+        seed="000 SmartSolar",
+        sink_type="influxdb_v2",
+        trigger=("INFLUX_TOKEN",),
+        unless=("INFLUX_HOST", "INFLUX_DB"),
+        keys={"url": "INFLUX_URL", "organization": "INFLUX_ORG", "bucket": "INFLUX_BUCKET"},
+        defaults={"url": "https://us-east-1-1.aws.cloud2.influxdata.com", "bucket": "smartsolar"},
+        token_env="INFLUX_TOKEN",
+    ),
+    AliasGroup(
+        name="hoymiles_v3",
+        seed="001 Hoymiles S-Miles",
+        sink_type="influxdb_v3",
+        trigger=("INFLUXDB_HOST", "INFLUXDB_ENABLED"),
+        keys={"url": "INFLUXDB_HOST", "database": "INFLUXDB_DATABASE"},
+        defaults={"database": "hoymiles"},
+        token_env="INFLUXDB_TOKEN",
+        token_file_env="INFLUXDB_TOKEN_FILE",
+        enabled_env="INFLUXDB_ENABLED",
+    ),
+    AliasGroup(
+        name="iotflow",
+        seed="002 IoTFlow",
+        sink_type="influxdb_v2",
+        trigger=("INFLUXDB_URL",),
+        keys={"url": "INFLUXDB_URL", "organization": "INFLUXDB_ORG", "bucket": "INFLUXDB_BUCKET"},
+        defaults={"bucket": "telemetry"},
+        token_env="INFLUXDB_TOKEN",
+    ),
+)
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def env_key(name: str) -> str:
+    """The upper-case form of a source or sink name used in variable names."""
+    return name.upper().replace("-", "_")
+
+
+def apply_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: list[str]) -> None:
+    """Merge the seed alias groups present in ``env`` into ``doc`` (in place)."""
+    sinks = doc.setdefault("sinks", [])
+    if not isinstance(sinks, list):
+        return
+    for group in ALIAS_GROUPS:
+        if not any(env.get(var) for var in group.trigger):
+            continue
+        if any(env.get(var) for var in group.unless):
+            continue
+        target = next(
+            (s for s in sinks if isinstance(s, dict) and s.get("type") == group.sink_type), None
+        )
+        if target is None:
+            target = {"name": group.name, "type": group.sink_type, **group.defaults}
+            sinks.append(target)
+        for key, var in group.keys.items():
+            if env.get(var):
+                target[key] = env[var]
+        if group.token_file_env and env.get(group.token_file_env):
+            target["token_file"] = env[group.token_file_env]
+            target.pop("token_env", None)
+        elif group.token_env and env.get(group.token_env) is not None:
+            target["token_env"] = group.token_env
+            target.pop("token_file", None)
+        if group.enabled_env:
+            enabled = env.get(group.enabled_env, "").strip().lower() in TRUE_WORDS
+            target["enabled"] = enabled
+            if not enabled:
+                notes.append(
+                    f"sink {target['name']!r} is disabled: {group.enabled_env} is not true "
+                    f"(seed {group.seed} semantics)"
+                )
+        notes.append(f"sink {target['name']!r} configured from seed {group.seed} variables")
+
+
+def apply_canonical(doc: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Apply ``BRIDGE_AGENT_*``, ``BRIDGE_SINK_*`` and ``BRIDGE_SOURCE_*`` (in place)."""
+    agent = doc.setdefault("agent", {})
+    if isinstance(agent, dict):
+        for var, value in env.items():
+            if var.startswith("BRIDGE_AGENT_"):
+                agent[var.removeprefix("BRIDGE_AGENT_").lower()] = value
+    for section, prefix in (("sinks", "BRIDGE_SINK_"), ("sources", "BRIDGE_SOURCE_")):
+        items = doc.get(section)
+        if not isinstance(items, list):
+            continue
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                continue
+            item_prefix = f"{prefix}{env_key(item['name'])}_"
+            for var, value in env.items():
+                if var.startswith(item_prefix):
+                    key = var.removeprefix(item_prefix).lower()
+                    if key not in ("name", "type", "options"):
+                        item[key] = value

@@ -1,0 +1,34 @@
+"""``bridge-cli``: the group that holds every subcommand."""
+
+from __future__ import annotations
+
+import click
+
+from telegraf_bridge import __version__
+from telegraf_bridge.cli.commands import (
+    check_config,
+    config_reference,
+    init,
+    render_config,
+    run,
+    telegraf_path,
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="bridge-cli", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Render, check and run Telegraf configs for solar and IoT telemetry into InfluxDB."""
+
+
+cli.add_command(init.command)
+cli.add_command(render_config.command)
+cli.add_command(check_config.command)
+cli.add_command(telegraf_path.command)
+cli.add_command(run.command)
+cli.add_command(config_reference.command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

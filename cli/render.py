@@ -1,0 +1,144 @@
+"""Render telegraf.conf and the plugins' own config files from validated settings."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from telegraf_bridge import __version__, paths
+from telegraf_bridge.cli import schema
+from telegraf_bridge.cli.fsutil import write_atomic
+from telegraf_bridge.cli.settings import InvalidConfig, Settings
+from telegraf_bridge.cli.toml_values import (
+    TomlLiteral,
+    dump_document,
+    raw_string,
+    toml_comment,
+    toml_value,
+)
+
+_SECRET_KEY = re.compile(r"^\w+$")
+
+
+@dataclass
+class Rendered:
+    """Everything one render produces, not yet written."""
+
+    telegraf_conf: str
+    plugin_configs: dict[Path, str] = field(default_factory=dict)
+
+
+def _finalize(value: Any) -> Any:
+    """Refuse any interpolation that did not go through an escaping filter."""
+    if isinstance(value, TomlLiteral):
+        return value
+    if value is None or value == "":
+        return ""
+    raise jinja2.TemplateError(
+        f"template interpolated {value!r} without |toml or |raw_string; refusing to render"
+    )
+
+
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment over the packaged templates."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(paths.templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - TOML, escaped by the toml filters and _finalize
+        finalize=_finalize,
+    )
+    env.filters["toml"] = toml_value
+    env.filters["raw_string"] = raw_string
+    env.filters["toml_comment"] = toml_comment
+    return env
+
+
+def plugin_config_dir(settings: Settings, output: Path) -> Path:
+    """Where the plugins' config files go for a telegraf.conf written to ``output``."""
+    configured = settings.agent["plugin_config_directory"]
+    if configured:
+        return Path(configured)
+    return output.resolve().parent / f"{output.stem}.plugins"
+
+
+def _token_ref(sink: dict[str, Any], stores: list[dict[str, str]]) -> str:
+    if sink.get("token_env"):
+        return "${" + sink["token_env"] + "}"
+    token_file = sink.get("token_file")
+    if not token_file:
+        return ""
+    file_path = Path(token_file)
+    if not _SECRET_KEY.match(file_path.name):
+        raise InvalidConfig(
+            "token_file",
+            [
+                f"sinks ({sink['name']}).token_file = {token_file!r}: Telegraf reads token files "
+                "by name, which must be letters, digits and '_' only (e.g. influxdb_token); "
+                "rename the file or use token_env"
+            ],
+        )
+    store_id = "tokenfile_" + re.sub(r"\W", "_", sink["name"])
+    stores.append({"id": store_id, "path": str(file_path.parent), "sink": sink["name"]})
+    return "@{" + store_id + ":" + file_path.name + "}"
+
+
+def render(settings: Settings, output: Path, *, config_source: str = "bridge.yaml") -> Rendered:
+    """Render without writing anything, so a failure leaves no half-written file."""
+    python = settings.agent["python"] or sys.executable
+    plugin_dir = plugin_config_dir(settings, output)
+    rendered = Rendered(telegraf_conf="")
+    sources = []
+    for source in settings.active_sources():
+        conf_path = plugin_dir / f"{source['name']}.toml"
+        plugin_doc: dict[str, Any] = {
+            "signal": source["signal"],
+            "interval": source["interval"],
+            "state_dir": settings.agent["state_directory"],
+            "instance": source["name"],
+            "require_clock_sync": settings.agent["require_clock_sync"],
+            "time_floor": settings.agent["time_floor"],
+            "debug": settings.agent["debug"],
+        }
+        plugin_doc.update(source["options"])
+        rendered.plugin_configs[conf_path] = dump_document(
+            plugin_doc,
+            header=f"Plugin config of source '{source['name']}', rendered by bridge-cli.\n"
+            "Do not edit: change bridge.yaml and render again.",
+        )
+        module = schema.PLUGINS[source["plugin"]]
+        sources.append(
+            {**source, "command": [python, "-m", module, "--config", str(conf_path)]}
+        )
+    stores: list[dict[str, str]] = []
+    sinks = []
+    for sink in settings.active_sinks():
+        sinks.append({**sink, "token_ref": _token_ref(sink, stores)})
+    template = environment().get_template("telegraf.conf.j2")
+    rendered.telegraf_conf = template.render(
+        version=__version__,
+        config_source=config_source,
+        agent=settings.agent,
+        sources=sources,
+        sinks=sinks,
+        secretstores=stores,
+    )
+    return rendered
+
+
+def write(rendered: Rendered, output: Path) -> list[Path]:
+    """Write plugin configs first, then telegraf.conf, each atomically with mode 0600."""
+    written = []
+    for path, content in rendered.plugin_configs.items():
+        write_atomic(path, content, mode=0o600)
+        written.append(path)
+    write_atomic(output, rendered.telegraf_conf, mode=0o600)
+    written.append(output)
+    return written

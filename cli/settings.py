@@ -1,0 +1,260 @@
+"""Load ``bridge.yaml``, overlay the environment, and validate against :mod:`schema`.
+
+The result is a plain, fully-defaulted dictionary that the templates render. Every problem is
+collected and reported together, each naming the key, the value and what is allowed, and
+nothing is rendered unless the whole file is valid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from telegraf_bridge.cli import envmap, schema
+from telegraf_bridge.plugins.common import ConfigError, parse_duration
+from telegraf_bridge.plugins.common._clock import parse_time_floor
+
+_FORBIDDEN_SECRETS = ("token", "password", "api_key", "secret")
+
+
+class InvalidConfig(Exception):
+    """The config has one or more problems; ``problems`` lists them all."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s):\n{listing}")
+
+
+@dataclass
+class Settings:
+    """A validated configuration, ready to render."""
+
+    agent: dict[str, Any]
+    sources: list[dict[str, Any]]
+    sinks: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    def active_sinks(self) -> list[dict[str, Any]]:
+        """Sinks that are enabled."""
+        return [s for s in self.sinks if s["enabled"]]
+
+    def active_sources(self) -> list[dict[str, Any]]:
+        """Sources that are enabled."""
+        return [s for s in self.sources if s["enabled"]]
+
+    def referenced_env(self) -> list[str]:
+        """Environment variables the rendered config reads at Telegraf start-up."""
+        names = []
+        for sink in self.active_sinks():
+            for key in ("token_env", "password_env"):
+                if sink.get(key):
+                    names.append(sink[key])
+        return sorted(set(names))
+
+
+def _coerce(opt: schema.Opt, value: Any, where: str, problems: list[str]) -> Any:
+    """Check ``value`` against ``opt``; strings from the environment are converted."""
+
+    def bad(allowed: str) -> None:
+        problems.append(f"{where}.{opt.key} = {value!r} is invalid: expected {allowed}")
+
+    kind = opt.kind
+    if kind == "boolean":
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in envmap.TRUE_WORDS:
+                return True
+            if lowered in envmap.FALSE_WORDS - {""}:
+                return False
+        if isinstance(value, bool):
+            return value
+        bad("true or false")
+        return opt.default
+    if kind == "integer":
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            bad("an integer")
+            return opt.default
+        if opt.minimum is not None and value < opt.minimum:
+            bad(f"an integer >= {int(opt.minimum)}")
+        return value
+    if kind == "duration":
+        if value == "" and opt.default == "":
+            return ""
+        try:
+            parse_duration(value, key=f"{where}.{opt.key}")
+        except ConfigError:
+            bad('a duration such as "500ms", "10s", "5m" or "1h"')
+            return opt.default
+        return value if isinstance(value, str) else f"{value}s"
+    if kind == "mapping":
+        if not isinstance(value, dict):
+            bad("a mapping of plugin options")
+            return {}
+        return value
+    if not isinstance(value, str):
+        bad("a string")
+        return opt.default
+    if opt.choices is not None and value not in opt.choices:
+        bad("one of " + ", ".join(repr(c) for c in opt.choices))
+    elif kind == "name" and not schema.NAME_RE.match(value):
+        bad("a name of lower-case letters, digits, '_' and '-', starting with a letter")
+    elif kind == "env_name" and value and not schema.ENV_NAME_RE.match(value):
+        bad("an environment variable name such as INFLUX_TOKEN")
+    elif kind == "url":
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            bad("an http:// or https:// URL")
+    elif "\n" in value or "\r" in value:
+        bad("a single line of text")
+    return value
+
+
+def _section(
+    opts: tuple[schema.Opt, ...],
+    data: Mapping[str, Any],
+    where: str,
+    problems: list[str],
+    extra_allowed: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    known = {o.key for o in opts} | extra_allowed
+    for key in data:
+        if key in _FORBIDDEN_SECRETS:
+            problems.append(
+                f"{where}.{key}: secrets are never accepted in the config file; put the value "
+                f"in an environment variable and set {key}_env (or token_file for tokens)"
+            )
+        elif key not in known:
+            problems.append(
+                f"{where}.{key} is not a known option; allowed: {', '.join(sorted(known))}"
+            )
+    for opt in opts:
+        if opt.key in data and data[opt.key] is not None:
+            result[opt.key] = _coerce(opt, data[opt.key], where, problems)
+        elif opt.required:
+            problems.append(f"{where}.{opt.key} is required ({opt.doc})")
+            result[opt.key] = None
+        else:
+            result[opt.key] = opt.default
+    return result
+
+
+def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings:
+    problems: list[str] = []
+    for key in doc:
+        if key not in ("agent", "sources", "sinks"):
+            problems.append(f"{key} is not a known section; allowed: agent, sources, sinks")
+
+    agent_doc = doc.get("agent") or {}
+    if not isinstance(agent_doc, dict):
+        problems.append(f"agent = {agent_doc!r} is invalid: expected a mapping")
+        agent_doc = {}
+    agent = _section(schema.AGENT, agent_doc, "agent", problems)
+    try:
+        parse_time_floor(str(agent["time_floor"]))
+    except ValueError:
+        problems.append(
+            f"agent.time_floor = {agent['time_floor']!r} is invalid: expected an RFC 3339 time"
+        )
+
+    sources: list[dict[str, Any]] = []
+    raw_sources = doc.get("sources") or []
+    if not isinstance(raw_sources, list):
+        problems.append("sources is invalid: expected a list of sources")
+        raw_sources = []
+    for index, item in enumerate(raw_sources):
+        where = f"sources[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where} is invalid: expected a mapping")
+            continue
+        src = _section(schema.SOURCE, item, where, problems)
+        if not src["interval"]:
+            src["interval"] = agent["interval"]
+        sources.append(src)
+
+    sinks: list[dict[str, Any]] = []
+    raw_sinks = doc.get("sinks") or []
+    if not isinstance(raw_sinks, list):
+        problems.append("sinks is invalid: expected a list of sinks")
+        raw_sinks = []
+    for index, item in enumerate(raw_sinks):
+        where = f"sinks[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where} is invalid: expected a mapping")
+            continue
+        kind = item.get("type")
+        if kind not in schema.SINK_TYPE_OPTS:
+            problems.append(
+                f"{where}.type = {kind!r} is invalid: expected one of "
+                + ", ".join(repr(t) for t in schema.SINK_TYPES)
+            )
+            continue
+        type_opts = schema.SINK_TYPE_OPTS[kind]
+        sink = _section(schema.SINK_COMMON + type_opts, item, where, problems)
+        if "token_env" in sink and "token_file" in sink:
+            if sink["token_env"] and sink["token_file"]:
+                problems.append(f"{where}: set token_env or token_file, not both")
+            elif kind == "influxdb_v2" and not (sink["token_env"] or sink["token_file"]):
+                problems.append(
+                    f"{where}: an InfluxDB v2/Cloud sink needs a token: set token_env (the "
+                    "name of an environment variable) or token_file"
+                )
+        sinks.append(sink)
+
+    for label, items in (("sources", sources), ("sinks", sinks)):
+        seen: set[str] = set()
+        for item in items:
+            name = item.get("name")
+            if isinstance(name, str) and name in seen:
+                problems.append(f"{label}: name {name!r} is used twice; names must be unique")
+            if isinstance(name, str):
+                seen.add(name)
+    if problems:
+        raise InvalidConfig(source, problems)
+    return Settings(agent=agent, sources=sources, sinks=sinks, notes=notes)
+
+
+def load_settings(
+    path: Path | None,
+    env: Mapping[str, str] | None = None,
+    *,
+    text: str | None = None,
+) -> Settings:
+    """Read ``path`` (or ``text``), apply the environment and validate.
+
+    Raises :class:`InvalidConfig` naming every problem.
+    """
+    environ = dict(os.environ if env is None else env)
+    source = str(path) if path is not None else "<embedded>"
+    if text is None:
+        if path is None:
+            raise InvalidConfig(source, ["no config file given"])
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InvalidConfig(source, [f"config file {path} does not exist"]) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidConfig(source, [f"cannot read {path}: {exc}"]) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidConfig(source, [f"not valid YAML: {exc}"]) from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise InvalidConfig(source, ["the top level must be a mapping with agent, sources, sinks"])
+    notes: list[str] = []
+    envmap.apply_aliases(doc, environ, notes)
+    envmap.apply_canonical(doc, environ)
+    return _validate(doc, source, notes)

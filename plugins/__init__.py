@@ -1,0 +1,1 @@
+"""Execd input plugins: one folder per plugin, each runnable as ``python -m``."""

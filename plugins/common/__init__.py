@@ -1,0 +1,48 @@
+"""The execd shim shared by every plugin: serializer, runner, logging, state, backoff, clock."""
+
+from telegraf_bridge.plugins.common._backoff import Backoff, retry
+from telegraf_bridge.plugins.common._clock import ClockGuard, kernel_clock_synchronised
+from telegraf_bridge.plugins.common._config import (
+    ConfigError,
+    Section,
+    format_duration,
+    load_toml,
+    parse_duration,
+)
+from telegraf_bridge.plugins.common._lineprotocol import (
+    FieldType,
+    FieldValue,
+    LineProtocolSerializer,
+    Point,
+    SkipCounter,
+)
+from telegraf_bridge.plugins.common._log import ChangeLogger, setup_logging
+from telegraf_bridge.plugins.common._main import PluginContext, plugin_main
+from telegraf_bridge.plugins.common._runner import Emit, LineWriter, Runner, Source
+from telegraf_bridge.plugins.common._state import StateFile
+
+__all__ = [
+    "Backoff",
+    "ChangeLogger",
+    "ClockGuard",
+    "ConfigError",
+    "Emit",
+    "FieldType",
+    "FieldValue",
+    "LineProtocolSerializer",
+    "LineWriter",
+    "PluginContext",
+    "Point",
+    "Runner",
+    "Section",
+    "SkipCounter",
+    "Source",
+    "StateFile",
+    "format_duration",
+    "kernel_clock_synchronised",
+    "load_toml",
+    "parse_duration",
+    "plugin_main",
+    "retry",
+    "setup_logging",
+]

@@ -1,0 +1,254 @@
+"""Line-protocol serialisation with one declared type per field and no way to inject a point.
+
+Why this is ours and not a client library's: a plugin's line is parsed by Telegraf, so a stray
+newline, an unescaped separator or a trailing backslash would split, merge or corrupt points,
+and a field that is an int in one line and a float in the next makes InfluxDB reject whole
+batches. Every such case here is either made safe or skipped, and every skip is counted and
+logged (see :class:`SkipCounter`), never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+log = logging.getLogger("telegraf_bridge.lineprotocol")
+
+FieldValue = float | int | str | bool
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
+
+# Control characters that would end or split a line are replaced by their two-character escape,
+# the way Telegraf's own serializer does for keys and tag values.
+_CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}
+_LINE_BREAKS = {"\n": "\\n", "\r": "\\r"}
+
+
+class FieldType(StrEnum):
+    """The declared type of a field; each field keeps exactly one for its whole life."""
+
+    FLOAT = "float"
+    INTEGER = "integer"
+    UNSIGNED = "unsigned"
+    STRING = "string"
+    BOOLEAN = "boolean"
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One measurement at one instant, before serialisation."""
+
+    measurement: str
+    tags: Mapping[str, str]
+    fields: Mapping[str, FieldValue]
+    time_ns: int
+
+
+class SkipCounter:
+    """Counts every sanitised value and skipped field or point, and logs them sparingly.
+
+    The first occurrence of each reason is logged, then the 10th, 100th, 1000th and so on, so a
+    bad input source cannot flood Telegraf's log but never goes unnoticed.
+    """
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._logger = logger or log
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def count(self, reason: str, detail: str = "") -> None:
+        """Record one occurrence of ``reason`` (e.g. ``nonfinite_field``)."""
+        with self._lock:
+            n = self._counts.get(reason, 0) + 1
+            self._counts[reason] = n
+        if n == 1 or _is_power_of_ten(n):
+            suffix = f": {detail}" if detail else ""
+            self._logger.warning("%s (occurrence %d)%s", reason, n, suffix)
+
+    def snapshot(self) -> dict[str, int]:
+        """A copy of the counts, keyed by reason."""
+        with self._lock:
+            return dict(self._counts)
+
+    def total(self) -> int:
+        """How many skips or sanitisations were recorded in all."""
+        with self._lock:
+            return sum(self._counts.values())
+
+
+def _is_power_of_ten(n: int) -> bool:
+    while n >= 10 and n % 10 == 0:
+        n //= 10
+    return n == 1
+
+
+def _replace(text: str, table: Mapping[str, str]) -> str:
+    if not any(ch in text for ch in table):
+        return text
+    return "".join(table.get(ch, ch) for ch in text)
+
+
+def _valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escape_backslash_and(text: str, specials: str) -> str:
+    """Escape backslashes and ``specials`` with a backslash.
+
+    Escaping every backslash (not only those before a special) is what keeps a value ending in
+    a backslash from swallowing the separator that follows it.
+    """
+    if "\\" not in text and not any(ch in text for ch in specials):
+        return text
+    out = []
+    for ch in text:
+        if ch == "\\" or ch in specials:
+            out.append("\\")
+        out.append(ch)
+    return "".join(out)
+
+
+@dataclass
+class LineProtocolSerializer:
+    """Turns :class:`Point` objects into safe line-protocol lines.
+
+    ``field_types`` declares a type per field key; undeclared numbers become floats (so a JSON
+    ``1`` and ``1.5`` never conflict), booleans stay booleans and strings stay strings.
+    ``time_floor_ns`` refuses points stamped before it (a Pi without a real-time clock boots in
+    1970).
+    """
+
+    field_types: Mapping[str, FieldType] = field(default_factory=dict)
+    time_floor_ns: int | None = None
+    counter: SkipCounter = field(default_factory=SkipCounter)
+
+    # -- elements --------------------------------------------------------------------------
+
+    def _clean(self, text: str, what: str, table: Mapping[str, str]) -> str:
+        if not _valid_unicode(text):
+            self.counter.count("invalid_unicode_replaced", what)
+            text = text.encode("utf-8", "replace").decode("utf-8")
+        cleaned = _replace(text, table)
+        if cleaned != text:
+            self.counter.count("control_characters_escaped", what)
+        return cleaned
+
+    def _key(self, text: str, what: str) -> str:
+        return _escape_backslash_and(self._clean(text, what, _CONTROL), ",= ")
+
+    def _measurement(self, name: str) -> str | None:
+        if not name or name.startswith("#"):
+            # A line starting with '#' is a comment to every line-protocol parser.
+            self.counter.count("invalid_measurement", repr(name[:40]))
+            return None
+        return _escape_backslash_and(self._clean(name, "measurement", _CONTROL), ", ")
+
+    def _field_value(self, key: str, value: object) -> str | None:
+        declared = self.field_types.get(key)
+        if isinstance(value, bool):
+            if declared in (None, FieldType.BOOLEAN):
+                return "true" if value else "false"
+        elif isinstance(value, int):
+            if declared in (None, FieldType.FLOAT):
+                return self._float(key, float(value))
+            if declared is FieldType.INTEGER:
+                return self._integer(key, value)
+            if declared is FieldType.UNSIGNED:
+                return self._unsigned(key, value)
+        elif isinstance(value, float):
+            if declared in (None, FieldType.FLOAT):
+                return self._float(key, value)
+            if declared in (FieldType.INTEGER, FieldType.UNSIGNED) and value.is_integer():
+                whole = int(value)
+                if declared is FieldType.INTEGER:
+                    return self._integer(key, whole)
+                return self._unsigned(key, whole)
+        elif isinstance(value, str):
+            if declared in (None, FieldType.STRING):
+                text = self._clean(value, f"field {key!r}", _LINE_BREAKS)
+                return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        self.counter.count(
+            "field_type_mismatch",
+            f"{key!r} is declared {declared or 'untyped'} but got {type(value).__name__}",
+        )
+        return None
+
+    def _float(self, key: str, value: float) -> str | None:
+        if not math.isfinite(value):
+            self.counter.count("nonfinite_field_dropped", f"{key!r}={value}")
+            return None
+        return repr(value)
+
+    def _integer(self, key: str, value: int) -> str | None:
+        if not INT64_MIN <= value <= INT64_MAX:
+            self.counter.count("integer_out_of_range", f"{key!r}={value}")
+            return None
+        return f"{value}i"
+
+    def _unsigned(self, key: str, value: int) -> str | None:
+        if not 0 <= value <= UINT64_MAX:
+            self.counter.count("unsigned_out_of_range", f"{key!r}={value}")
+            return None
+        return f"{value}u"
+
+    # -- points ----------------------------------------------------------------------------
+
+    def line(self, point: Point) -> str | None:
+        """One line without its newline, or None when the point had to be skipped."""
+        ts = point.time_ns
+        if isinstance(ts, bool) or not isinstance(ts, int):
+            self.counter.count("invalid_timestamp", f"{point.measurement}: {ts!r}")
+            return None
+        if not INT64_MIN <= ts <= INT64_MAX:
+            self.counter.count("invalid_timestamp", f"{point.measurement}: {ts} out of range")
+            return None
+        if self.time_floor_ns is not None and ts < self.time_floor_ns:
+            self.counter.count("timestamp_before_floor", f"{point.measurement}: {ts}")
+            return None
+        measurement = self._measurement(point.measurement)
+        if measurement is None:
+            return None
+
+        parts = [measurement]
+        for key in sorted(point.tags):
+            value = point.tags[key]
+            if not key:
+                self.counter.count("empty_tag_key_dropped", point.measurement)
+                continue
+            if not isinstance(value, str) or value == "":
+                self.counter.count("empty_or_invalid_tag_value_dropped", f"tag {key!r}")
+                continue
+            parts.append(f",{self._key(key, 'tag key')}={self._key(value, f'tag {key!r}')}")
+
+        fields = []
+        for key in sorted(point.fields):
+            value = point.fields[key]
+            if not key:
+                self.counter.count("empty_field_key_dropped", point.measurement)
+                continue
+            rendered = self._field_value(key, value)
+            if rendered is not None:
+                fields.append(f"{self._key(key, 'field key')}={rendered}")
+        if not fields:
+            self.counter.count("point_without_fields_skipped", point.measurement)
+            return None
+        return "".join(parts) + " " + ",".join(fields) + f" {ts}"
+
+    def lines(self, points: Iterable[Point]) -> list[str]:
+        """Serialise many points, leaving out those that had to be skipped."""
+        out = []
+        for point in points:
+            rendered = self.line(point)
+            if rendered is not None:
+                out.append(rendered)
+        return out

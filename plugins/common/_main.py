@@ -1,0 +1,130 @@
+"""The command line every plugin shares: ``--config FILE`` and the execd options in it.
+
+Options common to all plugins (top level of the plugin's TOML file):
+
+- ``signal``: ``"none"`` (own schedule, default) or ``"STDIN"`` (gather on each newline);
+  must match the execd ``signal`` in telegraf.conf.
+- ``interval``: gather interval on the own schedule (default ``"10s"``).
+- ``state_dir``: where state files live (default ``/var/lib/telegraf-bridge/state``).
+- ``instance``: name that keys this instance's state (default: the plugin name).
+- ``time_floor``: RFC 3339 instant; points stamped before it are refused.
+- ``require_clock_sync``: hold gathers while the kernel says the clock is unsynchronised.
+- ``debug``: log at debug level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from telegraf_bridge._version import __version__
+from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR, ClockGuard, parse_time_floor
+from telegraf_bridge.plugins.common._config import ConfigError, Section, load_toml
+from telegraf_bridge.plugins.common._lineprotocol import LineProtocolSerializer, SkipCounter
+from telegraf_bridge.plugins.common._log import setup_logging
+from telegraf_bridge.plugins.common._runner import LineWriter, Runner, Source
+
+DEFAULT_STATE_DIR = "/var/lib/telegraf-bridge/state"
+# Set by `bridge-cli check-config` so a test run never moves a live file position or counter.
+STATE_OVERRIDE_ENV = "TELEGRAF_BRIDGE_STATE_DIR"
+EXIT_CONFIG = 2
+
+log = logging.getLogger("telegraf_bridge.plugin")
+
+
+@dataclass
+class PluginContext:
+    """What a plugin's factory gets: its config section and the shared services."""
+
+    name: str
+    config: Section
+    state_dir: Path
+    instance: str
+    serializer: LineProtocolSerializer
+    clock_guard: ClockGuard
+    interval_s: float
+
+    def state_path(self, suffix: str = "state") -> Path:
+        """The state file of this plugin instance."""
+        return self.state_dir / f"{self.name}-{self.instance}.{suffix}.json"
+
+
+def _parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=f"bridge-{name.replace('_', '-')}",
+        description=f"telegraf-bridge execd input plugin '{name}': writes line protocol to "
+        "stdout for Telegraf's inputs.execd.",
+    )
+    parser.add_argument("--config", type=Path, help="plugin config file (TOML)")
+    parser.add_argument("--once", action="store_true", help="gather once, print, exit")
+    parser.add_argument(
+        "--ignore-stdin",
+        action="store_true",
+        help="do not stop when stdin closes (for running outside Telegraf)",
+    )
+    parser.add_argument("--debug", action="store_true", help="log at debug level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def plugin_main(
+    name: str,
+    factory: Callable[[PluginContext], Source],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse arguments, load config, build the source and run it; returns the exit status."""
+    args = _parse_args(name, argv)
+    setup_logging(debug=args.debug)
+    try:
+        data = load_toml(args.config) if args.config else {}
+        config = Section(data, name)
+        setup_logging(debug=args.debug or config.boolean("debug", False))
+        signal = config.string("signal", "none", choices=("none", "STDIN"))
+        interval_s = config.duration("interval", 10.0, minimum=0.001)
+        state_dir = Path(config.string("state_dir", DEFAULT_STATE_DIR))
+        if os.environ.get(STATE_OVERRIDE_ENV):
+            state_dir = Path(os.environ[STATE_OVERRIDE_ENV])
+        instance = config.string("instance", name)
+        floor_text = config.string("time_floor", DEFAULT_TIME_FLOOR)
+        try:
+            floor_ns = parse_time_floor(floor_text)
+        except ValueError:
+            raise ConfigError(
+                f"{name}.time_floor = {floor_text!r} is invalid: expected an RFC 3339 time"
+            ) from None
+        guard = ClockGuard(floor_ns=floor_ns, require_sync=config.boolean("require_clock_sync", True))
+        serializer = LineProtocolSerializer(time_floor_ns=floor_ns, counter=SkipCounter())
+        ctx = PluginContext(
+            name=name,
+            config=config,
+            state_dir=state_dir,
+            instance=instance,
+            serializer=serializer,
+            clock_guard=guard,
+            interval_s=interval_s,
+        )
+        source = factory(ctx)
+        config.check_unknown()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    writer = LineWriter(sys.stdout.buffer, serializer)
+    runner = Runner(
+        source,
+        writer,
+        signal="STDIN" if signal == "STDIN" else "none",
+        interval_s=interval_s,
+        clock_guard=guard,
+        watch_stdin=not args.ignore_stdin,
+        once=args.once,
+    )
+    status = runner.run()
+    skipped = serializer.counter.snapshot()
+    if skipped:
+        log.info("skip/sanitise counts at exit: %s", skipped)
+    return status

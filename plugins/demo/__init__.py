@@ -1,0 +1,1 @@
+"""A deterministic demo source, so ``make run`` and the tests have data without devices."""

@@ -1,0 +1,108 @@
+"""Demo source: a simulated PV string whose values are a pure function of the timestamp.
+
+Why deterministic: the delivery promise relies on replays being idempotent, so the demo must
+produce byte-identical points when a window is emitted twice. Power follows a daylight curve of
+the (UTC) time of day; the energy counter is persisted and advanced only when a new interval
+window starts, so a restart never resets it to zero and a replayed window never adds twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+
+from telegraf_bridge.plugins.common import (
+    ConfigError,
+    Emit,
+    FieldType,
+    PluginContext,
+    Point,
+    StateFile,
+    plugin_main,
+)
+
+log = logging.getLogger("telegraf_bridge.plugins.demo")
+
+NS = 1_000_000_000
+DAY_S = 86_400
+
+
+def power_at(time_ns: int, peak_w: float, device: int) -> float:
+    """Simulated AC power at ``time_ns``: a half sine from 06:00 to 18:00 UTC, 0 at night."""
+    seconds = (time_ns // NS) % DAY_S
+    phase = (seconds - 6 * 3600) / (12 * 3600)
+    if not 0.0 < phase < 1.0:
+        return 0.0
+    scale = 1.0 - 0.05 * device
+    return round(peak_w * scale * math.sin(math.pi * phase), 3)
+
+
+class DemoSource:
+    """Emits one ``demo`` point per simulated device per interval window."""
+
+    def __init__(self, ctx: PluginContext) -> None:
+        cfg = ctx.config
+        self.measurement = cfg.string("measurement", "demo")
+        self.site = cfg.string("site", "demo")
+        self.devices = cfg.integer("devices", 1, minimum=1)
+        if self.devices > 1000:
+            raise ConfigError(f"demo.devices = {self.devices} is invalid: expected 1..1000")
+        self.peak_w = cfg.number("peak_power_w", 4000.0, minimum=0.0)
+        self.interval_ns = round(ctx.interval_s * NS)
+        ctx.serializer.field_types = {
+            "power_w": FieldType.FLOAT,
+            "energy_wh": FieldType.INTEGER,
+            "state": FieldType.STRING,
+            "online": FieldType.BOOLEAN,
+        }
+        self.clock = ctx.clock_guard
+        self.state = StateFile(ctx.state_path(), min_interval_s=60.0)
+        saved = self.state.load() or {}
+        self.energy_mwh: dict[str, int] = {
+            str(k): int(v) for k, v in dict(saved.get("energy_mwh", {})).items()
+        }
+        self.last_window_ns = int(saved.get("last_window_ns", 0))
+
+    def _device_name(self, index: int) -> str:
+        return f"{self.site}-{index + 1}"
+
+    def gather(self, emit: Emit) -> None:
+        """Emit the current window's points, advancing counters once per new window."""
+        window_ns = (time.time_ns() // self.interval_ns) * self.interval_ns
+        new_window = window_ns > self.last_window_ns
+        for index in range(self.devices):
+            device = self._device_name(index)
+            power = power_at(window_ns, self.peak_w, index)
+            if new_window:
+                step_mwh = round(power * self.interval_ns / NS / 3600 * 1000)
+                self.energy_mwh[device] = self.energy_mwh.get(device, 0) + step_mwh
+            emit(
+                Point(
+                    measurement=self.measurement,
+                    tags={"device": device, "site": self.site},
+                    fields={
+                        "power_w": power,
+                        "energy_wh": self.energy_mwh.get(device, 0) // 1000,
+                        "state": "producing" if power > 0 else "idle",
+                        "online": True,
+                    },
+                    time_ns=window_ns,
+                )
+            )
+        if new_window:
+            self.last_window_ns = window_ns
+            self.state.save_if_due(self._state())
+
+    def _state(self) -> dict[str, object]:
+        return {"energy_mwh": self.energy_mwh, "last_window_ns": self.last_window_ns}
+
+    def close(self) -> None:
+        """Persist the counters so a restart continues them."""
+        self.state.save(self._state())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``bridge-demo`` and ``python -m telegraf_bridge.plugins.demo``."""
+    return plugin_main("demo", DemoSource, argv)

@@ -1,0 +1,47 @@
+"""Every filesystem location the CLI uses, in one place.
+
+Tests point all of them into ``tmp_path`` through the environment variables named here, so a
+test run never touches the developer's cache or state.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+CACHE_ENV = "TELEGRAF_BRIDGE_CACHE"
+TELEGRAF_BIN_ENV = "TELEGRAF_BIN"
+
+
+def cache_root() -> Path:
+    """Where builds (the custom Telegraf) are cached: outside any checkout, shared by clones."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "telegraf-bridge"
+
+
+def templates_dir() -> Path:
+    """The Jinja2 templates shipped inside the package."""
+    return Path(str(resources.files("telegraf_bridge.templates")))
+
+
+def telegraf_dir() -> Path:
+    """The pinned Telegraf version, its plugin list and its build script."""
+    return Path(str(resources.files("telegraf_bridge.telegraf")))
+
+
+def telegraf_version() -> str:
+    """The Telegraf version the bundle pins (telegraf/VERSION)."""
+    return (telegraf_dir() / "VERSION").read_text(encoding="utf-8").strip()
+
+
+def telegraf_build_tags() -> list[str]:
+    """Plugin build tags of the custom Telegraf (telegraf/plugins.txt), without ``custom``."""
+    lines = (telegraf_dir() / "plugins.txt").read_text(encoding="utf-8").splitlines()
+    return sorted(
+        line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
+    )

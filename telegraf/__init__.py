@@ -1,0 +1,1 @@
+"""The pinned Telegraf: its version, the plugin build tags and the build script (data only)."""

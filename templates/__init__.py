@@ -1,0 +1,1 @@
+"""Jinja2 templates for telegraf.conf (data only; rendered by ``bridge-cli render-config``)."""
