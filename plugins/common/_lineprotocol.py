@@ -24,10 +24,17 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
 
-# Control characters that would end or split a line are replaced by their two-character escape,
-# the way Telegraf's own serializer does for keys and tag values.
-_CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}
+# Whitespace that Telegraf's parser does not accept inside names, keys and tag values is replaced
+# by its two-character escape (as Telegraf's own serializer does); string fields only need line
+# breaks replaced, and we do that so a line is always exactly one physical line.
+_CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f", "\v": "\\v"}
 _LINE_BREAKS = {"\n": "\\n", "\r": "\\r"}
+# Telegraf's parser keeps a backslash literally, except before these characters (which it
+# unescapes) and at the very end of an element (where it would swallow the separator). Such a
+# backslash cannot be represented, so it becomes U+FF3C FULLWIDTH REVERSE SOLIDUS, counted.
+_NAME_UNSAFE_AFTER_BACKSLASH = ", "
+_KEY_UNSAFE_AFTER_BACKSLASH = ',= "'
+BACKSLASH_STAND_IN = "\uff3c"
 
 
 class FieldType(StrEnum):
@@ -102,20 +109,23 @@ def _valid_unicode(text: str) -> bool:
     return True
 
 
-def _escape_backslash_and(text: str, specials: str) -> str:
-    """Escape backslashes and ``specials`` with a backslash.
-
-    Escaping every backslash (not only those before a special) is what keeps a value ending in
-    a backslash from swallowing the separator that follows it.
-    """
+def _escape(text: str, specials: str, unsafe_after_backslash: str) -> tuple[str, bool]:
+    """Escape ``specials`` with a backslash; returns the text and whether a backslash was
+    replaced by its stand-in because the parser could not have read it back."""
     if "\\" not in text and not any(ch in text for ch in specials):
-        return text
+        return text, False
     out = []
-    for ch in text:
-        if ch == "\\" or ch in specials:
+    replaced = False
+    last = len(text) - 1
+    for index, ch in enumerate(text):
+        if ch == "\\" and (index == last or text[index + 1] in unsafe_after_backslash):
+            out.append(BACKSLASH_STAND_IN)
+            replaced = True
+            continue
+        if ch in specials:
             out.append("\\")
         out.append(ch)
-    return "".join(out)
+    return "".join(out), replaced
 
 
 @dataclass
@@ -144,14 +154,24 @@ class LineProtocolSerializer:
         return cleaned
 
     def _key(self, text: str, what: str) -> str:
-        return _escape_backslash_and(self._clean(text, what, _CONTROL), ",= ")
+        escaped, replaced = _escape(
+            self._clean(text, what, _CONTROL), ",= ", _KEY_UNSAFE_AFTER_BACKSLASH
+        )
+        if replaced:
+            self.counter.count("unrepresentable_backslash_replaced", what)
+        return escaped
 
     def _measurement(self, name: str) -> str | None:
         if not name or name.startswith("#"):
             # A line starting with '#' is a comment to every line-protocol parser.
             self.counter.count("invalid_measurement", repr(name[:40]))
             return None
-        return _escape_backslash_and(self._clean(name, "measurement", _CONTROL), ", ")
+        escaped, replaced = _escape(
+            self._clean(name, "measurement", _CONTROL), ", ", _NAME_UNSAFE_AFTER_BACKSLASH
+        )
+        if replaced:
+            self.counter.count("unrepresentable_backslash_replaced", "measurement")
+        return escaped
 
     def _field_value(self, key: str, value: object) -> str | None:
         declared = self.field_types.get(key)
@@ -220,6 +240,7 @@ class LineProtocolSerializer:
             return None
 
         parts = [measurement]
+        seen: set[str] = set()
         for key in sorted(point.tags):
             value = point.tags[key]
             if not key:
@@ -228,17 +249,29 @@ class LineProtocolSerializer:
             if not isinstance(value, str) or value == "":
                 self.counter.count("empty_or_invalid_tag_value_dropped", f"tag {key!r}")
                 continue
-            parts.append(f",{self._key(key, 'tag key')}={self._key(value, f'tag {key!r}')}")
+            escaped_key = self._key(key, "tag key")
+            if escaped_key in seen:
+                # Two keys that differ only in control characters end up equal once escaped.
+                self.counter.count("duplicate_key_dropped", f"tag {key!r}")
+                continue
+            seen.add(escaped_key)
+            parts.append(f",{escaped_key}={self._key(value, f'tag {key!r}')}")
 
         fields = []
+        seen.clear()
         for key in sorted(point.fields):
             value = point.fields[key]
             if not key:
                 self.counter.count("empty_field_key_dropped", point.measurement)
                 continue
+            escaped_key = self._key(key, "field key")
+            if escaped_key in seen:
+                self.counter.count("duplicate_key_dropped", f"field {key!r}")
+                continue
             rendered = self._field_value(key, value)
             if rendered is not None:
-                fields.append(f"{self._key(key, 'field key')}={rendered}")
+                seen.add(escaped_key)
+                fields.append(f"{escaped_key}={rendered}")
         if not fields:
             self.counter.count("point_without_fields_skipped", point.measurement)
             return None

@@ -1,0 +1,32 @@
+"""Test helpers, shipped so plugin tests and downstream users can reuse them.
+
+Real servers where they can be installed (InfluxDB 1.x, Telegraf), loopback fakes following
+the official HTTP APIs where they cannot (InfluxDB v2/Cloud, InfluxDB 3), and a strict
+line-protocol reader.
+"""
+
+from telegraf_bridge.testing._fake_influx import FakeInfluxV2, FakeInfluxV3, WriteRequest
+from telegraf_bridge.testing._influxd import InfluxD1, find_influxd
+from telegraf_bridge.testing._lineprotocol import (
+    LineProtocolError,
+    ParsedPoint,
+    parse_line,
+    parse_lines,
+)
+from telegraf_bridge.testing._ports import free_port, wait_for
+from telegraf_bridge.testing._telegraf import TelegrafProcess
+
+__all__ = [
+    "FakeInfluxV2",
+    "FakeInfluxV3",
+    "InfluxD1",
+    "LineProtocolError",
+    "ParsedPoint",
+    "TelegrafProcess",
+    "WriteRequest",
+    "find_influxd",
+    "free_port",
+    "parse_line",
+    "parse_lines",
+    "wait_for",
+]

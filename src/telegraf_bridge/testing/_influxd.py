@@ -1,0 +1,139 @@
+"""A real InfluxDB 1.x server (Debian's ``influxd``) on loopback, for tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from telegraf_bridge.testing._ports import free_port, wait_for
+
+
+def find_influxd() -> str | None:
+    """The influxd binary, also where Debian puts it outside a normal user's PATH."""
+    return shutil.which("influxd") or next(
+        (p for p in ("/usr/bin/influxd", "/usr/sbin/influxd") if Path(p).exists()), None
+    )
+
+
+class InfluxD1:
+    """Starts ``influxd`` with its own data directory and ports; stops it on exit."""
+
+    def __init__(self, workdir: Path, *, binary: str | None = None) -> None:
+        found = binary or find_influxd()
+        if not found:
+            raise RuntimeError("influxd (InfluxDB 1.x) is not installed: run `make setup`")
+        self.binary = found
+        self.workdir = Path(workdir)
+        self.http_port = free_port()
+        self.rpc_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def _config(self) -> str:
+        d = self.workdir
+        return f"""
+reporting-disabled = true
+bind-address = "127.0.0.1:{self.rpc_port}"
+[meta]
+  dir = "{d}/meta"
+  logging-enabled = false
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+  trace-logging-enabled = false
+[retention]
+  enabled = false
+[shard-precreation]
+  enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{self.http_port}"
+  auth-enabled = false
+  log-enabled = false
+  flux-enabled = false
+[continuous_queries]
+  enabled = true
+  log-enabled = false
+  run-interval = "1s"
+[logging]
+  level = "warn"
+"""
+
+    def start(self) -> InfluxD1:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "influxdb.conf"
+        conf.write_text(self._config(), encoding="utf-8")
+        log = (self.workdir / "influxd.log").open("wb")
+        self.proc = subprocess.Popen(
+            [self.binary, "-config", str(conf)], stdout=log, stderr=subprocess.STDOUT
+        )
+        wait_for(self._ping, timeout=60, what=f"influxd on {self.url}")
+        return self
+
+    def _ping(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            log = (self.workdir / "influxd.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"influxd exited with {self.proc.returncode}: {log}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=2) as resp:  # noqa: S310
+                return int(resp.status) == 204
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def query(self, q: str, *, db: str | None = None, method: str = "GET") -> list[dict[str, Any]]:
+        """Run InfluxQL; returns the ``series`` of the first result (empty when none)."""
+        params = {"q": q, "epoch": "ns"}
+        if db:
+            params["db"] = db
+        data = urllib.parse.urlencode(params)
+        if method == "POST":
+            req = urllib.request.Request(f"{self.url}/query", data=data.encode(), method="POST")
+        else:
+            req = urllib.request.Request(f"{self.url}/query?{data}")
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+            doc = json.loads(resp.read())
+        result = doc["results"][0]
+        if "error" in result:
+            raise RuntimeError(f"influxd query error: {result['error']}")
+        return list(result.get("series", []))
+
+    def rows(self, q: str, *, db: str) -> list[dict[str, Any]]:
+        """Rows of the first series as dictionaries keyed by column."""
+        out = []
+        for series in self.query(q, db=db):
+            tags = series.get("tags", {})
+            for values in series["values"]:
+                row = dict(zip(series["columns"], values, strict=True))
+                row.update(tags)
+                out.append(row)
+        return out
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> InfluxD1:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

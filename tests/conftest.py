@@ -1,0 +1,76 @@
+"""Shared fixtures: the real Telegraf and influxd, loopback fakes, and isolated paths."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from telegraf_bridge import paths
+from telegraf_bridge.testing import FakeInfluxV2, FakeInfluxV3, InfluxD1, find_influxd
+
+from _support import REPO
+
+# Variables a developer's shell may carry that would change what a test renders.
+_LEAKY_PREFIXES = ("INFLUX_", "INFLUXDB_", "BRIDGE_", "TELEGRAF_BRIDGE_")
+_LEAKY_NAMES = ("RAW_BUCKET", "B1M_BUCKET", "B5M_BUCKET", "B1H_BUCKET", "DURATION")
+
+
+def _resolve_telegraf() -> Path:
+    explicit = os.environ.get(paths.TELEGRAF_BIN_ENV)
+    if explicit:
+        return Path(explicit)
+    result = subprocess.run(
+        ["bash", str(REPO / "telegraf" / "build.sh")], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        pytest.exit(f"cannot build Telegraf: {result.stderr[-2000:]}", returncode=3)
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+_TELEGRAF = _resolve_telegraf()
+
+
+@pytest.fixture(scope="session")
+def telegraf_bin() -> Path:
+    """The pinned custom Telegraf build (built by `make setup`, cached in ~/.cache)."""
+    return _TELEGRAF
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every location into tmp_path and drop variables that would leak into renders."""
+    for name in list(os.environ):
+        if name.startswith(_LEAKY_PREFIXES) or name in _LEAKY_NAMES:
+            monkeypatch.delenv(name, raising=False)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(paths.CACHE_ENV, str(cache))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv(paths.TELEGRAF_BIN_ENV, str(_TELEGRAF))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxD1]:
+    """A real InfluxDB 1.x on a free loopback port, shared by the session (one db per test)."""
+    if not find_influxd():
+        pytest.fail("influxd is not installed; `make setup` installs Debian's influxdb package")
+    with InfluxD1(tmp_path_factory.mktemp("influxd")) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_v2() -> Iterator[FakeInfluxV2]:
+    with FakeInfluxV2(token="canary-v2-token", org="test-org", buckets=("solar",)) as fake:
+        yield fake  # type: ignore[misc]
+
+
+@pytest.fixture
+def fake_v3() -> Iterator[FakeInfluxV3]:
+    with FakeInfluxV3(token="canary-v3-token") as fake:
+        yield fake  # type: ignore[misc]
+
+
