@@ -24,6 +24,7 @@ class AliasGroup:
     name: str
     seed: str
     sink_type: str
+    # All of these must be set for the group to apply (a partial set is reported as a note).
     trigger: tuple[str, ...]
     keys: Mapping[str, str]
     defaults: Mapping[str, Any] = field(default_factory=dict)
@@ -46,7 +47,7 @@ ALIAS_GROUPS: tuple[AliasGroup, ...] = (
         name="powerlogger",
         seed="003 PowerLogger",
         sink_type="influxdb_v2",
-        trigger=("INFLUX_HOST",),
+        trigger=("INFLUX_HOST", "INFLUX_ORG"),
         keys={"url": "INFLUX_HOST", "organization": "INFLUX_ORG", "bucket": "RAW_BUCKET"},
         defaults={"bucket": "PowerLogger_raw"},
         token_env="INFLUX_TOKEN",
@@ -55,7 +56,7 @@ ALIAS_GROUPS: tuple[AliasGroup, ...] = (
         name="influx_cloud",
         seed="000 SmartSolar",
         sink_type="influxdb_v2",
-        trigger=("INFLUX_TOKEN",),
+        trigger=("INFLUX_TOKEN", "INFLUX_ORG"),
         unless=("INFLUX_HOST", "INFLUX_DB"),
         keys={"url": "INFLUX_URL", "organization": "INFLUX_ORG", "bucket": "INFLUX_BUCKET"},
         defaults={"url": "https://us-east-1-1.aws.cloud2.influxdata.com", "bucket": "smartsolar"},
@@ -65,7 +66,7 @@ ALIAS_GROUPS: tuple[AliasGroup, ...] = (
         name="hoymiles_v3",
         seed="001 Hoymiles S-Miles",
         sink_type="influxdb_v3",
-        trigger=("INFLUXDB_HOST", "INFLUXDB_ENABLED"),
+        trigger=("INFLUXDB_HOST",),
         keys={"url": "INFLUXDB_HOST", "database": "INFLUXDB_DATABASE"},
         defaults={"database": "hoymiles"},
         token_env="INFLUXDB_TOKEN",
@@ -76,12 +77,15 @@ ALIAS_GROUPS: tuple[AliasGroup, ...] = (
         name="iotflow",
         seed="002 IoTFlow",
         sink_type="influxdb_v2",
-        trigger=("INFLUXDB_URL",),
+        trigger=("INFLUXDB_URL", "INFLUXDB_ORG"),
         keys={"url": "INFLUXDB_URL", "organization": "INFLUXDB_ORG", "bucket": "INFLUXDB_BUCKET"},
         defaults={"bucket": "telemetry"},
         token_env="INFLUXDB_TOKEN",
     ),
 )
+
+# Marks a sink the environment added, so validation errors can say where it came from.
+ORIGIN_KEY = "_origin"
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -98,15 +102,23 @@ def apply_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: list[str])
     if not isinstance(sinks, list):
         return
     for group in ALIAS_GROUPS:
-        if not any(env.get(var) for var in group.trigger):
-            continue
         if any(env.get(var) for var in group.unless):
+            continue
+        present = [var for var in group.trigger if env.get(var)]
+        if not present:
+            continue
+        if len(present) < len(group.trigger):
+            missing = ", ".join(v for v in group.trigger if v not in present)
+            notes.append(
+                f"{', '.join(present)} set but {missing} not: seed {group.seed} variables ignored"
+            )
             continue
         target = next(
             (s for s in sinks if isinstance(s, dict) and s.get("type") == group.sink_type), None
         )
         if target is None:
             target = {"name": group.name, "type": group.sink_type, **group.defaults}
+            target[ORIGIN_KEY] = f"added from the seed {group.seed} environment variables"
             sinks.append(target)
         for key, var in group.keys.items():
             if env.get(var):

@@ -193,6 +193,10 @@ def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings
         if not isinstance(item, dict):
             problems.append(f"{where} is invalid: expected a mapping")
             continue
+        item = dict(item)
+        origin = item.pop(envmap.ORIGIN_KEY, None)
+        if origin:
+            where += f" ({origin})"
         kind = item.get("type")
         if kind not in schema.SINK_TYPE_OPTS:
             problems.append(

@@ -14,12 +14,23 @@ from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
 from telegraf_bridge.plugins.common._main import STATE_OVERRIDE_ENV
 
 
+# execd reports its pipes closing when `--test` stops the plugins; that is shutdown, not failure.
+_SHUTDOWN_NOISE = re.compile(r"\[inputs\.execd[^\]]*\] Error in plugin: .*file already closed")
+
+
 def _errors(text: str) -> list[str]:
-    return [line for line in text.splitlines() if re.search(r"\bE! ", line)]
+    return [
+        line
+        for line in text.splitlines()
+        if re.search(r"\bE! ", line) and not _SHUTDOWN_NOISE.search(line)
+    ]
 
 
 def _env_refs(config_text: str) -> list[str]:
-    return sorted(set(re.findall(r"(?<!\$)\$\{(\w+)\}", config_text)))
+    body = "\n".join(
+        line for line in config_text.splitlines() if not line.lstrip().startswith("#")
+    )
+    return sorted(set(re.findall(r"(?<!\$)\$\{(\w+)\}", body)))
 
 
 @click.command("check-config")

@@ -59,7 +59,7 @@ def reference_markdown() -> str:
             variables.append(f"`{group.token_file_env}` -> token_file")
         if group.enabled_env:
             variables.append(f"`{group.enabled_env}` -> enabled")
-        when = " or ".join(f"`{v}`" for v in group.trigger)
+        when = " and ".join(f"`{v}`" for v in group.trigger)
         if group.unless:
             when += " and not " + " / ".join(f"`{v}`" for v in group.unless)
         out.append(

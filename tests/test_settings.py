@@ -1,0 +1,185 @@
+"""bridge.yaml validation, environment overrides and the seeds' variable names."""
+
+from __future__ import annotations
+
+import pytest
+
+from telegraf_bridge.cli.settings import InvalidConfig, load_settings
+
+MINIMAL = """
+sources:
+  - name: demo
+    plugin: demo
+sinks:
+  - name: out
+    type: file
+    path: /tmp/x.lp
+"""
+
+
+def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(InvalidConfig) as info:
+        load_settings(None, env or {}, text=text)
+    return info.value.problems
+
+
+def test_minimal_config_gets_every_default() -> None:
+    settings = load_settings(None, {}, text=MINIMAL)
+    assert settings.agent["buffer_strategy"] == "disk"
+    assert settings.agent["buffer_max_size_mb"] == 500
+    assert settings.sources[0]["interval"] == "10s"
+    assert settings.sources[0]["signal"] == "none"
+    assert settings.sinks[0]["format"] == "influx"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("agent: {interval: soon}", "agent.interval = 'soon' is invalid: expected a duration"),
+        ("agent: {buffer_strategy: tape}", "agent.buffer_strategy = 'tape' is invalid: expected one of 'disk', 'memory'"),
+        ("agent: {metric_batch_size: 0}", "agent.metric_batch_size = 0 is invalid: expected an integer >= 1"),
+        ("agent: {omit_hostname: maybe}", "agent.omit_hostname = 'maybe' is invalid: expected true or false"),
+        ("agent: {intervall: 10s}", "agent.intervall is not a known option; allowed:"),
+        ("agent: {time_floor: yesterday}", "agent.time_floor = 'yesterday' is invalid: expected an RFC 3339 time"),
+        ("sources: [{name: Demo, plugin: demo}]", "sources[0].name = 'Demo' is invalid: expected a name"),
+        ("sources: [{name: d, plugin: gps}]", "sources[0].plugin = 'gps' is invalid: expected one of 'demo'"),
+        ("sources: [{plugin: demo}]", "sources[0].name is required"),
+        ("sinks: [{name: s, type: influxdb_v5}]", "sinks[0].type = 'influxdb_v5' is invalid: expected one of 'influxdb_v2'"),
+        ("sinks: [{name: s, type: influxdb_v1, url: 'ftp://h', database: d}]", "sinks[0].url = 'ftp://h' is invalid: expected an http:// or https:// URL"),
+        ("sinks: [{name: s, type: influxdb_v2, url: 'http://h', organization: o, bucket: b}]", "sinks[0]: an InfluxDB v2/Cloud sink needs a token"),
+        ("sinks: [{name: s, type: influxdb_v3, url: 'http://h', database: d, token_env: A, token_file: /x}]", "sinks[0]: set token_env or token_file, not both"),
+        ("sinks: [{name: s, type: influxdb_v3, url: 'http://h', database: d, token_env: 'A-B'}]", "sinks[0].token_env = 'A-B' is invalid: expected an environment variable name"),
+        ("sinks: [{name: a, type: file, path: /x}, {name: a, type: file, path: /y}]", "sinks: name 'a' is used twice"),
+        ("sinks: [{name: s, type: file, path: \"/x\\ny\"}]", "sinks[0].path = '/x\\ny' is invalid: expected a single line of text"),
+        ("flux: {}", "flux is not a known section"),
+        ("- a list", "the top level must be a mapping"),
+        ("agent: [", "not valid YAML"),
+    ],
+)
+def test_invalid_config_names_key_value_and_allowed(text: str, expected: str) -> None:
+    found = problems(text)
+    assert any(expected in p for p in found), found
+
+
+def test_all_problems_are_reported_together() -> None:
+    found = problems("agent: {interval: x, flush_interval: y}\nsources: [{name: d, plugin: nope}]")
+    assert len(found) == 3
+
+
+def test_literal_secrets_are_refused() -> None:
+    found = problems(
+        "sinks: [{name: s, type: influxdb_v2, url: 'http://h', organization: o, bucket: b, token: abc}]"
+    )
+    assert any("secrets are never accepted in the config file" in p for p in found)
+
+
+def test_canonical_environment_overrides() -> None:
+    text = MINIMAL + """
+  - name: cloud
+    type: influxdb_v2
+    url: https://eu-central-1-1.aws.cloud2.influxdata.com
+    organization: o
+    bucket: b
+    token_env: INFLUX_TOKEN
+"""
+    env = {
+        "BRIDGE_AGENT_INTERVAL": "30s",
+        "BRIDGE_AGENT_DEBUG": "true",
+        "BRIDGE_SINK_CLOUD_BUCKET": "other",
+        "BRIDGE_SOURCE_DEMO_ENABLED": "false",
+    }
+    settings = load_settings(None, env, text=text)
+    assert settings.agent["interval"] == "30s"
+    assert settings.agent["debug"] is True
+    assert settings.sinks[1]["bucket"] == "other"
+    assert settings.active_sources() == []
+
+
+def test_bad_environment_value_is_reported_like_a_file_value() -> None:
+    assert any(
+        "agent.metric_batch_size = 'many' is invalid" in p
+        for p in problems(MINIMAL, {"BRIDGE_AGENT_METRIC_BATCH_SIZE": "many"})
+    )
+
+
+def test_seed_000_smartsolar_cloud_variables() -> None:
+    env = {"INFLUX_TOKEN": "secret-000", "INFLUX_ORG": "solar-org", "INFLUX_BUCKET": "smartsolar"}
+    settings = load_settings(None, env, text=MINIMAL)
+    sink = settings.sinks[-1]
+    assert sink["type"] == "influxdb_v2" and sink["name"] == "influx_cloud"
+    assert sink["url"] == "https://us-east-1-1.aws.cloud2.influxdata.com"
+    assert sink["organization"] == "solar-org" and sink["token_env"] == "INFLUX_TOKEN"
+
+
+def test_seed_000_overrides_an_existing_v2_sink() -> None:
+    text = MINIMAL + """
+  - name: cloud
+    type: influxdb_v2
+    url: https://us-west-2-1.aws.cloud2.influxdata.com
+    organization: o
+    bucket: b
+    token_env: MY_TOKEN
+"""
+    env = {
+        "INFLUX_TOKEN": "t",
+        "INFLUX_ORG": "o",
+        "INFLUX_URL": "https://eu-central-1-1.aws.cloud2.influxdata.com",
+    }
+    settings = load_settings(None, env, text=text)
+    assert [s["name"] for s in settings.sinks] == ["out", "cloud"]
+    assert settings.sinks[1]["url"].startswith("https://eu-central-1")
+    assert settings.sinks[1]["token_env"] == "INFLUX_TOKEN"
+
+
+def test_seed_001_hoymiles_v3_with_token_file_and_enabled_flag() -> None:
+    env = {
+        "INFLUXDB_ENABLED": "true",
+        "INFLUXDB_HOST": "https://influx3.example",
+        "INFLUXDB_TOKEN_FILE": "/run/secrets/influxdb_token",
+    }
+    sink = load_settings(None, env, text=MINIMAL).sinks[-1]
+    assert (sink["type"], sink["url"], sink["database"]) == ("influxdb_v3", "https://influx3.example", "hoymiles")
+    assert sink["token_file"] == "/run/secrets/influxdb_token" and sink["token_env"] == ""
+    assert sink["enabled"] is True
+
+
+def test_seed_001_disabled_when_enabled_flag_is_not_true() -> None:
+    env = {"INFLUXDB_ENABLED": "false", "INFLUXDB_HOST": "https://h", "INFLUXDB_TOKEN": "x"}
+    settings = load_settings(None, env, text=MINIMAL)
+    assert settings.sinks[-1]["enabled"] is False
+    assert any("disabled" in n for n in settings.notes)
+
+
+def test_seed_002_iotflow_variables() -> None:
+    env = {"INFLUXDB_URL": "http://localhost:8086", "INFLUXDB_TOKEN": "t", "INFLUXDB_ORG": "iotflow"}
+    sink = load_settings(None, env, text=MINIMAL).sinks[-1]
+    assert (sink["type"], sink["bucket"], sink["token_env"]) == ("influxdb_v2", "telemetry", "INFLUXDB_TOKEN")
+
+
+def test_seed_003_powerlogger_variables() -> None:
+    env = {"INFLUX_HOST": "http://pi:8086", "INFLUX_ORG": "home", "INFLUX_TOKEN": "t"}
+    settings = load_settings(None, env, text=MINIMAL)
+    assert [s["name"] for s in settings.sinks] == ["out", "powerlogger"]
+    assert settings.sinks[-1]["bucket"] == "PowerLogger_raw"
+
+
+def test_seed_004_tigo_v1_variables() -> None:
+    env = {"INFLUX_URL": "http://127.0.0.1:8086", "INFLUX_DB": "bms", "INFLUX_RP": ""}
+    sink = load_settings(None, env, text=MINIMAL).sinks[-1]
+    assert (sink["type"], sink["database"], sink["retention_policy"]) == ("influxdb_v1", "bms", "")
+
+
+def test_partial_seed_variables_are_reported_not_guessed() -> None:
+    settings = load_settings(None, {"INFLUX_TOKEN": "t"}, text=MINIMAL)
+    assert [s["name"] for s in settings.sinks] == ["out"]
+    assert settings.notes == [
+        "INFLUX_TOKEN set but INFLUX_ORG not: seed 000 SmartSolar variables ignored"
+    ]
+
+
+def test_incomplete_sink_from_environment_says_where_it_came_from() -> None:
+    found = problems(MINIMAL, {"INFLUX_TOKEN": "t", "INFLUX_ORG": "o", "INFLUX_URL": "nope"})
+    assert found == [
+        "sinks[1] (added from the seed 000 SmartSolar environment variables).url = 'nope' is "
+        "invalid: expected an http:// or https:// URL"
+    ]
