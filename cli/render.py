@@ -90,6 +90,26 @@ def _token_ref(sink: dict[str, Any], stores: list[dict[str, str]]) -> str:
     return "@{" + store_id + ":" + file_path.name + "}"
 
 
+def token_file_problem(path: Path) -> str | None:
+    """Why Telegraf could not use this token file, or None when it can (or cannot be read here).
+
+    Telegraf's secret store sends the file's bytes unchanged, so the trailing newline that
+    ``echo TOKEN > file`` leaves makes every write fail with "invalid header field value".
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not data.strip():
+        return f"token file {path} is empty"
+    if data != data.strip():
+        return (
+            f"token file {path} has leading/trailing whitespace or a newline, which Telegraf "
+            f'sends as part of the token; rewrite it with: printf %s "$(cat {path})" > {path}'
+        )
+    return None
+
+
 def render(settings: Settings, output: Path, *, config_source: str = "bridge.yaml") -> Rendered:
     """Render without writing anything, so a failure leaves no half-written file."""
     python = settings.agent["python"] or sys.executable

@@ -36,3 +36,67 @@ def which_or_fail(tool: str) -> str:
     if not found:
         pytest.fail(f"{tool} is not installed; run `make setup`")
     return found
+
+
+TRICKY_POINTS = {
+    "types": {"count": "integer", "total": "unsigned"},
+    "points": [
+        {
+            "measurement": "e2e",
+            "tags": {"site": "roof, south=1", "device": "inv 1"},
+            "fields": {"power_w": 1234.5, "count": 7, "total": 9, "ok": True, "note": 'say "hi"'},
+            "time_ns": 1_800_000_000_000_000_001,
+        },
+        {
+            "measurement": "e2e",
+            "tags": {"site": "Zürich ☀", "device": "back\\slash"},
+            "fields": {"power_w": 0.0, "count": -3, "total": 0, "ok": False, "note": "a\\b,c=d e"},
+            "time_ns": 1_800_000_000_000_000_002,
+        },
+        {
+            "measurement": "e2e",
+            "tags": {"site": "x", "device": "newline"},
+            "fields": {"power_w": 1e-7, "count": 2**62, "total": 2**63, "ok": True,
+                       "note": "line1\nline2 e2e,site=evil power_w=666 1"},
+            "time_ns": 1_800_000_000_000_000_003,
+        },
+    ],
+}
+
+TRICKY_EXPECTED = [
+    ({"site": "roof, south=1", "device": "inv 1"},
+     {"power_w": 1234.5, "count": 7, "total": 9, "ok": True, "note": 'say "hi"'}),
+    ({"site": "Zürich ☀", "device": "back\\slash"},
+     {"power_w": 0.0, "count": -3, "total": 0, "ok": False, "note": "a\\b,c=d e"}),
+    ({"site": "x", "device": "newline"},
+     {"power_w": 1e-7, "count": 2**62, "total": 2**63, "ok": True,
+      "note": "line1\\nline2 e2e,site=evil power_w=666 1"}),
+]
+
+
+
+def emitter_input(points_file: Path) -> str:
+    """An [[inputs.execd]] block running tests/helpers/emit_points.py on ``points_file``."""
+    command = [sys.executable, str(HELPERS / "emit_points.py"), str(points_file)]
+    quoted = ", ".join('"' + c.replace("\\", "\\\\") + '"' for c in command)
+    return f"""
+[[inputs.execd]]
+  alias = "emitter"
+  command = [{quoted}]
+  signal = "none"
+  data_format = "influx"
+"""
+
+
+def fast_agent_yaml(tmp_path: Path) -> str:
+    """An agent section that flushes quickly and keeps everything under tmp_path."""
+    return f"""
+agent:
+  interval: 1s
+  flush_interval: 1s
+  buffer_strategy: disk
+  buffer_directory: {tmp_path / "buffer"}
+  state_directory: {tmp_path / "state"}
+  require_clock_sync: false
+  health_listen: ""
+"""

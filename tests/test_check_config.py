@@ -50,6 +50,17 @@ def test_every_example_is_accepted_by_real_telegraf(
     assert not (tmp_path / "state").exists(), "a check must not touch the live state directory"
 
 
+def test_token_file_with_trailing_newline_is_caught_before_telegraf_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = _render("influxdb3", tmp_path, monkeypatch)
+    (tmp_path / "secrets" / "influxdb_token").write_text("file-token\n")  # as `echo` writes it
+    result = CliRunner().invoke(cli, ["check-config", str(conf)])
+    assert result.exit_code == 1
+    assert "has leading/trailing whitespace or a newline" in result.output
+    assert "file-token" not in result.output
+
+
 def test_broken_config_is_rejected_with_telegrafs_reason(tmp_path: Path) -> None:
     conf = tmp_path / "telegraf.conf"
     conf.write_text('[[outputs.influxdb_v2]]\n  urls = ["http://127.0.0.1:1"]\n  bukket = "x"\n')

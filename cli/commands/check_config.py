@@ -6,10 +6,12 @@ import os
 import re
 import subprocess
 import tempfile
+import tomllib
 from pathlib import Path
 
 import click
 
+from telegraf_bridge.cli import render
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
 from telegraf_bridge.plugins.common._main import STATE_OVERRIDE_ENV
 
@@ -31,6 +33,25 @@ def _env_refs(config_text: str) -> list[str]:
         line for line in config_text.splitlines() if not line.lstrip().startswith("#")
     )
     return sorted(set(re.findall(r"(?<!\$)\$\{(\w+)\}", body)))
+
+
+def _token_file_problems(config_text: str) -> list[str]:
+    """Problems with the token files that docker secret stores in the config point at."""
+    try:
+        doc = tomllib.loads(config_text)
+    except tomllib.TOMLDecodeError:
+        return []  # Telegraf's own check reports syntax errors better
+    stores = {
+        s.get("id"): Path(s.get("path", "/run/secrets"))
+        for s in doc.get("secretstores", {}).get("docker", [])
+    }
+    problems = []
+    for store_id, key in re.findall(r"@\{(\w+):(\w+)\}", config_text):
+        if store_id in stores:
+            problem = render.token_file_problem(stores[store_id] / key)
+            if problem:
+                problems.append(problem)
+    return problems
 
 
 @click.command("check-config")
@@ -58,6 +79,8 @@ def command(config_file: Path, test_wait: int, skip_test: bool) -> None:
     unset = [name for name in _env_refs(text) if name not in os.environ]
     for name in unset:
         click.echo(f"warning: ${{{name}}} is referenced but not set in this environment")
+    for problem in _token_file_problems(text):
+        raise click.ClickException(problem)
 
     check = subprocess.run(
         [str(binary), "config", "check", "--strict-env-handling", "--config", str(config_file)],

@@ -48,6 +48,10 @@ def command(config_path: Path, output: Path, quiet: bool) -> None:
         click.echo(f"note: {note}", err=True)
     for path in written:
         click.echo(f"wrote {path}")
+    for sink in settings.active_sinks():
+        problem = sink.get("token_file") and render.token_file_problem(Path(sink["token_file"]))
+        if problem:
+            click.echo(f"warning: {problem}", err=True)
     for name in settings.referenced_env():
         if name not in os.environ:
             click.echo(f"warning: {name} is not set here; Telegraf needs it at start-up", err=True)

@@ -92,9 +92,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.fake.handle_get(self)
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            raw = self._read_chunked()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
         self.server.fake.handle_post(self, raw)
+
+    def _read_chunked(self) -> bytes:
+        """Go's HTTP client streams bodies of unknown length as chunks (Telegraf does)."""
+        body = bytearray()
+        while True:
+            size_line = self.rfile.readline(1024).split(b";")[0].strip()
+            size = int(size_line or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(1024).strip():  # trailers, then the blank line
+                    pass
+                return bytes(body)
+            body += self.rfile.read(size)
+            self.rfile.readline(8)  # CRLF after the chunk
 
 
 class _FakeInflux:
