@@ -39,7 +39,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy
+	MYPY=$(BIN)/mypy scripts/typecheck.sh
 
 test: setup lint typecheck ## Lint, type-check and run every test (short fault-injection runs)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import click
-
-from telegraf_bridge import __version__
 from telegraf_bridge.cli.commands import (
     check_config,
     config_reference,
@@ -13,6 +11,8 @@ from telegraf_bridge.cli.commands import (
     run,
     telegraf_path,
 )
+
+from telegraf_bridge import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -32,3 +32,7 @@ cli.add_command(config_reference.command)
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+if __name__ == "__main__":
+    main()

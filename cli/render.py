@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-
-from telegraf_bridge import __version__, paths
 from telegraf_bridge.cli import schema
 from telegraf_bridge.cli.fsutil import write_atomic
 from telegraf_bridge.cli.settings import InvalidConfig, Settings
@@ -21,6 +19,8 @@ from telegraf_bridge.cli.toml_values import (
     toml_comment,
     toml_value,
 )
+
+from telegraf_bridge import __version__, paths
 
 _SECRET_KEY = re.compile(r"^\w+$")
 
@@ -71,7 +71,7 @@ def plugin_config_dir(settings: Settings, output: Path) -> Path:
 
 def _token_ref(sink: dict[str, Any], stores: list[dict[str, str]]) -> str:
     if sink.get("token_env"):
-        return "${" + sink["token_env"] + "}"
+        return "${" + str(sink["token_env"]) + "}"
     token_file = sink.get("token_file")
     if not token_file:
         return ""
@@ -134,9 +134,7 @@ def render(settings: Settings, output: Path, *, config_source: str = "bridge.yam
             "Do not edit: change bridge.yaml and render again.",
         )
         module = schema.PLUGINS[source["plugin"]]
-        sources.append(
-            {**source, "command": [python, "-m", module, "--config", str(conf_path)]}
-        )
+        sources.append({**source, "command": [python, "-m", module, "--config", str(conf_path)]})
     stores: list[dict[str, str]] = []
     sinks = []
     for sink in settings.active_sinks():

@@ -73,8 +73,9 @@ AGENT: tuple[Opt, ...] = (
         "buffer_max_size_mb",
         "integer",
         500,
-        "Cap on the disk buffer in MiB. Telegraf does not enforce one itself; the bundle's "
-        "spool/replay design does (see docs/delivery.md).",
+        "Intended cap on the disk buffer in MiB (the SmartSolar seed's 500 MB). Telegraf "
+        "does not enforce one; until the bundle's spool enforces it this value is validated "
+        "and documented only (see docs/delivery.md).",
         minimum=1,
     ),
     Opt(
@@ -177,7 +178,10 @@ _GZIP = Opt(
     choices=("gzip", "identity"),
 )
 _SKIP_VERIFY = Opt(
-    "insecure_skip_verify", "boolean", False, "Skip TLS certificate checks (self-signed lab setups)."
+    "insecure_skip_verify",
+    "boolean",
+    False,
+    "Skip TLS certificate checks (self-signed lab setups).",
 )
 _TLS_CA = Opt("tls_ca", "path", "", "CA certificate file for the server's TLS certificate.")
 
@@ -211,8 +215,13 @@ SINK_TYPE_OPTS: dict[str, tuple[Opt, ...]] = {
         _SKIP_VERIFY,
     ),
     "influxdb_v3": (
-        Opt("url", "url", None, "InfluxDB 3 Core/Enterprise URL, e.g. http://127.0.0.1:8181.",
-            required=True),
+        Opt(
+            "url",
+            "url",
+            None,
+            "InfluxDB 3 Core/Enterprise URL, e.g. http://127.0.0.1:8181.",
+            required=True,
+        ),
         Opt("database", "string", None, "Destination database.", required=True),
         _TOKEN_ENV,
         _TOKEN_FILE,

@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import yaml
-
 from telegraf_bridge.cli import envmap, schema
 from telegraf_bridge.plugins.common import ConfigError, parse_duration
 from telegraf_bridge.plugins.common._clock import parse_time_floor
@@ -193,11 +192,11 @@ def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings
         if not isinstance(item, dict):
             problems.append(f"{where} is invalid: expected a mapping")
             continue
-        item = dict(item)
-        origin = item.pop(envmap.ORIGIN_KEY, None)
+        sink_doc = dict(item)
+        origin = sink_doc.pop(envmap.ORIGIN_KEY, None)
         if origin:
             where += f" ({origin})"
-        kind = item.get("type")
+        kind = sink_doc.get("type")
         if kind not in schema.SINK_TYPE_OPTS:
             problems.append(
                 f"{where}.type = {kind!r} is invalid: expected one of "
@@ -205,7 +204,7 @@ def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings
             )
             continue
         type_opts = schema.SINK_TYPE_OPTS[kind]
-        sink = _section(schema.SINK_COMMON + type_opts, item, where, problems)
+        sink = _section(schema.SINK_COMMON + type_opts, sink_doc, where, problems)
         if "token_env" in sink and "token_file" in sink:
             if sink["token_env"] and sink["token_file"]:
                 problems.append(f"{where}: set token_env or token_file, not both")

@@ -37,9 +37,7 @@ def telegraf_path() -> Path:
     if explicit:
         path = Path(explicit)
         if not (path.is_file() and os.access(path, os.X_OK)):
-            raise TelegrafNotFound(
-                f"{paths.TELEGRAF_BIN_ENV}={explicit} is not an executable file"
-            )
+            raise TelegrafNotFound(f"{paths.TELEGRAF_BIN_ENV}={explicit} is not an executable file")
         return path
     cached = _cached_build()
     if cached:

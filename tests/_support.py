@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.settings import load_settings
 
@@ -32,7 +31,9 @@ def python_exe() -> str:
 
 
 def which_or_fail(tool: str) -> str:
-    found = shutil.which(tool) or (f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else None)
+    found = shutil.which(tool) or (
+        f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else None
+    )
     if not found:
         pytest.fail(f"{tool} is not installed; run `make setup`")
     return found
@@ -56,23 +57,38 @@ TRICKY_POINTS = {
         {
             "measurement": "e2e",
             "tags": {"site": "x", "device": "newline"},
-            "fields": {"power_w": 1e-7, "count": 2**62, "total": 2**63, "ok": True,
-                       "note": "line1\nline2 e2e,site=evil power_w=666 1"},
+            "fields": {
+                "power_w": 1e-7,
+                "count": 2**62,
+                "total": 2**63,
+                "ok": True,
+                "note": "line1\nline2 e2e,site=evil power_w=666 1",
+            },
             "time_ns": 1_800_000_000_000_000_003,
         },
     ],
 }
 
 TRICKY_EXPECTED = [
-    ({"site": "roof, south=1", "device": "inv 1"},
-     {"power_w": 1234.5, "count": 7, "total": 9, "ok": True, "note": 'say "hi"'}),
-    ({"site": "Zürich ☀", "device": "back\\slash"},
-     {"power_w": 0.0, "count": -3, "total": 0, "ok": False, "note": "a\\b,c=d e"}),
-    ({"site": "x", "device": "newline"},
-     {"power_w": 1e-7, "count": 2**62, "total": 2**63, "ok": True,
-      "note": "line1\\nline2 e2e,site=evil power_w=666 1"}),
+    (
+        {"site": "roof, south=1", "device": "inv 1"},
+        {"power_w": 1234.5, "count": 7, "total": 9, "ok": True, "note": 'say "hi"'},
+    ),
+    (
+        {"site": "Zürich ☀", "device": "back\\slash"},
+        {"power_w": 0.0, "count": -3, "total": 0, "ok": False, "note": "a\\b,c=d e"},
+    ),
+    (
+        {"site": "x", "device": "newline"},
+        {
+            "power_w": 1e-7,
+            "count": 2**62,
+            "total": 2**63,
+            "ok": True,
+            "note": "line1\\nline2 e2e,site=evil power_w=666 1",
+        },
+    ),
 ]
-
 
 
 def emitter_input(points_file: Path) -> str:

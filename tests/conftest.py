@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _support import REPO
 
 from telegraf_bridge import paths
 from telegraf_bridge.testing import FakeInfluxV2, FakeInfluxV3, InfluxD1, find_influxd
-
-from _support import REPO
 
 # Variables a developer's shell may carry that would change what a test renders.
 _LEAKY_PREFIXES = ("INFLUX_", "INFLUXDB_", "BRIDGE_", "TELEGRAF_BRIDGE_")
@@ -72,5 +71,3 @@ def fake_v2() -> Iterator[FakeInfluxV2]:
 def fake_v3() -> Iterator[FakeInfluxV3]:
     with FakeInfluxV3(token="canary-v3-token") as fake:
         yield fake  # type: ignore[misc]
-
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from telegraf_bridge.plugins.common import Backoff, ClockGuard, retry
 from telegraf_bridge.plugins.common._clock import kernel_clock_synchronised, parse_time_floor
 

@@ -25,7 +25,9 @@ def _run(tmp_path: Path, telegraf_bin: Path, v2: FakeInfluxV2, v3: FakeInfluxV3)
     token_file = tmp_path / "secrets" / "influxdb_token"
     token_file.parent.mkdir()
     token_file.write_text(V3_TOKEN)  # check-config refuses a trailing newline (see its test)
-    yaml_text = fast_agent_yaml(tmp_path) + f"""
+    yaml_text = (
+        fast_agent_yaml(tmp_path)
+        + f"""
 sinks:
   - name: cloud
     type: influxdb_v2
@@ -39,6 +41,7 @@ sinks:
     database: solar
     token_file: {token_file}
 """
+    )
     conf = render_yaml(yaml_text, tmp_path / "out")
     text = conf.read_text()
     assert V2_TOKEN not in text and V3_TOKEN not in text
@@ -65,8 +68,11 @@ def test_fakes_receive_exactly_the_points_sent(telegraf_bin: Path, tmp_path: Pat
         FakeInfluxV3(token=V3_TOKEN) as v3,
         _run(tmp_path, telegraf_bin, v2, v3) as telegraf,  # type: ignore[arg-type]
     ):
-        wait_for(lambda: len(v2.accepted_points()) >= 3 and len(v3.accepted_points()) >= 3,
-                 timeout=60, what="3 points in both fakes")
+        wait_for(
+            lambda: len(v2.accepted_points()) >= 3 and len(v3.accepted_points()) >= 3,
+            timeout=60,
+            what="3 points in both fakes",
+        )
         assert "E! " not in telegraf.log()
     assert _as_expected(v2.accepted_points()) == _want()
     assert _as_expected(v3.accepted_points()) == _want()
@@ -82,7 +88,9 @@ def test_fakes_receive_exactly_the_points_sent(telegraf_bin: Path, tmp_path: Pat
     assert v3.databases == {"solar"}
 
 
-def test_telegraf_retries_through_503_and_429_without_loss(telegraf_bin: Path, tmp_path: Path) -> None:
+def test_telegraf_retries_through_503_and_429_without_loss(
+    telegraf_bin: Path, tmp_path: Path
+) -> None:
     with (
         FakeInfluxV2(token=V2_TOKEN, org="test-org", buckets=(BUCKET,)) as v2,
         FakeInfluxV3(token=V3_TOKEN) as v3,
@@ -90,21 +98,34 @@ def test_telegraf_retries_through_503_and_429_without_loss(telegraf_bin: Path, t
         v2.fail_next(503, count=2, retry_after=1)
         v3.fail_next(429, count=2, retry_after=1)
         with _run(tmp_path, telegraf_bin, v2, v3):  # type: ignore[arg-type]
-            wait_for(lambda: len(v2.accepted_points()) >= 3 and len(v3.accepted_points()) >= 3,
-                     timeout=60, what="3 points in both fakes after the outage")
+            wait_for(
+                lambda: len(v2.accepted_points()) >= 3 and len(v3.accepted_points()) >= 3,
+                timeout=60,
+                what="3 points in both fakes after the outage",
+            )
     assert [r.status for r in v2.requests][:2] == [503, 503]
     assert [r.status for r in v3.requests][:2] == [429, 429]
     assert _as_expected(v2.accepted_points()) == _want()
     assert _as_expected(v3.accepted_points()) == _want()
 
 
-def test_wrong_token_is_refused_with_401_and_nothing_is_stored(telegraf_bin: Path, tmp_path: Path) -> None:
+def test_wrong_token_is_refused_with_401_and_nothing_is_stored(
+    telegraf_bin: Path, tmp_path: Path
+) -> None:
     with (
         FakeInfluxV2(token="another-token", org="test-org", buckets=(BUCKET,)) as v2,
         FakeInfluxV3(token="another-token") as v3,
         _run(tmp_path, telegraf_bin, v2, v3) as telegraf,  # type: ignore[arg-type]
     ):
-        wait_for(lambda: any(r.status == 401 for r in v2.requests)
-                 and any(r.status == 401 for r in v3.requests), timeout=60, what="401 answers")
-        wait_for(lambda: "401 Unauthorized" in telegraf.log(), timeout=30, what="the 401 in the log")
+        wait_for(
+            lambda: (
+                any(r.status == 401 for r in v2.requests)
+                and any(r.status == 401 for r in v3.requests)
+            ),
+            timeout=60,
+            what="401 answers",
+        )
+        wait_for(
+            lambda: "401 Unauthorized" in telegraf.log(), timeout=30, what="the 401 in the log"
+        )
     assert v2.accepted_points() == [] and v3.accepted_points() == []

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from _support import TRICKY_EXPECTED, TRICKY_POINTS, emitter_input, fast_agent_yaml, render_yaml
-
 from telegraf_bridge.plugins.demo.plugin import power_at
+
 from telegraf_bridge.testing import InfluxD1, TelegrafProcess, wait_for
 
 pytestmark = [pytest.mark.telegraf, pytest.mark.influxd]
@@ -27,7 +27,9 @@ def test_demo_points_reach_influxd_exactly(
     influxd: InfluxD1, telegraf_bin: Path, tmp_path: Path
 ) -> None:
     db = f"e2e_{uuid.uuid4().hex[:8]}"
-    yaml_text = fast_agent_yaml(tmp_path) + f"""
+    yaml_text = (
+        fast_agent_yaml(tmp_path)
+        + f"""
 sources:
   - name: demo
     plugin: demo
@@ -41,6 +43,7 @@ sinks:
     url: {influxd.url}
     database: {db}
 """
+    )
     conf = render_yaml(yaml_text, tmp_path / "out")
     with TelegrafProcess(telegraf_bin, conf, tmp_path / "tg") as telegraf:
         wait_for(
@@ -63,7 +66,12 @@ sinks:
         for series in influxd.query("SHOW FIELD KEYS FROM demo", db=db)
         for values in series["values"]
     }
-    assert types == {"energy_wh": "integer", "online": "boolean", "power_w": "float", "state": "string"}
+    assert types == {
+        "energy_wh": "integer",
+        "online": "boolean",
+        "power_w": "float",
+        "state": "string",
+    }
     assert "E! " not in telegraf.log()
 
 
@@ -77,13 +85,16 @@ def test_tricky_values_are_stored_exactly_with_no_injection(
         point["fields"].pop("total")
     points_file = tmp_path / "points.json"
     points_file.write_text(json.dumps(doc))
-    yaml_text = fast_agent_yaml(tmp_path) + f"""
+    yaml_text = (
+        fast_agent_yaml(tmp_path)
+        + f"""
 sinks:
   - name: influx1
     type: influxdb_v1
     url: {influxd.url}
     database: {db}
 """
+    )
     conf = render_yaml(yaml_text, tmp_path / "out")
     conf.write_text(conf.read_text() + emitter_input(points_file))
     with TelegrafProcess(telegraf_bin, conf, tmp_path / "tg"):
@@ -94,8 +105,10 @@ sinks:
         )
     rows = influxd.rows('SELECT * FROM e2e GROUP BY "site", "device"', db=db)
     got = {
-        r["device"]: ({"site": r["site"], "device": r["device"]},
-                      {k: r[k] for k in ("power_w", "count", "ok", "note")})
+        r["device"]: (
+            {"site": r["site"], "device": r["device"]},
+            {k: r[k] for k in ("power_w", "count", "ok", "note")},
+        )
         for r in rows
     }
     want = {

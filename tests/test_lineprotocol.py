@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from telegraf_bridge.plugins.common import FieldType, LineProtocolSerializer, Point, SkipCounter
+
 from telegraf_bridge.testing import parse_line
 
 T = 1_767_225_600_123_456_789  # 2026-01-01T00:00:00.123456789Z
@@ -69,9 +69,9 @@ def test_integer_range_checked() -> None:
     ("tags", "fields"),
     [
         ({"t": "a b,c=d"}, {"f": 1.0}),
-        ({"t k,=": "v"}, {"f k,=": "q\"uo\\te"}),
+        ({"t k,=": "v"}, {"f k,=": 'q"uo\\te'}),
         ({"t": "back\\slash"}, {"f": "ends with backslash\\"}),
-        ({"t": "a\\\\b"}, {"f": "\\\""}),
+        ({"t": "a\\\\b"}, {"f": '\\"'}),
         ({"t": "ünïcødé ☀"}, {"ƒ": "日本語"}),
     ],
 )
@@ -100,8 +100,14 @@ def test_newlines_never_reach_the_output(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("end\\", "end\uff3c"), ("a\\,b", "a\uff3c,b"), ("a\\ b", "a\uff3c b"),
-     ("a\\=b", "a\uff3c=b"), ('a\\"b', 'a\uff3c"b'), ("a\\b", "a\\b")],
+    [
+        ("end\\", "end\uff3c"),
+        ("a\\,b", "a\uff3c,b"),
+        ("a\\ b", "a\uff3c b"),
+        ("a\\=b", "a\uff3c=b"),
+        ('a\\"b', 'a\uff3c"b'),
+        ("a\\b", "a\\b"),
+    ],
 )
 def test_backslashes_the_parser_cannot_read_back_are_replaced(text: str, expected: str) -> None:
     s = ser()
@@ -147,5 +153,9 @@ def test_skip_counter_logs_first_and_powers_of_ten(caplog: pytest.LogCaptureFixt
     for _ in range(100):
         counter.count("reason", "detail")
     logged = [r for r in caplog.records if "reason" in r.getMessage()]
-    assert [r.getMessage().split("occurrence ")[1].split(")")[0] for r in logged] == ["1", "10", "100"]
+    assert [r.getMessage().split("occurrence ")[1].split(")")[0] for r in logged] == [
+        "1",
+        "10",
+        "100",
+    ]
     assert counter.snapshot() == {"reason": 100}

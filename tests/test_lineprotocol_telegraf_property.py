@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _support import HELPERS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from telegraf_bridge.plugins.common import LineProtocolSerializer, Point, SkipCounter
-from telegraf_bridge.testing import TelegrafProcess, wait_for
 
-from _support import HELPERS
+from telegraf_bridge.testing import TelegrafProcess, wait_for
 
 pytestmark = pytest.mark.telegraf
 
@@ -134,7 +133,9 @@ def test_any_unicode_round_trips_through_telegraf(
             key = sanitised(k, key_or_tag=True)
             want_tags.setdefault(key, sanitised(v, key_or_tag=True))
         want_fields: dict[str, object] = {"n": 1.0}
-        want_fields.setdefault(sanitised(field_key, key_or_tag=True), sanitised(value, key_or_tag=False))
+        want_fields.setdefault(
+            sanitised(field_key, key_or_tag=True), sanitised(value, key_or_tag=False)
+        )
         expected.append((want_tags, want_fields))
 
     metrics = telegraf_parser.parse(lines)

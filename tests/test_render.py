@@ -10,7 +10,6 @@ import jinja2
 import pytest
 from _support import EXAMPLES, GOLDEN
 from click.testing import CliRunner
-
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.main import cli
 from telegraf_bridge.cli.settings import load_settings
@@ -40,7 +39,7 @@ def test_example_matches_golden_file(name: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.yaml")))
 def test_no_rendered_file_contains_a_token(name: str, tmp_path: Path) -> None:
-    env = {var: CANARY for var in SECRET_VARS}
+    env = dict.fromkeys(SECRET_VARS, CANARY)
     env |= {"INFLUXDB_HOST": "https://h3", "INFLUXDB_ENABLED": "true"}
     env |= {"INFLUX_HOST": "http://h2", "INFLUX_ORG": "o", "INFLUXDB_URL": "http://h4"}
     out = tmp_path / "out"

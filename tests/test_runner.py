@@ -11,9 +11,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-
 from telegraf_bridge.plugins.common import (
     Emit,
     LineProtocolSerializer,
@@ -22,6 +22,7 @@ from telegraf_bridge.plugins.common import (
     Runner,
     SkipCounter,
 )
+
 from telegraf_bridge.testing import parse_lines
 
 T0 = 1_800_000_000_000_000_000
@@ -72,7 +73,7 @@ def test_stdin_prompts_that_pile_up_are_coalesced() -> None:
 
 def test_every_batch_is_flushed_whole() -> None:
     class Recorder(io.BytesIO):
-        flushes: list[bytes] = []
+        flushes: ClassVar[list[bytes]] = []
 
         def flush(self) -> None:
             self.flushes.append(self.getvalue())
@@ -175,7 +176,9 @@ def test_restart_continues_counters_instead_of_resetting(tmp_path: Path) -> None
     state_file = tmp_path / "state" / "demo-demo.state.json"
     state_file.parent.mkdir()
     state_file.write_text(
-        json.dumps({"format": 1, "data": {"energy_mwh": {"demo-1": 5_000_000}, "last_window_ns": 0}})
+        json.dumps(
+            {"format": 1, "data": {"energy_mwh": {"demo-1": 5_000_000}, "last_window_ns": 0}}
+        )
     )
     out = subprocess.run(
         [sys.executable, "-m", "telegraf_bridge.plugins.demo", "--config", str(conf), "--once"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from telegraf_bridge.cli.settings import InvalidConfig, load_settings
 
 MINIMAL = """
@@ -36,21 +35,60 @@ def test_minimal_config_gets_every_default() -> None:
     ("text", "expected"),
     [
         ("agent: {interval: soon}", "agent.interval = 'soon' is invalid: expected a duration"),
-        ("agent: {buffer_strategy: tape}", "agent.buffer_strategy = 'tape' is invalid: expected one of 'disk', 'memory'"),
-        ("agent: {metric_batch_size: 0}", "agent.metric_batch_size = 0 is invalid: expected an integer >= 1"),
-        ("agent: {omit_hostname: maybe}", "agent.omit_hostname = 'maybe' is invalid: expected true or false"),
+        (
+            "agent: {buffer_strategy: tape}",
+            "agent.buffer_strategy = 'tape' is invalid: expected one of 'disk', 'memory'",
+        ),
+        (
+            "agent: {metric_batch_size: 0}",
+            "agent.metric_batch_size = 0 is invalid: expected an integer >= 1",
+        ),
+        (
+            "agent: {omit_hostname: maybe}",
+            "agent.omit_hostname = 'maybe' is invalid: expected true or false",
+        ),
         ("agent: {intervall: 10s}", "agent.intervall is not a known option; allowed:"),
-        ("agent: {time_floor: yesterday}", "agent.time_floor = 'yesterday' is invalid: expected an RFC 3339 time"),
-        ("sources: [{name: Demo, plugin: demo}]", "sources[0].name = 'Demo' is invalid: expected a name"),
-        ("sources: [{name: d, plugin: gps}]", "sources[0].plugin = 'gps' is invalid: expected one of 'demo'"),
+        (
+            "agent: {time_floor: yesterday}",
+            "agent.time_floor = 'yesterday' is invalid: expected an RFC 3339 time",
+        ),
+        (
+            "sources: [{name: Demo, plugin: demo}]",
+            "sources[0].name = 'Demo' is invalid: expected a name",
+        ),
+        (
+            "sources: [{name: d, plugin: gps}]",
+            "sources[0].plugin = 'gps' is invalid: expected one of 'demo'",
+        ),
         ("sources: [{plugin: demo}]", "sources[0].name is required"),
-        ("sinks: [{name: s, type: influxdb_v5}]", "sinks[0].type = 'influxdb_v5' is invalid: expected one of 'influxdb_v2'"),
-        ("sinks: [{name: s, type: influxdb_v1, url: 'ftp://h', database: d}]", "sinks[0].url = 'ftp://h' is invalid: expected an http:// or https:// URL"),
-        ("sinks: [{name: s, type: influxdb_v2, url: 'http://h', organization: o, bucket: b}]", "sinks[0]: an InfluxDB v2/Cloud sink needs a token"),
-        ("sinks: [{name: s, type: influxdb_v3, url: 'http://h', database: d, token_env: A, token_file: /x}]", "sinks[0]: set token_env or token_file, not both"),
-        ("sinks: [{name: s, type: influxdb_v3, url: 'http://h', database: d, token_env: 'A-B'}]", "sinks[0].token_env = 'A-B' is invalid: expected an environment variable name"),
-        ("sinks: [{name: a, type: file, path: /x}, {name: a, type: file, path: /y}]", "sinks: name 'a' is used twice"),
-        ("sinks: [{name: s, type: file, path: \"/x\\ny\"}]", "sinks[0].path = '/x\\ny' is invalid: expected a single line of text"),
+        (
+            "sinks: [{name: s, type: influxdb_v5}]",
+            "sinks[0].type = 'influxdb_v5' is invalid: expected one of 'influxdb_v2'",
+        ),
+        (
+            "sinks: [{name: s, type: influxdb_v1, url: 'ftp://h', database: d}]",
+            "sinks[0].url = 'ftp://h' is invalid: expected an http:// or https:// URL",
+        ),
+        (
+            "sinks: [{name: s, type: influxdb_v2, url: 'http://h', organization: o, bucket: b}]",
+            "sinks[0]: an InfluxDB v2/Cloud sink needs a token",
+        ),
+        (
+            "sinks: [{name: s, type: influxdb_v3, url: 'http://h', database: d, token_env: A, token_file: /x}]",
+            "sinks[0]: set token_env or token_file, not both",
+        ),
+        (
+            "sinks: [{name: s, type: influxdb_v3, url: 'http://h', database: d, token_env: 'A-B'}]",
+            "sinks[0].token_env = 'A-B' is invalid: expected an environment variable name",
+        ),
+        (
+            "sinks: [{name: a, type: file, path: /x}, {name: a, type: file, path: /y}]",
+            "sinks: name 'a' is used twice",
+        ),
+        (
+            'sinks: [{name: s, type: file, path: "/x\\ny"}]',
+            "sinks[0].path = '/x\\ny' is invalid: expected a single line of text",
+        ),
         ("flux: {}", "flux is not a known section"),
         ("- a list", "the top level must be a mapping"),
         ("agent: [", "not valid YAML"),
@@ -74,7 +112,9 @@ def test_literal_secrets_are_refused() -> None:
 
 
 def test_canonical_environment_overrides() -> None:
-    text = MINIMAL + """
+    text = (
+        MINIMAL
+        + """
   - name: cloud
     type: influxdb_v2
     url: https://eu-central-1-1.aws.cloud2.influxdata.com
@@ -82,6 +122,7 @@ def test_canonical_environment_overrides() -> None:
     bucket: b
     token_env: INFLUX_TOKEN
 """
+    )
     env = {
         "BRIDGE_AGENT_INTERVAL": "30s",
         "BRIDGE_AGENT_DEBUG": "true",
@@ -112,7 +153,9 @@ def test_seed_000_smartsolar_cloud_variables() -> None:
 
 
 def test_seed_000_overrides_an_existing_v2_sink() -> None:
-    text = MINIMAL + """
+    text = (
+        MINIMAL
+        + """
   - name: cloud
     type: influxdb_v2
     url: https://us-west-2-1.aws.cloud2.influxdata.com
@@ -120,6 +163,7 @@ def test_seed_000_overrides_an_existing_v2_sink() -> None:
     bucket: b
     token_env: MY_TOKEN
 """
+    )
     env = {
         "INFLUX_TOKEN": "t",
         "INFLUX_ORG": "o",
@@ -138,7 +182,11 @@ def test_seed_001_hoymiles_v3_with_token_file_and_enabled_flag() -> None:
         "INFLUXDB_TOKEN_FILE": "/run/secrets/influxdb_token",
     }
     sink = load_settings(None, env, text=MINIMAL).sinks[-1]
-    assert (sink["type"], sink["url"], sink["database"]) == ("influxdb_v3", "https://influx3.example", "hoymiles")
+    assert (sink["type"], sink["url"], sink["database"]) == (
+        "influxdb_v3",
+        "https://influx3.example",
+        "hoymiles",
+    )
     assert sink["token_file"] == "/run/secrets/influxdb_token" and sink["token_env"] == ""
     assert sink["enabled"] is True
 
@@ -151,9 +199,17 @@ def test_seed_001_disabled_when_enabled_flag_is_not_true() -> None:
 
 
 def test_seed_002_iotflow_variables() -> None:
-    env = {"INFLUXDB_URL": "http://localhost:8086", "INFLUXDB_TOKEN": "t", "INFLUXDB_ORG": "iotflow"}
+    env = {
+        "INFLUXDB_URL": "http://localhost:8086",
+        "INFLUXDB_TOKEN": "t",
+        "INFLUXDB_ORG": "iotflow",
+    }
     sink = load_settings(None, env, text=MINIMAL).sinks[-1]
-    assert (sink["type"], sink["bucket"], sink["token_env"]) == ("influxdb_v2", "telemetry", "INFLUXDB_TOKEN")
+    assert (sink["type"], sink["bucket"], sink["token_env"]) == (
+        "influxdb_v2",
+        "telemetry",
+        "INFLUXDB_TOKEN",
+    )
 
 
 def test_seed_003_powerlogger_variables() -> None:

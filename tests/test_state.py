@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from telegraf_bridge.plugins.common import StateFile
 
 
@@ -24,7 +23,14 @@ def test_missing_file_is_no_state(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    [b"{not json", b"", b"[1,2]", b'{"format": 99, "data": {}}', b'{"format": 1, "data": 3}', b"\xff\xfe"],
+    [
+        b"{not json",
+        b"",
+        b"[1,2]",
+        b'{"format": 99, "data": {}}',
+        b'{"format": 1, "data": 3}',
+        b"\xff\xfe",
+    ],
 )
 def test_corrupt_file_gives_clear_error_and_safe_fallback(
     tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
@@ -35,7 +41,7 @@ def test_corrupt_file_gives_clear_error_and_safe_fallback(
         assert StateFile(path).load() is None
     assert "is corrupt" in caplog.text and str(path) in caplog.text
     assert not path.exists(), "the corrupt file is moved aside, not overwritten"
-    assert [p.name for p in tmp_path.iterdir()][0].startswith("s.json.corrupt-")
+    assert next(p.name for p in tmp_path.iterdir()).startswith("s.json.corrupt-")
 
 
 def test_save_if_due_is_rate_limited_and_skips_unchanged(tmp_path: Path) -> None:

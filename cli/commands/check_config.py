@@ -10,11 +10,9 @@ import tomllib
 from pathlib import Path
 
 import click
-
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
 from telegraf_bridge.plugins.common._main import STATE_OVERRIDE_ENV
-
 
 # execd reports its pipes closing when `--test` stops the plugins; that is shutdown, not failure.
 _SHUTDOWN_NOISE = re.compile(r"\[inputs\.execd[^\]]*\] Error in plugin: .*file already closed")
@@ -29,9 +27,7 @@ def _errors(text: str) -> list[str]:
 
 
 def _env_refs(config_text: str) -> list[str]:
-    body = "\n".join(
-        line for line in config_text.splitlines() if not line.lstrip().startswith("#")
-    )
+    body = "\n".join(line for line in config_text.splitlines() if not line.lstrip().startswith("#"))
     return sorted(set(re.findall(r"(?<!\$)\$\{(\w+)\}", body)))
 
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import click
-
 from telegraf_bridge.cli import envmap, schema
 from telegraf_bridge.cli.fsutil import write_atomic
 
@@ -16,7 +15,9 @@ def _default(opt: schema.Opt) -> str:
         return "required"
     if opt.default in ("", None):
         return '`""`' if opt.kind != "mapping" else "`{}`"
-    return f"`{json.dumps(opt.default)}`" if not isinstance(opt.default, str) else f"`{opt.default}`"
+    return (
+        f"`{json.dumps(opt.default)}`" if not isinstance(opt.default, str) else f"`{opt.default}`"
+    )
 
 
 def reference_markdown() -> str:
@@ -32,7 +33,12 @@ def reference_markdown() -> str:
         "",
     ]
     for title, opts in schema.SECTIONS.items():
-        out += [f"## {title}", "", "| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+        out += [
+            f"## {title}",
+            "",
+            "| key | type | default | allowed | meaning |",
+            "|---|---|---|---|---|",
+        ]
         for opt in opts:
             allowed = ", ".join(f"`{c}`" for c in opt.choices) if opt.choices else ""
             if opt.minimum is not None:

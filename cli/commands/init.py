@@ -6,7 +6,6 @@ from importlib import resources
 from pathlib import Path
 
 import click
-
 from telegraf_bridge.cli.fsutil import write_atomic
 
 
@@ -23,4 +22,6 @@ def command(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise click.ClickException(f"{path} already exists; use --force to overwrite it")
     write_atomic(path, starter_text(), mode=0o644)
-    click.echo(f"wrote {path}; next: bridge-cli render-config --config {path} --output telegraf.conf")
+    click.echo(
+        f"wrote {path}; next: bridge-cli render-config --config {path} --output telegraf.conf"
+    )

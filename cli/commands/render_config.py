@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import click
-
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.settings import InvalidConfig, load_settings
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import click
-
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.commands.init import starter_text
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path, telegraf_version
 
 

@@ -33,7 +33,7 @@ class ConfigError(ValueError):
 def parse_duration(value: object, *, key: str = "duration") -> float:
     """Seconds from ``"10s"``, ``"1m30s"``-free simple forms like ``"500ms"``, or a number."""
     if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a duration such as \"10s\", got {value!r}")
+        raise ConfigError(f'{key}: expected a duration such as "10s", got {value!r}')
     if isinstance(value, int | float):
         if value < 0:
             raise ConfigError(f"{key}: duration must not be negative, got {value!r}")
@@ -43,7 +43,7 @@ def parse_duration(value: object, *, key: str = "duration") -> float:
         if match:
             return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     raise ConfigError(
-        f"{key}: expected a duration such as \"500ms\", \"10s\", \"5m\", \"1h\" or \"7d\", got {value!r}"
+        f'{key}: expected a duration such as "500ms", "10s", "5m", "1h" or "7d", got {value!r}'
     )
 
 
@@ -160,5 +160,6 @@ class Section:
         unknown = sorted(set(self._data) - self._used)
         if unknown:
             raise ConfigError(
-                f"{self._where}: unknown option(s) {', '.join(unknown)}; see the plugin's sample.conf"
+                f"{self._where}: unknown option(s) {', '.join(unknown)}; "
+                "see the plugin's sample.conf"
             )

@@ -110,8 +110,10 @@ def _valid_unicode(text: str) -> bool:
 
 
 def _escape(text: str, specials: str, unsafe_after_backslash: str) -> tuple[str, bool]:
-    """Escape ``specials`` with a backslash; returns the text and whether a backslash was
-    replaced by its stand-in because the parser could not have read it back."""
+    """Escape ``specials`` with a backslash, replacing unreadable backslashes.
+
+    Returns the text and whether a backslash had to become its stand-in.
+    """
     if "\\" not in text and not any(ch in text for ch in specials):
         return text, False
     out = []
@@ -193,10 +195,9 @@ class LineProtocolSerializer:
                 if declared is FieldType.INTEGER:
                     return self._integer(key, whole)
                 return self._unsigned(key, whole)
-        elif isinstance(value, str):
-            if declared in (None, FieldType.STRING):
-                text = self._clean(value, f"field {key!r}", _LINE_BREAKS)
-                return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        elif isinstance(value, str) and declared in (None, FieldType.STRING):
+            text = self._clean(value, f"field {key!r}", _LINE_BREAKS)
+            return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
         self.counter.count(
             "field_type_mismatch",
             f"{key!r} is declared {declared or 'untyped'} but got {type(value).__name__}",
@@ -260,7 +261,6 @@ class LineProtocolSerializer:
         fields = []
         seen.clear()
         for key in sorted(point.fields):
-            value = point.fields[key]
             if not key:
                 self.counter.count("empty_field_key_dropped", point.measurement)
                 continue
@@ -268,7 +268,7 @@ class LineProtocolSerializer:
             if escaped_key in seen:
                 self.counter.count("duplicate_key_dropped", f"field {key!r}")
                 continue
-            rendered = self._field_value(key, value)
+            rendered = self._field_value(key, point.fields[key])
             if rendered is not None:
                 seen.add(escaped_key)
                 fields.append(f"{escaped_key}={rendered}")

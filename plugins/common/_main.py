@@ -22,12 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from telegraf_bridge._version import __version__
 from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR, ClockGuard, parse_time_floor
 from telegraf_bridge.plugins.common._config import ConfigError, Section, load_toml
 from telegraf_bridge.plugins.common._lineprotocol import LineProtocolSerializer, SkipCounter
 from telegraf_bridge.plugins.common._log import setup_logging
 from telegraf_bridge.plugins.common._runner import LineWriter, Runner, Source
+
+from telegraf_bridge._version import __version__
 
 DEFAULT_STATE_DIR = "/var/lib/telegraf-bridge/state"
 # Set by `bridge-cli check-config` so a test run never moves a live file position or counter.
@@ -97,7 +98,9 @@ def plugin_main(
             raise ConfigError(
                 f"{name}.time_floor = {floor_text!r} is invalid: expected an RFC 3339 time"
             ) from None
-        guard = ClockGuard(floor_ns=floor_ns, require_sync=config.boolean("require_clock_sync", True))
+        guard = ClockGuard(
+            floor_ns=floor_ns, require_sync=config.boolean("require_clock_sync", True)
+        )
         serializer = LineProtocolSerializer(time_floor_ns=floor_ns, counter=SkipCounter())
         ctx = PluginContext(
             name=name,

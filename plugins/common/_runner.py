@@ -166,8 +166,7 @@ class Runner:
         status = 0
         try:
             if self.once:
-                status = 0 if self._gather_once() else 1
-                return status
+                return 0 if self._gather_once() else 1
             if self.signal == "none":
                 self.request_gather()
             deadline = self._next_tick(time.time())

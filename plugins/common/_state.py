@@ -40,7 +40,9 @@ class StateFile:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.error("cannot read state file %s (%s); starting without saved state", self.path, exc)
+            log.error(
+                "cannot read state file %s (%s); starting without saved state", self.path, exc
+            )
             return None
         try:
             doc = json.loads(raw.decode("utf-8"))

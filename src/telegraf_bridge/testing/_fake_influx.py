@@ -1,4 +1,4 @@
-"""Loopback fakes of the InfluxDB v2 (Cloud/OSS 2.x) and v3 (Core/Enterprise) write APIs.
+r"""Loopback fakes of the InfluxDB v2 (Cloud/OSS 2.x) and v3 (Core/Enterprise) write APIs.
 
 Why fakes: neither server can be installed on the test machines (no container engine, no
 package), while InfluxDB 1.x runs for real. The fakes follow the official HTTP APIs as
@@ -7,7 +7,7 @@ documented by InfluxData:
 - v2 ``POST /api/v2/write?org=|orgID=&bucket=&precision=``: ``Authorization: Token <token>``;
   204 on success; 400 ``{"code":"invalid","message":"unable to parse '<line>': <why>"}`` with
   the whole batch rejected; 401 ``{"code":"unauthorized","message":"unauthorized access"}``;
-  404 ``{"code":"not found","message":"bucket \\"<name>\\" not found"}``; 413
+  404 ``{"code":"not found","message":"bucket \"<name>\" not found"}``; 413
   ``{"code":"request too large",...}``; 422 for a field type conflict; 429 and 503 with
   ``Retry-After``; ``GET /health`` and ``GET /ping``.
 - v3 ``POST /api/v3/write_lp?db=&precision=&accept_partial=&no_sync=``:
@@ -26,7 +26,6 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -35,7 +34,17 @@ from urllib.parse import parse_qs, urlparse
 from telegraf_bridge.testing._lineprotocol import LineProtocolError, ParsedPoint, parse_line
 
 _PRECISIONS_V2 = {"ns", "us", "ms", "s"}
-_PRECISIONS_V3 = {"auto", "nanosecond", "microsecond", "millisecond", "second", "ns", "us", "ms", "s"}
+_PRECISIONS_V3 = {
+    "auto",
+    "nanosecond",
+    "microsecond",
+    "millisecond",
+    "second",
+    "ns",
+    "us",
+    "ms",
+    "s",
+}
 
 
 @dataclass
@@ -69,10 +78,12 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Keep test output clean."""
 
-    def _send(self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         payload = json.dumps(body).encode() if body is not None else b""
         self.send_response(status)
         for key, value in (headers or {}).items():
@@ -149,7 +160,10 @@ class _FakeInflux:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -171,8 +185,16 @@ class _FakeInflux:
     def handle_get(self, handler: _Handler) -> None:
         path = urlparse(handler.path).path
         if path == "/health":
-            handler._send(200, {"name": "influxdb", "message": "ready for queries and writes",
-                                "status": "pass", "checks": [], "version": self.version})
+            handler._send(
+                200,
+                {
+                    "name": "influxdb",
+                    "message": "ready for queries and writes",
+                    "status": "pass",
+                    "checks": [],
+                    "version": self.version,
+                },
+            )
         elif path == "/ping":
             handler._send(204)
         else:
@@ -227,14 +249,25 @@ class _FakeInflux:
             points.append(point)
         return points, errors, new_types
 
-    def _record(self, handler: _Handler, params: dict[str, str], body: str, status: int,
-                points: list[ParsedPoint]) -> None:
+    def _record(
+        self,
+        handler: _Handler,
+        params: dict[str, str],
+        body: str,
+        status: int,
+        points: list[ParsedPoint],
+    ) -> None:
         with self._lock:
-            self.requests.append(WriteRequest(
-                path=urlparse(handler.path).path, params=params,
-                headers={k: v for k, v in handler.headers.items()}, body=body,
-                status=status, points=points,
-            ))
+            self.requests.append(
+                WriteRequest(
+                    path=urlparse(handler.path).path,
+                    params=params,
+                    headers=dict(handler.headers.items()),
+                    body=body,
+                    status=status,
+                    points=points,
+                )
+            )
 
     def _scripted(self) -> Scripted | None:
         with self._lock:
@@ -262,8 +295,14 @@ class FakeInfluxV2(_FakeInflux):
 
     version = "v2.7.11"
 
-    def __init__(self, *, token: str = "test-token", org: str = "test-org",
-                 buckets: tuple[str, ...] = ("test-bucket",), max_body_bytes: int = 50 * 2**20) -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "test-token",
+        org: str = "test-org",
+        buckets: tuple[str, ...] = ("test-bucket",),
+        max_body_bytes: int = 50 * 2**20,
+    ) -> None:
         super().__init__(token=token, max_body_bytes=max_body_bytes)
         self.org = org
         self.buckets = set(buckets)
@@ -283,10 +322,16 @@ class FakeInfluxV2(_FakeInflux):
             return
         scripted = self._scripted()
         if scripted is not None:
-            body = scripted.body or _V2_BODIES.get(scripted.status, {"code": "internal error", "message": "scripted failure"})
-            headers = {"Retry-After": str(scripted.retry_after)} if scripted.retry_after is not None else {}
+            reply = scripted.body or _V2_BODIES.get(
+                scripted.status, {"code": "internal error", "message": "scripted failure"}
+            )
+            headers = (
+                {"Retry-After": str(scripted.retry_after)}
+                if scripted.retry_after is not None
+                else {}
+            )
             self._record(handler, params, "", scripted.status, [])
-            handler._send(scripted.status, body, headers)
+            handler._send(scripted.status, reply, headers)
             return
         org = params.get("org") or params.get("orgID")
         bucket = params.get("bucket")
@@ -294,13 +339,17 @@ class FakeInfluxV2(_FakeInflux):
             handler._send(400, {"code": "invalid", "message": "Please provide either orgID or org"})
             return
         if org != self.org:
-            handler._send(404, {"code": "not found", "message": f"organization name \"{org}\" not found"})
+            handler._send(
+                404, {"code": "not found", "message": f'organization name "{org}" not found'}
+            )
             return
         if not bucket or bucket not in self.buckets:
-            handler._send(404, {"code": "not found", "message": f"bucket \"{bucket}\" not found"})
+            handler._send(404, {"code": "not found", "message": f'bucket "{bucket}" not found'})
             return
         if params.get("precision", "ns") not in _PRECISIONS_V2:
-            handler._send(400, {"code": "invalid", "message": f"invalid precision \"{params['precision']}\""})
+            handler._send(
+                400, {"code": "invalid", "message": f'invalid precision "{params["precision"]}"'}
+            )
             return
         try:
             body = self._decode(handler, raw)
@@ -309,19 +358,30 @@ class FakeInfluxV2(_FakeInflux):
             handler._send(413, _V2_BODIES[413])
             return
         except (OSError, UnicodeDecodeError, EOFError) as exc:
-            handler._send(400, {"code": "invalid", "message": f"unable to decode request body: {exc}"})
+            handler._send(
+                400, {"code": "invalid", "message": f"unable to decode request body: {exc}"}
+            )
             return
         with self._lock:
             points, errors, new_types = self._parse_batch(body, f"{org}/{bucket}")
             if not errors:
                 self._types.update(new_types)
         if errors:
-            number, line, why = errors[0]
+            _, line, why = errors[0]
             status = 422 if "type conflict" in why else 400
-            message = (f"failure writing points to database: partial write: {why}" if status == 422
-                       else f"unable to parse '{line}': {why}")
+            message = (
+                f"failure writing points to database: partial write: {why}"
+                if status == 422
+                else f"unable to parse '{line}': {why}"
+            )
             self._record(handler, params, body, status, [])
-            handler._send(status, {"code": "invalid" if status == 400 else "unprocessable entity", "message": message})
+            handler._send(
+                status,
+                {
+                    "code": "invalid" if status == 400 else "unprocessable entity",
+                    "message": message,
+                },
+            )
             return
         self._record(handler, params, body, 204, points)
         handler._send(204)
@@ -330,7 +390,7 @@ class FakeInfluxV2(_FakeInflux):
 _V2_BODIES: dict[int, dict[str, Any]] = {
     400: {"code": "invalid", "message": "unable to parse 'scripted': scripted failure"},
     401: {"code": "unauthorized", "message": "unauthorized access"},
-    404: {"code": "not found", "message": "bucket \"scripted\" not found"},
+    404: {"code": "not found", "message": 'bucket "scripted" not found'},
     413: {"code": "request too large", "message": "unable to read data: points batch is too large"},
     429: {"code": "too many requests", "message": "rate limit exceeded"},
     500: {"code": "internal error", "message": "an internal error has occurred"},
@@ -343,7 +403,9 @@ class FakeInfluxV3(_FakeInflux):
 
     version = "3.5.0"
 
-    def __init__(self, *, token: str | None = "test-token", max_body_bytes: int = 10 * 2**20) -> None:
+    def __init__(
+        self, *, token: str | None = "test-token", max_body_bytes: int = 10 * 2**20
+    ) -> None:
         super().__init__(token=token, max_body_bytes=max_body_bytes)
         self.databases: set[str] = set()
 
@@ -367,9 +429,17 @@ class FakeInfluxV3(_FakeInflux):
             return
         scripted = self._scripted()
         if scripted is not None:
-            headers = {"Retry-After": str(scripted.retry_after)} if scripted.retry_after is not None else {}
+            headers = (
+                {"Retry-After": str(scripted.retry_after)}
+                if scripted.retry_after is not None
+                else {}
+            )
             self._record(handler, params, "", scripted.status, [])
-            handler._send(scripted.status, scripted.body or {"error": f"scripted failure {scripted.status}"}, headers)
+            handler._send(
+                scripted.status,
+                scripted.body or {"error": f"scripted failure {scripted.status}"},
+                headers,
+            )
             return
         database = params.get("db")
         if not database:
@@ -402,8 +472,15 @@ class FakeInfluxV3(_FakeInflux):
             if kept:
                 self.databases.add(database)
             self._record(handler, params, body, 400, kept)
-            handler._send(400, {"error": "partial write of line protocol occurred" if accept_partial
-                                else "parsing failed for write_lp endpoint", "data": data})
+            handler._send(
+                400,
+                {
+                    "error": "partial write of line protocol occurred"
+                    if accept_partial
+                    else "parsing failed for write_lp endpoint",
+                    "data": data,
+                },
+            )
             return
         self.databases.add(database)
         self._record(handler, params, body, 204, points)

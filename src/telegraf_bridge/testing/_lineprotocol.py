@@ -1,9 +1,9 @@
-"""A strict line-protocol reader for tests and for the loopback fakes' request checking.
+r"""A strict line-protocol reader for tests and for the loopback fakes' request checking.
 
 It reads exactly as Telegraf's default influx parser does: inside names, keys and tag values a
-backslash pairs with the next character (``\\\\`` pairs only with itself), and only ``\\,``,
-``\\=``, ``\\ `` and ``\\"`` are unescaped (``\\,`` and ``\\ `` in measurements); string fields
-unescape ``\\"`` and ``\\\\``.
+backslash pairs with the next character (a double backslash pairs only with itself), and only
+backslash-comma, -equals, -space and -quote are unescaped (comma and space in measurements);
+string fields unescape backslash-quote and double backslash.
 """
 
 from __future__ import annotations
@@ -118,8 +118,8 @@ def parse_line(line: str) -> ParsedPoint:
         key, pos = _read_token(line, pos, "=, ", _UNESCAPE_KEY)
         if not key or pos >= len(line) or line[pos] != "=":
             raise LineProtocolError("missing field key or '='")
-        value, pos, is_unsigned = _field_value(line, pos + 1)
-        fields[key] = value
+        field_value, pos, is_unsigned = _field_value(line, pos + 1)
+        fields[key] = field_value
         if is_unsigned:
             unsigned.add(key)
         if pos < len(line) and line[pos] == ",":

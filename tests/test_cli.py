@@ -1,0 +1,80 @@
+"""bridge-cli: version, help, init, config reference, and `run` with the real Telegraf."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _support import REPO
+from click.testing import CliRunner
+from telegraf_bridge.cli.commands.config_reference import reference_markdown
+from telegraf_bridge.cli.main import cli
+
+from telegraf_bridge import __version__
+from telegraf_bridge.testing import parse_lines
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"bridge-cli {__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["init", "render-config", "check-config", "telegraf-path", "run", "config-reference"],
+)
+def test_every_command_has_help(command: str) -> None:
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage: " in result.output and len(result.output.splitlines()) > 4
+
+
+def test_init_writes_a_starter_that_validates_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    target = tmp_path / "bridge.yaml"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", str(target)]).exit_code == 0
+    assert "sources:" in target.read_text()
+    again = runner.invoke(cli, ["init", str(target)])
+    assert again.exit_code == 1 and "already exists; use --force" in again.output
+    render = runner.invoke(
+        cli, ["render-config", "--config", str(target), "--output", str(tmp_path / "t.conf")]
+    )
+    assert render.exit_code == 0, render.output
+
+
+def test_configuration_reference_is_up_to_date() -> None:
+    committed = (REPO / "docs" / "configuration.md").read_text()
+    assert committed == reference_markdown(), "run `make docs` and commit docs/configuration.md"
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["render-config", "--config", str(tmp_path / "nope.yaml"), "--output", "x"]
+    )
+    assert result.exit_code == 1
+    assert "does not exist" in result.output
+
+
+@pytest.mark.telegraf
+def test_run_shows_progress_and_stops_cleanly_after_duration(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "telegraf_bridge.cli.main", "run", "--duration", "7"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "points written:" in proc.stdout
+    assert "stopped (duration of 7s reached)" in proc.stdout
+    written = parse_lines((tmp_path / "var" / "metrics.lp").read_text())
+    assert len(written) >= 4
+    assert {p.measurement for p in written} == {"demo"}
+    reported = int(proc.stdout.rsplit("stopped", 1)[1].split("; ")[1].split(" ")[0])
+    assert reported == len(written)
+    state = tmp_path / "var" / "state" / "demo-demo.state.json"
+    assert state.exists(), "the plugin saved its state on the graceful stop"

@@ -1,0 +1,78 @@
+"""`pip install .` (a real wheel, not an editable install) gives a working bridge-cli."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+from _support import REPO
+
+from telegraf_bridge import __version__
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (found,) = out.glob("telegraf_bridge-*.whl")
+    return found
+
+
+def test_wheel_maps_every_folder_under_one_import_package(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.startswith("telegraf_bridge-")}
+    assert top == {"telegraf_bridge"}, "no generic top-level names (cli, plugins) in site-packages"
+    for expected in (
+        "telegraf_bridge/cli/main.py",
+        "telegraf_bridge/plugins/common/_lineprotocol.py",
+        "telegraf_bridge/plugins/demo/sample.conf",
+        "telegraf_bridge/templates/telegraf.conf.j2",
+        "telegraf_bridge/templates/outputs/influxdb_v3.toml.j2",
+        "telegraf_bridge/telegraf/VERSION",
+        "telegraf_bridge/telegraf/build.sh",
+        "telegraf_bridge/cli/starter.yaml",
+    ):
+        assert expected in names
+
+
+def test_wheel_installs_into_a_fresh_venv_and_runs(wheel: Path, tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "--quiet", str(wheel)], check=True, capture_output=True
+    )
+    version = subprocess.run(
+        [str(env_dir / "bin" / "bridge-cli"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert version.stdout.strip() == f"bridge-cli {__version__}"
+    plugin = subprocess.run(
+        [str(py), "-m", "telegraf_bridge.plugins.demo", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert __version__ in plugin.stdout
+    script = subprocess.run(
+        [str(env_dir / "bin" / "bridge-demo"), "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--config" in script.stdout
+    init = subprocess.run(
+        [str(env_dir / "bin" / "bridge-cli"), "init", str(tmp_path / "bridge.yaml")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "wrote" in init.stdout and (tmp_path / "bridge.yaml").exists()
