@@ -13,6 +13,7 @@ from telegraf_bridge.testing._lineprotocol import (
     parse_line,
     parse_lines,
 )
+from telegraf_bridge.testing._mosquitto import Mosquitto, find_mosquitto
 from telegraf_bridge.testing._ports import free_port, wait_for
 from telegraf_bridge.testing._telegraf import TelegrafProcess
 
@@ -21,10 +22,12 @@ __all__ = [
     "FakeInfluxV3",
     "InfluxD1",
     "LineProtocolError",
+    "Mosquitto",
     "ParsedPoint",
     "TelegrafProcess",
     "WriteRequest",
     "find_influxd",
+    "find_mosquitto",
     "free_port",
     "parse_line",
     "parse_lines",
