@@ -22,7 +22,7 @@ def post(
 ) -> tuple[int, dict[str, str], dict[str, object]]:
     req = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback fake
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, dict(resp.headers), {}
     except urllib.error.HTTPError as err:
         payload = err.read()
@@ -129,9 +129,9 @@ def test_v3_write_lp_success_partial_and_errors(v3: FakeInfluxV3) -> None:
 
 
 def test_fake_health_endpoints(v2: FakeInfluxV2) -> None:
-    with urllib.request.urlopen(f"{v2.url}/health", timeout=5) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"{v2.url}/health", timeout=5) as resp:
         assert json.loads(resp.read())["status"] == "pass"
-    with urllib.request.urlopen(f"{v2.url}/ping", timeout=5) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"{v2.url}/ping", timeout=5) as resp:
         assert resp.status == 204
 
 
