@@ -127,6 +127,11 @@ def render(settings: Settings, output: Path, *, config_source: str = "bridge.yam
             "time_floor": settings.agent["time_floor"],
             "debug": settings.agent["debug"],
         }
+        if source["plugin"] in schema.BACKPRESSURE_PLUGINS and (
+            settings.agent["buffer_strategy"] == "disk"
+        ):
+            plugin_doc["buffer_directory"] = settings.agent["buffer_directory"]
+            plugin_doc["buffer_max_size_mb"] = settings.agent["buffer_max_size_mb"]
         plugin_doc.update(source["options"])
         rendered.plugin_configs[conf_path] = dump_document(
             plugin_doc,

@@ -17,7 +17,10 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Plugins that exist in this release; a source naming another one is a config error.
 PLUGINS: dict[str, str] = {
     "demo": "telegraf_bridge.plugins.demo",
+    "ndjson_tail": "telegraf_bridge.plugins.ndjson_tail",
 }
+# Plugins that hold back at the disk-buffer cap: they get the buffer's path and cap.
+BACKPRESSURE_PLUGINS = frozenset({"ndjson_tail"})
 
 SINK_TYPES = ("influxdb_v2", "influxdb_v1", "influxdb_v3", "file")
 
@@ -73,9 +76,9 @@ AGENT: tuple[Opt, ...] = (
         "buffer_max_size_mb",
         "integer",
         500,
-        "Intended cap on the disk buffer in MiB (the SmartSolar seed's 500 MB). Telegraf "
-        "does not enforce one; until the bundle's spool enforces it this value is validated "
-        "and documented only (see docs/delivery.md).",
+        "Cap on the disk buffer in MiB (the SmartSolar seed's 500 MB). Telegraf does not "
+        "enforce one; sources that can wait (ndjson_tail) stop reading at the cap and their "
+        "data waits in the source files (see docs/delivery.md).",
         minimum=1,
     ),
     Opt(
@@ -99,6 +102,12 @@ AGENT: tuple[Opt, ...] = (
     ),
     Opt("hostname", "string", "", "Value of the `host` tag; empty means the OS hostname."),
     Opt("omit_hostname", "boolean", True, "Do not add a `host` tag to every point."),
+    Opt(
+        "buffer_disk_sync",
+        "boolean",
+        True,
+        "fsync the disk buffer on every write: survives power cuts, costs write speed.",
+    ),
     Opt("debug", "boolean", False, "Log at debug level (Telegraf and plugins)."),
     Opt("quiet", "boolean", False, "Log errors only."),
     Opt("logfile", "path", "", "Telegraf's log file; empty means stderr."),

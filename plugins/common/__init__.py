@@ -9,6 +9,7 @@ from telegraf_bridge.plugins.common._config import (
     load_toml,
     parse_duration,
 )
+from telegraf_bridge.plugins.common._delivery import DeliveryTracker
 from telegraf_bridge.plugins.common._lineprotocol import (
     FieldType,
     FieldValue,
@@ -26,6 +27,7 @@ __all__ = [
     "ChangeLogger",
     "ClockGuard",
     "ConfigError",
+    "DeliveryTracker",
     "Emit",
     "FieldType",
     "FieldValue",

@@ -151,6 +151,10 @@ class Section:
             raise self._fail(key, value, "a table")
         return Section(value, f"{self._where}.{key}")
 
+    def keys(self) -> list[str]:
+        """The keys present in this table (for free-form tables such as type maps)."""
+        return list(self._data)
+
     def raw(self, key: str) -> Any:
         """The value as parsed, for plugin-specific validation."""
         return self._get(key)

@@ -27,6 +27,7 @@ from telegraf_bridge.plugins.common._config import ConfigError, Section, load_to
 from telegraf_bridge.plugins.common._lineprotocol import LineProtocolSerializer, SkipCounter
 from telegraf_bridge.plugins.common._log import setup_logging
 from telegraf_bridge.plugins.common._runner import LineWriter, Runner, Source
+from telegraf_bridge.plugins.common._wakeup import Wakeup
 
 from telegraf_bridge._version import __version__
 
@@ -49,6 +50,8 @@ class PluginContext:
     serializer: LineProtocolSerializer
     clock_guard: ClockGuard
     interval_s: float
+    writer: LineWriter
+    wakeup: Wakeup
 
     def state_path(self, suffix: str = "state") -> Path:
         """The state file of this plugin instance."""
@@ -102,6 +105,7 @@ def plugin_main(
             floor_ns=floor_ns, require_sync=config.boolean("require_clock_sync", True)
         )
         serializer = LineProtocolSerializer(time_floor_ns=floor_ns, counter=SkipCounter())
+        writer = LineWriter(sys.stdout.buffer, serializer)
         ctx = PluginContext(
             name=name,
             config=config,
@@ -110,13 +114,14 @@ def plugin_main(
             serializer=serializer,
             clock_guard=guard,
             interval_s=interval_s,
+            writer=writer,
+            wakeup=Wakeup(),
         )
         source = factory(ctx)
         config.check_unknown()
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
-    writer = LineWriter(sys.stdout.buffer, serializer)
     runner = Runner(
         source,
         writer,
@@ -126,6 +131,7 @@ def plugin_main(
         watch_stdin=not args.ignore_stdin,
         once=args.once,
     )
+    ctx.wakeup.bind(runner.request_gather)
     status = runner.run()
     skipped = serializer.counter.snapshot()
     if skipped:

@@ -8,10 +8,13 @@ SIGKILL. This module implements exactly that contract once, for every plugin.
 
 from __future__ import annotations
 
+import array
+import fcntl
 import logging
 import math
 import signal as signals
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -30,8 +33,12 @@ Emit = Callable[[Point], None]
 class Source(Protocol):
     """What a plugin provides: one gather per prompt, and a close that saves its state."""
 
-    def gather(self, emit: Emit) -> None:
-        """Collect points and pass each to ``emit``; called from the runner's thread only."""
+    def gather(self, emit: Emit) -> bool | None:
+        """Collect points and pass each to ``emit``; called from the runner's thread only.
+
+        Returning True means more data is waiting: the runner gathers again at once, so a
+        source can work through a backlog in bounded batches.
+        """
 
     def close(self) -> None:
         """Save state and release devices; called once, last."""
@@ -50,6 +57,22 @@ class LineWriter:
         self.serializer = serializer
         self._lock = threading.Lock()
         self.points_written = 0
+        self.bytes_written = 0
+        try:
+            self._fd: int | None = stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            self._fd = None
+
+    def unread_bytes(self) -> int:
+        """Bytes written that the reader (Telegraf) has not read yet; 0 when not a pipe."""
+        if self._fd is None:
+            return 0
+        buf = array.array("i", [0])
+        try:
+            fcntl.ioctl(self._fd, termios.FIONREAD, buf, True)
+        except OSError:
+            return 0
+        return int(buf[0])
 
     def write_points(self, points: Iterable[Point]) -> int:
         """Serialise and write ``points``; returns how many lines were written.
@@ -65,6 +88,7 @@ class LineWriter:
             self._stream.write(payload)
             self._stream.flush()
             self.points_written += len(lines)
+            self.bytes_written += len(payload)
         return len(lines)
 
 
@@ -144,16 +168,20 @@ class Runner:
         if self.clock_guard is not None and not self.clock_guard.is_sane():
             return True
         batch: list[Point] = []
+        more = False
         try:
-            self.source.gather(batch.append)
+            more = bool(self.source.gather(batch.append))
+            self.writer.write_points(batch)
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            if isinstance(exc, BrokenPipeError) or "closed file" in str(exc):
+                log.error("cannot write to stdout (%s); Telegraf has gone away", exc)
+                return False
+            log.exception("gather failed; will try again at the next interval")
         except Exception:
             log.exception("gather failed; will try again at the next interval")
         self.gathers += 1
-        try:
-            self.writer.write_points(batch)
-        except (BrokenPipeError, ValueError, OSError) as exc:
-            log.error("cannot write to stdout (%s); Telegraf has gone away", exc)
-            return False
+        if more and not self.stop_event.is_set():
+            self.request_gather()
         return True
 
     def run(self) -> int:

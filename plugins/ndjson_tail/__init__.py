@@ -1,0 +1,1 @@
+"""Tail NDJSON files with persistent state (SmartSolar) and emit line protocol."""

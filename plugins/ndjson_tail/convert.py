@@ -1,0 +1,240 @@
+"""One JSON record -> one point: timestamp, tags, flattened fields with one type each.
+
+Why the care: the Telegraf json parser this replaces dropped string fields (``charge_state``),
+named fields ``parsed_data_battery_voltage`` while the docs queried ``battery_voltage``, and let
+a field be an int on one line and a float on the next, which InfluxDB rejects batch by batch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from telegraf_bridge.plugins.common import FieldType, Point
+
+NS = 1_000_000_000
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9})\d*)?(Z|z|[+-]\d{2}:?\d{2})?$"
+)
+TIMESTAMP_FORMATS = ("auto", "rfc3339", "unix", "unix_ms", "unix_us", "unix_ns")
+_UNIT_NS = {"unix": NS, "unix_ms": 1_000_000, "unix_us": 1_000, "unix_ns": 1}
+
+
+class RecordError(ValueError):
+    """Why a record cannot become a point; ``reason`` is the counter key."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def parse_rfc3339_ns(text: str) -> int:
+    """RFC 3339 / ISO 8601 with offset to integer nanoseconds, exact (no float on the way)."""
+    match = _RFC3339.match(text.strip())
+    if not match:
+        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
+    date, clock, fraction, offset = match.groups()
+    if offset is None:
+        raise ValueError(f"timestamp without UTC offset is ambiguous: {text!r}")
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    if ":" not in offset:
+        offset = offset[:3] + ":" + offset[3:]
+    whole = datetime.fromisoformat(f"{date}T{clock}{offset}")
+    nanos = int((fraction or "0").ljust(9, "0"))
+    return int(whole.astimezone(UTC).timestamp()) * NS + nanos
+
+
+def epoch_to_ns(value: int | Decimal, unit: str) -> int:
+    """Epoch number in ``unit`` (or guessed from its magnitude when ``auto``) to nanoseconds."""
+    if unit == "auto":
+        magnitude = abs(value)
+        if magnitude < 10**11:
+            unit = "unix"
+        elif magnitude < 10**14:
+            unit = "unix_ms"
+        elif magnitude < 10**17:
+            unit = "unix_us"
+        else:
+            unit = "unix_ns"
+    scaled = Decimal(value) * _UNIT_NS[unit]
+    return int(scaled.to_integral_value())
+
+
+def timestamp_ns(value: Any, fmt: str) -> int:
+    """The record's timestamp value to integer nanoseconds, or ValueError."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"timestamp is {value!r}")
+    if isinstance(value, str):
+        if fmt in ("auto", "rfc3339"):
+            try:
+                return parse_rfc3339_ns(value)
+            except ValueError:
+                if fmt == "rfc3339":
+                    raise
+            try:
+                number = Decimal(value)
+            except InvalidOperation:
+                raise ValueError(f"not a timestamp: {value!r}") from None
+            return epoch_to_ns(number, "auto")
+        try:
+            return epoch_to_ns(Decimal(value), fmt)
+        except InvalidOperation:
+            raise ValueError(f"not an epoch number: {value!r}") from None
+    if isinstance(value, int | Decimal):
+        if fmt == "rfc3339":
+            raise ValueError(f"expected an RFC 3339 string, got {value!r}")
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise ValueError(f"timestamp is {value}")
+        return epoch_to_ns(value, fmt)
+    raise ValueError(f"timestamp has type {type(value).__name__}")
+
+
+class _DuplicateKeys(dict[str, Any]):
+    """A JSON object that remembers whether a key appeared twice (the last value wins)."""
+
+    duplicates: list[str]
+
+
+def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = _DuplicateKeys()
+    obj.duplicates = []
+    for key, value in pairs:
+        if key in obj:
+            obj.duplicates.append(key)
+        obj[key] = value
+    return obj
+
+
+def _nan(name: str) -> float:
+    return float(name.replace("Infinity", "inf"))
+
+
+def load_record(line: bytes) -> tuple[dict[str, Any], list[str]]:
+    """Decode one line into an object; returns it and the keys that appeared twice."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError("invalid_utf8", f"byte {exc.start} is not UTF-8") from None
+    try:
+        obj = json.loads(
+            text, parse_float=Decimal, parse_constant=_nan, object_pairs_hook=_pairs_hook
+        )
+    except json.JSONDecodeError as exc:
+        raise RecordError("invalid_json", f"{exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise RecordError("too_deeply_nested", "JSON nesting exceeds Python's limit") from None
+    if not isinstance(obj, dict):
+        raise RecordError("not_an_object", f"JSON {type(obj).__name__} instead of an object")
+    return obj, _collect_duplicates(obj)
+
+
+def _collect_duplicates(obj: Any, prefix: str = "") -> list[str]:
+    found: list[str] = []
+    if isinstance(obj, _DuplicateKeys):
+        found += [prefix + key for key in obj.duplicates]
+        for key, value in obj.items():
+            found += _collect_duplicates(value, f"{prefix}{key}.")
+    return found
+
+
+@dataclass
+class RecordConverter:
+    """Converts decoded records using the configured mapping.
+
+    ``field_types`` holds the declared types and grows as new fields are seen (first type
+    wins); the plugin persists it so a restart keeps every field's type.
+    """
+
+    measurement: str = "smartsolar"
+    timestamp_key: str = "timestamp"
+    timestamp_format: str = "auto"
+    tag_keys: tuple[str, ...] = ("device_name", "device_address")
+    field_containers: tuple[str, ...] = ("parsed_data",)
+    keep_container_prefix: bool = False
+    separator: str = "_"
+    max_depth: int = 8
+    fallback: str = "skip"
+    fallback_container: str = "readings"
+    fallback_measurement: str = "smartsolar_raw"
+    field_types: dict[str, FieldType] = field(default_factory=dict)
+
+    def convert(self, obj: Mapping[str, Any]) -> tuple[Point, list[tuple[str, str]]]:
+        """The point for ``obj`` and the per-field problems (reason, detail) that were skipped."""
+        if self.timestamp_key not in obj:
+            raise RecordError("missing_timestamp", f"no {self.timestamp_key!r} key")
+        try:
+            ts = timestamp_ns(obj[self.timestamp_key], self.timestamp_format)
+        except ValueError as exc:
+            raise RecordError("invalid_timestamp", str(exc)) from None
+        tags: dict[str, str] = {}
+        for key in self.tag_keys:
+            value = obj.get(key)
+            if isinstance(value, str):
+                tags[key] = value
+            elif isinstance(value, int | Decimal) and not isinstance(value, bool):
+                tags[key] = str(value)
+        problems: list[tuple[str, str]] = []
+        fields: dict[str, Any] = {}
+        measurement = self.measurement
+        containers = [c for c in self.field_containers if isinstance(obj.get(c), dict)]
+        if containers:
+            for container in containers:
+                prefix = container + self.separator if self.keep_container_prefix else ""
+                self._flatten(obj[container], prefix, 1, fields, problems)
+        elif self.fallback == "raw" and isinstance(obj.get(self.fallback_container), dict):
+            measurement = self.fallback_measurement
+            self._flatten(obj[self.fallback_container], "", 1, fields, problems)
+        else:
+            wanted = ", ".join(self.field_containers)
+            raise RecordError("no_field_container", f"record has none of: {wanted}")
+        return Point(measurement, tags, fields, ts), problems
+
+    def _flatten(
+        self,
+        obj: Mapping[str, Any],
+        prefix: str,
+        depth: int,
+        out: dict[str, Any],
+        problems: list[tuple[str, str]],
+    ) -> None:
+        for key, value in obj.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                if depth >= self.max_depth:
+                    problems.append(("nesting_too_deep", name))
+                    continue
+                self._flatten(value, name + self.separator, depth + 1, out, problems)
+                continue
+            typed = self._typed(name, value, problems)
+            if typed is not None:
+                out[name] = typed
+
+    def _typed(self, name: str, value: Any, problems: list[tuple[str, str]]) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, list):
+            problems.append(("array_value_skipped", name))
+            return None
+        if isinstance(value, bool):
+            kind = FieldType.BOOLEAN
+        elif isinstance(value, str):
+            kind = FieldType.STRING
+        else:
+            kind = FieldType.FLOAT
+        declared = self.field_types.setdefault(name, kind)
+        if declared in (FieldType.INTEGER, FieldType.UNSIGNED):
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, Decimal) and value == value.to_integral_value():
+                return int(value)
+        elif declared is FieldType.FLOAT and kind is FieldType.FLOAT:
+            return float(value)
+        elif declared is kind:
+            return value
+        problems.append(("field_type_mismatch", f"{name}: declared {declared}, got {value!r}"))
+        return None

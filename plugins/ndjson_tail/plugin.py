@@ -1,0 +1,306 @@
+"""ndjson_tail: tail NDJSON files with persistent state and emit one point per record.
+
+Delivery: positions are saved only once Telegraf has read the lines and had ``commit_delay``
+to buffer them (see plugins/common/_delivery.py), so a crash anywhere replays lines instead of
+losing them. Replayed lines produce byte-identical points, which InfluxDB stores once. The
+disk-buffer cap is enforced here by back-pressure: at the cap the plugin stops reading and the
+data waits in the source files, which are durable already.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from telegraf_bridge.plugins.common import (
+    ChangeLogger,
+    ConfigError,
+    DeliveryTracker,
+    Emit,
+    FieldType,
+    PluginContext,
+    Point,
+    StateFile,
+    plugin_main,
+)
+from telegraf_bridge.plugins.ndjson_tail.convert import (
+    TIMESTAMP_FORMATS,
+    RecordConverter,
+    RecordError,
+    load_record,
+)
+from telegraf_bridge.plugins.ndjson_tail.files import INITIAL_READ_OFFSETS, FileSet, Line
+
+log = logging.getLogger("telegraf_bridge.plugins.ndjson_tail")
+
+NS = 1_000_000_000
+DEFAULT_FIELD_TYPES = {"model_id": "integer"}
+
+
+def _string_list(ctx: PluginContext, key: str, default: list[str]) -> list[str]:
+    value = ctx.config.raw(key)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"ndjson_tail.{key} = {value!r} is invalid: expected a list of strings")
+    return value
+
+
+def directory_size(path: Path) -> int:
+    """Total size of the files below ``path`` (0 when it does not exist)."""
+    total = 0
+    stack = [path]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total
+
+
+class NdjsonTail:
+    """The Source: reads, converts and writes in bounded batches; commits positions late."""
+
+    def __init__(self, ctx: PluginContext) -> None:
+        cfg = ctx.config
+        globs = _string_list(ctx, "files", [])
+        if not globs:
+            raise ConfigError(
+                "ndjson_tail.files is required: a list of globs such as "
+                '["/data/smartsolar-v1/*.ndjson"]'
+            )
+        types_table = cfg.table("field_types")
+        declared: dict[str, FieldType] = {}
+        configured = {name: types_table.raw(name) for name in types_table.keys()}
+        for name, kind in {**DEFAULT_FIELD_TYPES, **configured}.items():
+            try:
+                declared[name] = FieldType(kind)
+            except ValueError:
+                raise ConfigError(
+                    f"ndjson_tail.field_types.{name} = {kind!r} is invalid: expected one of "
+                    + ", ".join(repr(t.value) for t in FieldType)
+                ) from None
+        self.converter = RecordConverter(
+            measurement=cfg.string("measurement", "smartsolar"),
+            timestamp_key=cfg.string("timestamp_key", "timestamp"),
+            timestamp_format=cfg.string("timestamp_format", "auto", choices=TIMESTAMP_FORMATS),
+            tag_keys=tuple(_string_list(ctx, "tag_keys", ["device_name", "device_address"])),
+            field_containers=tuple(_string_list(ctx, "field_containers", ["parsed_data"])),
+            keep_container_prefix=cfg.boolean("keep_container_prefix", False),
+            separator=cfg.string("separator", "_"),
+            max_depth=cfg.integer("max_depth", 8, minimum=1),
+            fallback=cfg.string("fallback", "skip", choices=("skip", "raw")),
+            fallback_container=cfg.string("fallback_container", "readings"),
+            fallback_measurement=cfg.string("fallback_measurement", "smartsolar_raw"),
+        )
+        self.batch_lines = cfg.integer("batch_lines", 1000, minimum=1)
+        self.max_future_ns = round(cfg.duration("max_future", 86400.0) * NS)
+        commit_delay = cfg.duration("commit_delay", 30.0, minimum=0.0)
+        state_interval = cfg.duration("state_interval", 10.0, minimum=0.0)
+        cap_mb = cfg.integer("buffer_max_size_mb", 0, minimum=0)
+        buffer_dir = cfg.string("buffer_directory", "")
+        self.cap_bytes = cap_mb * 1024 * 1024
+        self.buffer_dir = Path(buffer_dir) if buffer_dir else None
+        if self.cap_bytes and self.buffer_dir is None:
+            raise ConfigError("ndjson_tail.buffer_max_size_mb needs buffer_directory (Telegraf's)")
+        self.watch = cfg.string("watch", "auto", choices=("auto", "inotify", "poll"))
+
+        self.serializer = ctx.serializer
+        self.counter = ctx.serializer.counter
+        self.writer = ctx.writer
+        self.clock = ctx.clock_guard
+        self.changes = ChangeLogger(log)
+        self.state = StateFile(ctx.state_path(), min_interval_s=state_interval)
+        saved = self.state.load() or {}
+        for name, kind in dict(saved.get("types", {})).items():
+            try:
+                self.converter.field_types.setdefault(name, FieldType(kind))
+            except ValueError:
+                continue
+        # Declared types win over those learned from data.
+        self.converter.field_types.update(declared)
+        self.serializer.field_types = self.converter.field_types
+        self.files = FileSet(
+            globs,
+            saved.get("files"),
+            initial_read_offset=cfg.string(
+                "initial_read_offset", "saved-or-beginning", choices=INITIAL_READ_OFFSETS
+            ),
+            max_line_bytes=cfg.integer("max_line_bytes", 1024 * 1024, minimum=1024),
+            complete_after_s=cfg.duration("complete_after", 300.0),
+            skip=self._skip,
+        )
+        self.files.scan()
+        self.tracker: DeliveryTracker[dict[str, Any]] = DeliveryTracker(self.writer, commit_delay)
+        self.tracker.committed = self.files.state()
+        self._floors: dict[str, Any] = {}
+        self._cap_checked = 0.0
+        self._cap_hold = False
+        self._observer = self._start_watching(globs, ctx) if self.watch != "poll" else None
+
+    # -- watching ----------------------------------------------------------------------------
+
+    def _start_watching(self, globs: list[str], ctx: PluginContext) -> Any:
+        try:
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+        except ImportError:
+            if self.watch == "inotify":
+                raise ConfigError(
+                    "ndjson_tail.watch = 'inotify' needs the watchdog package"
+                ) from None
+            log.info("watchdog is not installed; polling every interval")
+            return None
+
+        wake = ctx.wakeup
+
+        class Handler(FileSystemEventHandler):  # type: ignore[misc]
+            def on_any_event(self, event: Any) -> None:
+                wake()
+
+        observer = Observer()
+        for directory in {os.path.dirname(g) or "." for g in globs}:
+            if os.path.isdir(directory):
+                observer.schedule(Handler(), directory, recursive=False)
+        try:
+            observer.start()
+        except OSError as exc:
+            # e.g. inotify watch limit reached, or a filesystem without inotify (some FUSE/NFS).
+            if self.watch == "inotify":
+                raise ConfigError(f"cannot watch the NDJSON directories: {exc}") from None
+            log.warning("file events unavailable (%s); polling every interval", exc)
+            return None
+        return observer
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _skip(self, reason: str, where: str) -> None:
+        self.counter.count(reason, where)
+
+    def _at_cap(self) -> bool:
+        if not self.cap_bytes or self.buffer_dir is None:
+            return False
+        now = time.monotonic()
+        if now - self._cap_checked < 5.0 and not self._cap_hold:
+            return False
+        if now - self._cap_checked < 1.0:
+            return self._cap_hold
+        self._cap_checked = now
+        size = directory_size(self.buffer_dir)
+        if size >= self.cap_bytes:
+            self._cap_hold = True
+            self.changes.problem(
+                "cap",
+                f"disk buffer {self.buffer_dir} holds {size / 2**20:.1f} MiB, at its cap of "
+                f"{self.cap_bytes / 2**20:.0f} MiB: holding {self.files.unread_bytes()} bytes "
+                "unread in the source files until the sinks drain it",
+            )
+        else:
+            self._cap_hold = False
+            self.changes.recovered(
+                "cap", f"disk buffer below its cap again ({size / 2**20:.1f} MiB); reading on"
+            )
+        return self._cap_hold
+
+    def _point(self, line: Line, now_ns: int, clock_sane: bool) -> Point | None:
+        where = f"{line.path}:{line.number}"
+        if line.too_long:
+            self._skip("line_too_long", where)
+            return None
+        if not line.data.strip():
+            self._skip("empty_line", where)
+            return None
+        try:
+            obj, duplicates = load_record(line.data)
+            point, problems = self.converter.convert(obj)
+        except RecordError as exc:
+            self._skip(exc.reason, f"{where}: {exc}")
+            return None
+        for key in duplicates:
+            self._skip("duplicate_json_key", f"{where}: {key}")
+        for reason, detail in problems:
+            self._skip(reason, f"{where}: {detail}")
+        if clock_sane and point.time_ns > now_ns + self.max_future_ns:
+            self._skip("timestamp_in_future", f"{where}: {point.time_ns}")
+            return None
+        return point
+
+    # -- the Source protocol -----------------------------------------------------------------
+
+    def gather(self, emit: Emit) -> bool:
+        """Read up to ``batch_lines`` lines, write their points, and commit what is safe."""
+        del emit  # this source writes its own batches, to tie positions to written bytes
+        self.files.scan()
+        known = self._known_keys()
+        if self._at_cap():
+            self._commit()
+            return False
+        now = time.time()
+        now_ns = time.time_ns()
+        clock_sane = self.clock.reason_unsane() is None
+        budget = self.batch_lines
+        points: list[Point] = []
+        for key, _pos in self.files.ordered():
+            for line in self.files.read(key, budget, now):
+                budget -= 1
+                point = self._point(line, now_ns, clock_sane)
+                if point is not None:
+                    points.append(point)
+            if budget <= 0:
+                break
+        for key in self.files.positions:
+            if key not in known:
+                self._floors[key] = None  # new file: its start must be committed before use
+        self.writer.write_points(points)
+        self.tracker.record(self.files.state())
+        self._commit()
+        return budget <= 0
+
+    def _known_keys(self) -> set[str]:
+        committed = self.tracker.committed or {}
+        return set(committed) | set(self._floors)
+
+    def _committed_state(self) -> dict[str, Any]:
+        committed = dict(self.tracker.committed or {})
+        for key in list(self._floors):
+            if key in committed:
+                del self._floors[key]
+        for key in self._floors:
+            pos = self.files.positions.get(key)
+            if pos is not None:
+                doc = pos.as_json()
+                doc.update(offset=0, line=0, done=False, discarding=False)
+                committed[key] = doc
+        return committed
+
+    def _state_doc(self) -> dict[str, Any]:
+        return {
+            "files": self._committed_state(),
+            "types": {k: v.value for k, v in self.converter.field_types.items()},
+        }
+
+    def _commit(self) -> None:
+        self.tracker.advance()
+        self.state.save_if_due(self._state_doc())
+
+    def close(self) -> None:
+        """Save the committed positions (never the merely written ones) and stop watching."""
+        if self._observer is not None:
+            self._observer.stop()
+        self.tracker.advance()
+        self.state.save(self._state_doc())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``bridge-ndjson-tail`` and ``python -m telegraf_bridge.plugins.ndjson_tail``."""
+    return plugin_main("ndjson_tail", NdjsonTail, argv)
