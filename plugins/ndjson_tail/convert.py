@@ -52,7 +52,7 @@ def parse_rfc3339_ns(text: str) -> int:
 def epoch_to_ns(value: int | Decimal, unit: str) -> int:
     """Epoch number in ``unit`` (or guessed from its magnitude when ``auto``) to nanoseconds."""
     if unit == "auto":
-        magnitude = abs(value)
+        magnitude = abs(Decimal(value))
         if magnitude < 10**11:
             unit = "unix"
         elif magnitude < 10**14:

@@ -25,13 +25,15 @@ def find_influxd() -> str | None:
 class InfluxD1:
     """Starts ``influxd`` with its own data directory and ports; stops it on exit."""
 
-    def __init__(self, workdir: Path, *, binary: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, binary: str | None = None, http_port: int | None = None
+    ) -> None:
         found = binary or find_influxd()
         if not found:
             raise RuntimeError("influxd (InfluxDB 1.x) is not installed: run `make setup`")
         self.binary = found
         self.workdir = Path(workdir)
-        self.http_port = free_port()
+        self.http_port = http_port or free_port()
         self.rpc_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -64,6 +66,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   auth-enabled = false
   log-enabled = false
   flux-enabled = false
+  max-row-limit = 0
 [continuous_queries]
   enabled = true
   log-enabled = false
