@@ -7,6 +7,7 @@ from telegraf_bridge.cli.commands import (
     check_config,
     config_reference,
     init,
+    migrate_ndjson,
     render_config,
     run,
     telegraf_path,
@@ -27,6 +28,7 @@ cli.add_command(check_config.command)
 cli.add_command(telegraf_path.command)
 cli.add_command(run.command)
 cli.add_command(config_reference.command)
+cli.add_command(migrate_ndjson.command)
 
 
 def main() -> None:

@@ -1,0 +1,160 @@
+"""Convert JSON-array files to NDJSON with bounded memory and no way to lose the original.
+
+Order of operations: stream the array into ``<output>.migrating`` (one object per line),
+fsync it, rename the original to ``<input>.bak``, rename the temporary file into place, fsync
+the directory. A crash at any point leaves either the original or a complete NDJSON file plus
+its backup; the next run finishes or skips the job (it is idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from telegraf_bridge.plugins.common._state import fsync_dir
+
+CHUNK = 1024 * 1024
+_WS = " \t\r\n"
+
+
+class NotMigratable(ValueError):
+    """The file is not a JSON array of objects; the message says what it is."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one file."""
+
+    path: Path
+    status: str  # "migrated", "already-ndjson"
+    records: int = 0
+    output: Path | None = None
+    backup: Path | None = None
+
+
+def _first_char(path: Path) -> str:
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(4096)
+            if not chunk:
+                return ""
+            stripped = chunk.lstrip(b" \t\r\n\xef\xbb\xbf")
+            if stripped:
+                return chr(stripped[0])
+
+
+def iter_array(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[object]:
+    """Yield the elements of a top-level JSON array, reading the file in chunks."""
+    decoder = json.JSONDecoder()
+    with path.open("r", encoding="utf-8-sig") as handle:
+        buf = ""
+        pos = 0
+        eof = False
+
+        def fill() -> bool:
+            nonlocal buf, pos, eof
+            chunk = handle.read(CHUNK)
+            if progress is not None:
+                progress(len(chunk.encode("utf-8")))
+            if not chunk:
+                eof = True
+                return False
+            buf = buf[pos:] + chunk
+            pos = 0
+            return True
+
+        def skip_ws() -> None:
+            nonlocal pos
+            while True:
+                while pos < len(buf) and buf[pos] in _WS:
+                    pos += 1
+                if pos < len(buf) or not fill():
+                    return
+
+        fill()
+        skip_ws()
+        if pos >= len(buf) or buf[pos] != "[":
+            raise NotMigratable("does not start with '[': not a JSON array")
+        pos += 1
+        skip_ws()
+        if pos < len(buf) and buf[pos] == "]":
+            return
+        index = 0
+        while True:
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buf, pos)
+                    # A number at the end of the buffer may continue in the next chunk.
+                    if end == len(buf) and not eof and fill():
+                        continue
+                    break
+                except json.JSONDecodeError as exc:
+                    if not eof and fill():
+                        continue
+                    raise NotMigratable(f"element {index} is not valid JSON: {exc.msg}") from None
+            pos = end
+            yield value
+            index += 1
+            skip_ws()
+            if pos >= len(buf):
+                raise NotMigratable("the array is not closed with ']' (truncated file?)")
+            if buf[pos] == "]":
+                pos += 1
+                skip_ws()
+                if pos < len(buf):
+                    raise NotMigratable("unexpected data after the closing ']'")
+                return
+            if buf[pos] != ",":
+                raise NotMigratable(f"expected ',' or ']' after element {index - 1}")
+            pos += 1
+            skip_ws()
+
+
+def output_path(path: Path) -> Path:
+    """``data.json`` -> ``data.ndjson``; a ``.ndjson`` file holding an array keeps its name."""
+    return path if path.suffix == ".ndjson" else path.with_suffix(".ndjson")
+
+
+def migrate(path: Path, progress: Callable[[int], None] | None = None) -> Outcome:
+    """Migrate one file; raises NotMigratable (original untouched) when it cannot."""
+    first = _first_char(path)
+    if first == "{":
+        return Outcome(path, "already-ndjson")
+    if first != "[":
+        raise NotMigratable(
+            "neither a JSON array nor NDJSON (first character "
+            + (repr(first) if first else "missing: empty file")
+            + ")"
+        )
+    out = output_path(path)
+    backup = path.with_name(path.name + ".bak")
+    if out != path and out.exists():
+        raise NotMigratable(f"{out} already exists; move it away first")
+    if backup.exists():
+        raise NotMigratable(
+            f"backup {backup} already exists from an earlier run; check and remove it"
+        )
+    tmp = out.with_name(out.name + ".migrating")
+    records = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for index, element in enumerate(iter_array(path, progress)):
+                if not isinstance(element, dict):
+                    raise NotMigratable(
+                        f"element {index} is a {type(element).__name__}, not an object; only "
+                        "arrays of objects can become NDJSON"
+                    )
+                handle.write(json.dumps(element, ensure_ascii=False, separators=(",", ":")) + "\n")
+                records += 1
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    path.rename(backup)
+    tmp.rename(out)
+    fsync_dir(out.parent)
+    return Outcome(path, "migrated", records, out, backup)
