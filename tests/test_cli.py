@@ -24,7 +24,15 @@ def test_version() -> None:
 
 @pytest.mark.parametrize(
     "command",
-    ["init", "render-config", "check-config", "telegraf-path", "run", "config-reference", "migrate-ndjson"],
+    [
+        "init",
+        "render-config",
+        "check-config",
+        "telegraf-path",
+        "run",
+        "config-reference",
+        "migrate-ndjson",
+    ],
 )
 def test_every_command_has_help(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"])

@@ -44,7 +44,8 @@ def command(paths: tuple[Path, ...], delete_backup: bool) -> None:
             click.echo(f"ok {path}: already NDJSON, nothing to do")
             continue
         click.echo(
-            f"migrated {path} -> {outcome.output} ({outcome.records} records; backup {outcome.backup})"
+            f"migrated {path} -> {outcome.output} "
+            f"({outcome.records} records; backup {outcome.backup})"
         )
         if delete_backup and outcome.backup is not None:
             outcome.backup.unlink()
