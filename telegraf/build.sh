@@ -10,12 +10,17 @@
 # Usage: telegraf/build.sh              -> builds if needed, prints the path of the cached binary
 #        telegraf/build.sh --path-only  -> prints the path; exit 1 if it is not built yet
 # Env:   GOOS/GOARCH/GOARM            -> cross-compile (Dockerfile.armv6 uses GOARCH=arm GOARM=6)
+#        TELEGRAF_EXTRA_TAGS          -> extra build tags (benchmarks only; cached separately)
 #        TELEGRAF_BRIDGE_CACHE        -> cache root (default ~/.cache/telegraf-bridge)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 version="$(tr -d '[:space:]' < "$here/VERSION")"
 tags="custom,$(grep -v '^\s*#' "$here/plugins.txt" | grep -v '^\s*$' | tr -d ' ' | sort | paste -sd, -)"
+# Extra plugins for comparisons outside the bundle (benchmarks pit inputs.tail against ours).
+if [[ -n "${TELEGRAF_EXTRA_TAGS:-}" ]]; then
+  tags="$tags,$TELEGRAF_EXTRA_TAGS"
+fi
 
 if ! command -v go >/dev/null 2>&1; then
   echo "E! telegraf/build.sh: 'go' is not on PATH; install Go >= 1.26 (https://go.dev/dl/) or set TELEGRAF_BIN to an existing telegraf $version" >&2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,10 @@ _LINE_BREAKS = {"\n": "\\n", "\r": "\\r"}
 _NAME_UNSAFE_AFTER_BACKSLASH = ", "
 _KEY_UNSAFE_AFTER_BACKSLASH = ',= "'
 BACKSLASH_STAND_IN = "\uff3c"
+# Fast paths: most names and values need no work at all; one C-level regex search says so.
+_KEY_WORK = re.compile("[\\\\,= \t\n\r\f\v\ud800-\udfff]")
+_NAME_WORK = re.compile("[\\\\, \t\n\r\f\v\ud800-\udfff]")
+_STRING_WORK = re.compile('[\\\\"\n\r\ud800-\udfff]')
 
 
 class FieldType(StrEnum):
@@ -143,6 +148,12 @@ class LineProtocolSerializer:
     field_types: Mapping[str, FieldType] = field(default_factory=dict)
     time_floor_ns: int | None = None
     counter: SkipCounter = field(default_factory=SkipCounter)
+    # Serialised "measurement,tags" per series: a device's tags repeat on every point. Only
+    # prefixes whose escaping recorded no skip are cached, so every skip is still counted.
+    _series: dict[tuple[str, tuple[tuple[str, str], ...]], str] = field(
+        default_factory=dict, repr=False
+    )
+    series_cache_size: int = 4096
 
     # -- elements --------------------------------------------------------------------------
 
@@ -156,6 +167,8 @@ class LineProtocolSerializer:
         return cleaned
 
     def _key(self, text: str, what: str) -> str:
+        if not _KEY_WORK.search(text):
+            return text
         escaped, replaced = _escape(
             self._clean(text, what, _CONTROL), ",= ", _KEY_UNSAFE_AFTER_BACKSLASH
         )
@@ -168,6 +181,8 @@ class LineProtocolSerializer:
             # A line starting with '#' is a comment to every line-protocol parser.
             self.counter.count("invalid_measurement", repr(name[:40]))
             return None
+        if not _NAME_WORK.search(name):
+            return name
         escaped, replaced = _escape(
             self._clean(name, "measurement", _CONTROL), ", ", _NAME_UNSAFE_AFTER_BACKSLASH
         )
@@ -177,6 +192,8 @@ class LineProtocolSerializer:
 
     def _field_value(self, key: str, value: object) -> str | None:
         declared = self.field_types.get(key)
+        if type(value) is float and declared in (None, FieldType.FLOAT):  # the common case
+            return repr(value) if math.isfinite(value) else self._float(key, value)
         if isinstance(value, bool):
             if declared in (None, FieldType.BOOLEAN):
                 return "true" if value else "false"
@@ -196,6 +213,8 @@ class LineProtocolSerializer:
                     return self._integer(key, whole)
                 return self._unsigned(key, whole)
         elif isinstance(value, str) and declared in (None, FieldType.STRING):
+            if not _STRING_WORK.search(value):
+                return '"' + value + '"'
             text = self._clean(value, f"field {key!r}", _LINE_BREAKS)
             return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
         self.counter.count(
@@ -236,6 +255,42 @@ class LineProtocolSerializer:
         if self.time_floor_ns is not None and ts < self.time_floor_ns:
             self.counter.count("timestamp_before_floor", f"{point.measurement}: {ts}")
             return None
+        try:
+            series = (point.measurement, tuple(sorted(point.tags.items())))
+            prefix = self._series.get(series)
+        except TypeError:  # an unhashable tag value: take the slow path, which skips it
+            series, prefix = None, None
+        if prefix is None:
+            before = self.counter.total()
+            prefix = self._series_prefix(point)
+            if prefix is None:
+                return None
+            if series is not None and self.counter.total() == before:
+                if len(self._series) >= self.series_cache_size:
+                    self._series.clear()
+                self._series[series] = prefix
+
+        fields = []
+        seen: set[str] = set()
+        for key in sorted(point.fields):
+            if not key:
+                self.counter.count("empty_field_key_dropped", point.measurement)
+                continue
+            escaped_key = self._key(key, "field key")
+            if escaped_key in seen:
+                self.counter.count("duplicate_key_dropped", f"field {key!r}")
+                continue
+            rendered = self._field_value(key, point.fields[key])
+            if rendered is not None:
+                seen.add(escaped_key)
+                fields.append(f"{escaped_key}={rendered}")
+        if not fields:
+            self.counter.count("point_without_fields_skipped", point.measurement)
+            return None
+        return f"{prefix} {','.join(fields)} {ts}"
+
+    def _series_prefix(self, point: Point) -> str | None:
+        """``measurement,tag=value,...`` for a point, or None when the point must be skipped."""
         measurement = self._measurement(point.measurement)
         if measurement is None:
             return None
@@ -258,24 +313,7 @@ class LineProtocolSerializer:
             seen.add(escaped_key)
             parts.append(f",{escaped_key}={self._key(value, f'tag {key!r}')}")
 
-        fields = []
-        seen.clear()
-        for key in sorted(point.fields):
-            if not key:
-                self.counter.count("empty_field_key_dropped", point.measurement)
-                continue
-            escaped_key = self._key(key, "field key")
-            if escaped_key in seen:
-                self.counter.count("duplicate_key_dropped", f"field {key!r}")
-                continue
-            rendered = self._field_value(key, point.fields[key])
-            if rendered is not None:
-                seen.add(escaped_key)
-                fields.append(f"{escaped_key}={rendered}")
-        if not fields:
-            self.counter.count("point_without_fields_skipped", point.measurement)
-            return None
-        return "".join(parts) + " " + ",".join(fields) + f" {ts}"
+        return "".join(parts)
 
     def lines(self, points: Iterable[Point]) -> list[str]:
         """Serialise many points, leaving out those that had to be skipped."""

@@ -94,22 +94,6 @@ def timestamp_ns(value: Any, fmt: str) -> int:
     raise ValueError(f"timestamp has type {type(value).__name__}")
 
 
-class _DuplicateKeys(dict[str, Any]):
-    """A JSON object that remembers whether a key appeared twice (the last value wins)."""
-
-    duplicates: list[str]
-
-
-def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = _DuplicateKeys()
-    obj.duplicates = []
-    for key, value in pairs:
-        if key in obj:
-            obj.duplicates.append(key)
-        obj[key] = value
-    return obj
-
-
 def _nan(name: str) -> float:
     return float(name.replace("Infinity", "inf"))
 
@@ -120,9 +104,18 @@ def load_record(line: bytes) -> tuple[dict[str, Any], list[str]]:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RecordError("invalid_utf8", f"byte {exc.start} is not UTF-8") from None
+    duplicates: list[str] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):  # the last value wins, as in every JSON parser; count it
+            seen: set[str] = set()
+            duplicates.extend(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        return obj
+
     try:
         obj = json.loads(
-            text, parse_float=Decimal, parse_constant=_nan, object_pairs_hook=_pairs_hook
+            text, parse_float=Decimal, parse_constant=_nan, object_pairs_hook=pairs_hook
         )
     except json.JSONDecodeError as exc:
         raise RecordError("invalid_json", f"{exc.msg} at column {exc.colno}") from None
@@ -130,16 +123,7 @@ def load_record(line: bytes) -> tuple[dict[str, Any], list[str]]:
         raise RecordError("too_deeply_nested", "JSON nesting exceeds Python's limit") from None
     if not isinstance(obj, dict):
         raise RecordError("not_an_object", f"JSON {type(obj).__name__} instead of an object")
-    return obj, _collect_duplicates(obj)
-
-
-def _collect_duplicates(obj: Any, prefix: str = "") -> list[str]:
-    found: list[str] = []
-    if isinstance(obj, _DuplicateKeys):
-        found += [prefix + key for key in obj.duplicates]
-        for key, value in obj.items():
-            found += _collect_duplicates(value, f"{prefix}{key}.")
-    return found
+    return obj, duplicates
 
 
 @dataclass
@@ -215,6 +199,12 @@ class RecordConverter:
                 out[name] = typed
 
     def _typed(self, name: str, value: Any, problems: list[tuple[str, str]]) -> Any:
+        kind_of = type(value)
+        # The common case first: a number for a float field.
+        if (kind_of is Decimal or kind_of is float) and self.field_types.setdefault(
+            name, FieldType.FLOAT
+        ) is FieldType.FLOAT:
+            return float(value)
         if value is None:
             return None
         if isinstance(value, list):

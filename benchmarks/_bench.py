@@ -1,0 +1,88 @@
+"""Shared helpers for the benchmarks: SmartSolar-shaped data, the Telegraf builds, timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+START = 1_772_323_200  # 2026-03-01T00:00:00Z
+STATES = ("OFF", "BULK", "ABSORPTION", "FLOAT")
+DEVICES = (("SmartSolar HQ22189Q3QF", "DF:C9:B0:6E:3F:EF"), ("SmartSolar HQ2", "AA:BB:CC:DD:EE:FF"))
+
+
+def smartsolar_line(index: int) -> str:
+    """Record ``index``: devices alternate, one record per device every 10 s."""
+    name, address = DEVICES[index % 2]
+    ts = START + (index // 2) * 10
+    return json.dumps(
+        {
+            "timestamp": datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds"),
+            "device_name": name,
+            "device_address": address,
+            "parsed_data": {
+                "battery_voltage": round(12.0 + (index % 200) / 100, 2),
+                "battery_charging_current": round((index % 70) / 10, 1),
+                "charge_state": STATES[index % 4],
+                "charger_error": "NO_ERROR",
+                "external_device_load": 0.5,
+                "solar_power": float(index % 400),
+                "yield_today": float(index % 5000),
+            },
+            "raw_data": "100253a001064dcb7890fa1f3d90c77f4707d674",
+        },
+        separators=(",", ":"),
+    )
+
+
+def telegraf_binary(extra_tags: str = "") -> Path:
+    """The pinned custom Telegraf (built if needed), optionally with extra plugins."""
+    env = {**os.environ}
+    if extra_tags:
+        env["TELEGRAF_EXTRA_TAGS"] = extra_tags
+    out = subprocess.run(
+        ["bash", str(REPO / "telegraf" / "build.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
+
+
+def run_until(cmd: list[str], done: callable, *, timeout: float, log: Path) -> float:  # type: ignore[valid-type]
+    """Start ``cmd``, return the seconds until ``done()`` is true, then stop it."""
+    with log.open("wb") as out:
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            while not done():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{cmd[0]} exited early; see {log}")
+                if time.monotonic() - start > timeout:
+                    raise TimeoutError(f"not done within {timeout}s; see {log}")
+                time.sleep(0.05)
+            return time.monotonic() - start
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def python() -> str:
+    return sys.executable

@@ -1,0 +1,151 @@
+"""ndjson_throughput: lines/s of ndjson_tail under the real Telegraf vs Telegraf's own
+inputs.tail + json_v2, on the same file, into outputs.file, in the same run.
+
+Usage: .venv/bin/python benchmarks/ndjson_throughput.py [--lines 200000]
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from _bench import count_lines, python, run_until, smartsolar_line, telegraf_binary
+
+from telegraf_bridge.testing import parse_lines
+
+AGENT = """
+[agent]
+  interval = "1s"
+  flush_interval = "1s"
+  metric_batch_size = 10000
+  metric_buffer_limit = 1000000
+  omit_hostname = true
+  skip_processors_after_aggregators = true
+"""
+
+OUTPUT = """
+[[outputs.file]]
+  files = ["{out}"]
+  data_format = "influx"
+"""
+
+OURS = """
+[[inputs.execd]]
+  command = {command}
+  signal = "none"
+  data_format = "influx"
+"""
+
+TAIL = """
+[[inputs.tail]]
+  files = ["{data}"]
+  initial_read_offset = "beginning"
+  watch_method = "poll"
+  ## Not throttled below the output batch: tail waits for delivery of this many lines.
+  max_undelivered_lines = 20000
+  path_tag = ""
+  data_format = "json_v2"
+  [[inputs.tail.json_v2]]
+    measurement_name = "smartsolar"
+    timestamp_path = "timestamp"
+    timestamp_format = "2006-01-02T15:04:05.999999999Z07:00"
+    [[inputs.tail.json_v2.tag]]
+      path = "device_name"
+    [[inputs.tail.json_v2.tag]]
+      path = "device_address"
+    [[inputs.tail.json_v2.object]]
+      path = "parsed_data"
+      disable_prepend_keys = true
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, default=200_000)
+    args = parser.parse_args()
+    telegraf = telegraf_binary("inputs.tail,parsers.json_v2")
+    with tempfile.TemporaryDirectory(prefix="bench-ndjson-") as tmp_name:
+        tmp = Path(tmp_name)
+        data_dir = tmp / "data"
+        data_dir.mkdir()
+        data = data_dir / "data_2026-03-01.ndjson"
+        with data.open("w") as handle:
+            for index in range(args.lines):
+                handle.write(smartsolar_line(index) + "\n")
+        print(f"input: {args.lines} lines, {data.stat().st_size / 2**20:.1f} MiB")
+
+        plugin_conf = tmp / "ndjson.toml"
+        plugin_conf.write_text(
+            f'files = ["{data_dir}/*.ndjson"]\nstate_dir = "{tmp / "state"}"\n'
+            'require_clock_sync = false\ninterval = "100ms"\nbatch_lines = 5000\n'
+            'watch = "poll"\ncommit_delay = "1s"\n'
+        )
+        results = {}
+        outputs = {}
+        for name, inputs in (
+            (
+                "ours",
+                OURS.format(
+                    command=json.dumps(
+                        [
+                            python(),
+                            "-m",
+                            "telegraf_bridge.plugins.ndjson_tail",
+                            "--config",
+                            str(plugin_conf),
+                        ]
+                    )
+                ),
+            ),
+            ("telegraf_tail", TAIL.format(data=data)),
+        ):
+            out = tmp / f"{name}.out"
+            conf = tmp / f"{name}.conf"
+            conf.write_text(AGENT + inputs + OUTPUT.format(out=out))
+            seconds = run_until(
+                [str(telegraf), "--config", str(conf), "--strict-env-handling"],
+                lambda out=out: count_lines(out) >= args.lines,
+                timeout=900,
+                log=tmp / f"{name}.log",
+            )
+            results[name] = args.lines / seconds
+            outputs[name] = out
+            print(f"{name}: {args.lines} lines in {seconds:.2f} s = {results[name]:,.0f} lines/s")
+
+        ours = _points(outputs["ours"])
+        theirs = _points(outputs["telegraf_tail"])
+        same = len(ours & theirs)
+        print("e.g. ours:  ", outputs["ours"].read_text().splitlines()[0])
+        print("e.g. theirs:", outputs["telegraf_tail"].read_text().splitlines()[0])
+        print(f"points with identical tags, fields and timestamps: {same} of {args.lines}")
+    figures = {
+        "benchmark": "ndjson_throughput",
+        "lines": args.lines,
+        "ours_lines_per_s": round(results["ours"]),
+        "telegraf_tail_json_v2_lines_per_s": round(results["telegraf_tail"]),
+        "ratio": round(results["ours"] / results["telegraf_tail"], 3),
+        "identical_points": same,
+    }
+    print(json.dumps(figures))
+
+
+def _points(path: Path) -> set[tuple[object, ...]]:
+    """Each point as comparable values (field order and number formatting aside)."""
+    out = set()
+    for p in parse_lines(path.read_text()):
+        out.add(
+            (
+                p.measurement,
+                tuple(sorted(p.tags.items())),
+                tuple(sorted(p.fields.items())),
+                p.time_ns,
+            )
+        )
+    return out
+
+
+if __name__ == "__main__":
+    main()
