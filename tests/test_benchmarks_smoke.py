@@ -1,0 +1,54 @@
+"""The benchmarks run end to end (tiny sizes) and end with one JSON object, so their full
+runs in docs/benchmarks.md stay reproducible."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _support import REPO
+
+pytestmark = pytest.mark.telegraf
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "keys"),
+    [
+        (
+            "ndjson_throughput.py",
+            ["--lines", "2000"],
+            {"ours_lines_per_s", "telegraf_tail_json_v2_lines_per_s", "ratio"},
+        ),
+        (
+            "backlog_drain.py",
+            ["--points", "5000", "--batch", "1000"],
+            {"drain_points_per_s", "direct_points_per_s", "ratio"},
+        ),
+    ],
+)
+def test_benchmark_prints_its_figures_as_json_last(
+    script: str, args: list[str], keys: set[str], telegraf_bin: Path
+) -> None:
+    # The benchmarks build Telegraf through telegraf/build.sh: reuse the real build cache.
+    env = {**os.environ, "TELEGRAF_BRIDGE_CACHE": str(telegraf_bin.parents[2])}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=REPO,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert keys <= set(figures)
+    assert figures["ratio"] > 0
+    if "identical_points" in figures:
+        assert figures["identical_points"] == 2000, "both pipelines must produce the same points"
+    if "points_stored" in figures:
+        assert figures["points_stored"] == 5000
