@@ -30,6 +30,7 @@ def _render(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)  # relative paths in the examples (./var/...) stay in tmp_path
     output = tmp_path / "out" / "telegraf.conf"
     settings = load_settings(EXAMPLES / f"{name}.yaml")
     render.write(render.render(settings, output), output)

@@ -8,10 +8,13 @@ window starts, so a restart never resets it to zero and a replayed window never 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 from telegraf_bridge.plugins.common import (
     ConfigError,
@@ -50,6 +53,8 @@ class DemoSource:
         if self.devices > 1000:
             raise ConfigError(f"demo.devices = {self.devices} is invalid: expected 1..1000")
         self.peak_w = cfg.number("peak_power_w", 4000.0, minimum=0.0)
+        ndjson_dir = cfg.string("ndjson_dir", "")
+        self.ndjson_dir = Path(ndjson_dir) if ndjson_dir else None
         self.interval_ns = round(ctx.interval_s * NS)
         ctx.serializer.field_types = {
             "power_w": FieldType.FLOAT,
@@ -92,8 +97,41 @@ class DemoSource:
                 )
             )
         if new_window:
+            if self.ndjson_dir is not None:
+                self._append_ndjson(window_ns)
             self.last_window_ns = window_ns
             self.state.save_if_due(self._state())
+
+    def _append_ndjson(self, window_ns: int) -> None:
+        """Write SmartSolar-shaped records, as the SmartSolar app does, for ndjson_tail."""
+        moment = datetime.fromtimestamp(window_ns // NS, UTC)
+        path = self.ndjson_dir / f"data_{moment.date().isoformat()}.ndjson"  # type: ignore[operator]
+        lines = []
+        for index in range(self.devices):
+            power = power_at(window_ns, self.peak_w / 10, index)
+            voltage = round(12.6 + power / 400, 2) if power > 0 else 12.4
+            record = {
+                "timestamp": moment.isoformat(timespec="microseconds"),
+                "device_name": f"SmartSolar {self.site.upper()}{index + 1:02d}",
+                "device_address": f"DE:MO:00:00:00:{index + 1:02X}",
+                "parsed_data": {
+                    "battery_voltage": voltage,
+                    "battery_charging_current": round(power / voltage, 1),
+                    "charge_state": "BULK" if power > 0 else "OFF",
+                    "charger_error": "NO_ERROR",
+                    "external_device_load": 0.0,
+                    "model_id": 41043,
+                    "solar_power": round(power),
+                    "yield_today": self.energy_mwh.get(self._device_name(index), 0) // 10_000,
+                },
+            }
+            lines.append(json.dumps(record, separators=(",", ":")) + "\n")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write("".join(lines))
+        except OSError as exc:
+            log.warning("cannot write simulated NDJSON to %s: %s", path, exc)
 
     def _state(self) -> dict[str, object]:
         return {"energy_mwh": self.energy_mwh, "last_window_ns": self.last_window_ns}
