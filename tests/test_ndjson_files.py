@@ -121,3 +121,16 @@ def test_files_are_read_oldest_first(tmp_path: Path) -> None:
         '{"n": 100,',
         '{"n": 200,',
     ]
+
+
+def test_overlong_last_line_of_a_complete_file_is_reported(tmp_path: Path) -> None:
+    old = tmp_path / "a.ndjson"
+    old.write_text(rec(1) + '{"blob": "' + "z" * 5000)  # no final newline, too long
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    (tmp_path / "b.ndjson").write_text(rec(2))
+    files = FileSet([str(tmp_path / "*.ndjson")], None, max_line_bytes=1024, complete_after_s=60)
+    files.scan()
+    key = next(k for k, p in files.positions.items() if p.path == str(old))
+    got = list(files.read(key, 100, time.time()))
+    assert [ln.too_long for ln in got] == [False, True]
+    assert files.positions[key].offset == old.stat().st_size and files.positions[key].done

@@ -213,16 +213,8 @@ class FileSet:
                     end = pending.find(b"\n", start)
                     if end < 0:
                         break
-                    raw = pending[start:end]
-                    consumed = end + 1 - start
+                    yield self._take(pos, pending[start:end], end + 1 - start)
                     start = end + 1
-                    pos.offset += consumed
-                    pos.line += 1
-                    if pos.discarding:
-                        pos.discarding = False
-                        yield Line(pos.path, pos.line, b"", too_long=True)
-                    else:
-                        yield Line(pos.path, pos.line, raw.rstrip(b"\r"))
                     emitted += 1
                 pending = pending[start:]
                 if len(pending) > self.max_line_bytes:
@@ -232,18 +224,22 @@ class FileSet:
                     pending = b""
                 if emitted >= budget:
                     return
-            if pending and self._complete(pos, st, now):
+            if (pending or pos.discarding) and self._complete(pos, st, now):
                 # The writer finished this file without a final newline.
-                pos.offset += len(pending)
-                pos.line += 1
-                if pos.discarding:
-                    pos.discarding = False
-                    yield Line(pos.path, pos.line, b"", too_long=True)
-                else:
-                    yield Line(pos.path, pos.line, pending.rstrip(b"\r"))
+                yield self._take(pos, pending, len(pending))
                 pending = b""
             if not pending and pos.offset == st.st_size and self._complete(pos, st, now):
                 pos.done = True
+
+    @staticmethod
+    def _take(pos: Position, raw: bytes, size: int) -> Line:
+        """Advance past one line of ``size`` bytes (newline included) and describe it."""
+        pos.offset += size
+        pos.line += 1
+        if pos.discarding:  # the end of an overlong line: report it, keep nothing
+            pos.discarding = False
+            return Line(pos.path, pos.line, b"", too_long=True)
+        return Line(pos.path, pos.line, raw.rstrip(b"\r"))
 
     def _complete(self, pos: Position, st: os.stat_result, now: float) -> bool:
         """A file is complete when a newer file exists and it has been idle long enough."""

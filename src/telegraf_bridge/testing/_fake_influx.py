@@ -27,11 +27,11 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
 from telegraf_bridge.testing._lineprotocol import LineProtocolError, ParsedPoint, parse_line
+from telegraf_bridge.testing._managed import Managed
 
 _PRECISIONS_V2 = {"ns", "us", "ms", "s"}
 _PRECISIONS_V3 = {
@@ -124,7 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(8)  # CRLF after the chunk
 
 
-class _FakeInflux:
+class _FakeInflux(Managed):
     version = "fake"
 
     def __init__(self, *, token: str | None, max_body_bytes: int) -> None:
@@ -148,24 +148,13 @@ class _FakeInflux:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> _FakeInflux:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-    def __enter__(self) -> _FakeInflux:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- scripting and inspection ------------------------------------------------------------
 

@@ -9,9 +9,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
+from telegraf_bridge.testing._managed import Managed, stop_process
 from telegraf_bridge.testing._ports import free_port, wait_for
 
 
@@ -22,7 +22,7 @@ def find_influxd() -> str | None:
     )
 
 
-class InfluxD1:
+class InfluxD1(Managed):
     """Starts ``influxd`` with its own data directory and ports; stops it on exit."""
 
     def __init__(
@@ -75,7 +75,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   level = "warn"
 """
 
-    def start(self) -> InfluxD1:
+    def start(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "influxdb.conf"
         conf.write_text(self._config(), encoding="utf-8")
@@ -126,21 +126,4 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         return out
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> InfluxD1:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        stop_process(self.proc, timeout=20)

@@ -6,8 +6,9 @@ import shutil
 import socket
 import subprocess
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
+from telegraf_bridge.testing._managed import Managed, stop_process
 from telegraf_bridge.testing._ports import free_port, wait_for
 
 
@@ -18,7 +19,7 @@ def find_mosquitto() -> str | None:
     )
 
 
-class Mosquitto:
+class Mosquitto(Managed):
     """``mosquitto -c`` with a generated config: loopback only, anonymous unless told otherwise."""
 
     def __init__(self, workdir: Path, *, extra_config: str = "") -> None:
@@ -31,7 +32,7 @@ class Mosquitto:
         self.extra_config = extra_config
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Mosquitto:
+    def start(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
         allow = "" if "allow_anonymous" in self.extra_config else "allow_anonymous true\n"
@@ -57,21 +58,4 @@ class Mosquitto:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> Mosquitto:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        stop_process(self.proc, timeout=10)

@@ -7,11 +7,13 @@ import signal
 import subprocess
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
+from telegraf_bridge.testing._managed import Managed
 from telegraf_bridge.testing._ports import wait_for
 
 
-class TelegrafProcess:
+class TelegrafProcess(Managed):
     """``telegraf --config FILE`` with its log in ``workdir``; SIGTERM (then SIGKILL) on stop."""
 
     def __init__(
@@ -31,7 +33,7 @@ class TelegrafProcess:
         self.log_path = self.workdir / "telegraf.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> TelegrafProcess:
+    def start(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -70,9 +72,6 @@ class TelegrafProcess:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-
-    def __enter__(self) -> TelegrafProcess:
-        return self.start()
 
     def __exit__(
         self,
