@@ -33,6 +33,7 @@ class Rig:
     commit_delay: str = "2s"
     cap_mb: int = 500
     glob: str = "data_*.ndjson*"
+    batch_lines: int = 1000
     expected: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -61,6 +62,7 @@ sources:
       commit_delay: "{self.commit_delay}"
       state_interval: 1s
       complete_after: 2s
+      batch_lines: {self.batch_lines}
 sinks:
   - name: influx1
     type: influxdb_v1

@@ -19,7 +19,7 @@ CASES = REPO / "plugins" / "ndjson_tail" / "testdata"
 
 
 def run_plugin(
-    data_dir: Path, state_dir: Path, extra: str = "", *args: str
+    data_dir: Path, state_dir: Path, extra: str = "", *args: str, accel: bool = True
 ) -> subprocess.CompletedProcess[str]:
     conf = data_dir.parent / "plugin.toml"
     conf.write_text(
@@ -41,6 +41,7 @@ def run_plugin(
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, **({} if accel else {"TELEGRAF_BRIDGE_NO_ACCEL": "1"})},
     )
 
 
@@ -49,13 +50,14 @@ def skip_counts(stderr: str) -> dict[str, int]:
     return json.loads(match.group(1).replace("'", '"')) if match else {}
 
 
+@pytest.mark.parametrize("accel", [True, False], ids=["orjson", "stdlib"])
 @pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir() if p.is_dir()))
-def test_case(case: str, tmp_path: Path) -> None:
+def test_case(case: str, accel: bool, tmp_path: Path) -> None:
     folder = CASES / case
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy(folder / "input.ndjson", data / "data_2026-03-01.ndjson")
-    result = run_plugin(data, tmp_path / "state", (folder / "plugin.toml").read_text())
+    result = run_plugin(data, tmp_path / "state", (folder / "plugin.toml").read_text(), accel=accel)
     assert result.returncode == 0, result.stderr
     skips = skip_counts(result.stderr)
     if os.environ.get("UPDATE_GOLDEN"):

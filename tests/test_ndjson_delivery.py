@@ -167,7 +167,7 @@ def test_buffer_cap_holds_data_at_the_source_and_catches_up(
     telegraf_bin: Path, tmp_path: Path
 ) -> None:
     influxd = InfluxD1(tmp_path / "influxd")
-    rig = Rig(tmp_path, telegraf_bin, influxd.url, _db(), cap_mb=1)
+    rig = Rig(tmp_path, telegraf_bin, influxd.url, _db(), cap_mb=1, batch_lines=200)
     with rig.telegraf() as telegraf:
         rig.write_days(2)
         telegraf.wait_for_log("at its cap of 1 MiB", timeout=120)

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 log = logging.getLogger("telegraf_bridge.lineprotocol")
 
@@ -52,9 +53,8 @@ class FieldType(StrEnum):
     BOOLEAN = "boolean"
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One measurement at one instant, before serialisation."""
+class Point(NamedTuple):
+    """One measurement at one instant, before serialisation (a tuple: cheap to make)."""
 
     measurement: str
     tags: Mapping[str, str]
@@ -154,6 +154,8 @@ class LineProtocolSerializer:
         default_factory=dict, repr=False
     )
     series_cache_size: int = 4096
+    # Field keys that need no escaping, remembered (they repeat on every point).
+    _plain_keys: set[str] = field(default_factory=set, repr=False)
 
     # -- elements --------------------------------------------------------------------------
 
@@ -272,15 +274,34 @@ class LineProtocolSerializer:
 
         fields = []
         seen: set[str] = set()
-        for key in sorted(point.fields):
+        types = self.field_types
+        values = point.fields
+        for key in sorted(values):
+            value = values[key]
+            # The common case inline: a plain key with a finite float for a float field.
+            if (
+                key in self._plain_keys
+                and type(value) is float
+                and math.isfinite(value)
+                and types.get(key, FieldType.FLOAT) is FieldType.FLOAT
+                and key not in seen
+            ):
+                seen.add(key)
+                fields.append(f"{key}={value!r}")
+                continue
             if not key:
                 self.counter.count("empty_field_key_dropped", point.measurement)
                 continue
-            escaped_key = self._key(key, "field key")
+            if key in self._plain_keys:
+                escaped_key = key
+            else:
+                escaped_key = self._key(key, "field key")
+                if escaped_key == key and len(self._plain_keys) < self.series_cache_size:
+                    self._plain_keys.add(key)
             if escaped_key in seen:
                 self.counter.count("duplicate_key_dropped", f"field {key!r}")
                 continue
-            rendered = self._field_value(key, point.fields[key])
+            rendered = self._field_value(key, value)
             if rendered is not None:
                 seen.add(escaped_key)
                 fields.append(f"{escaped_key}={rendered}")

@@ -136,4 +136,18 @@ def plugin_main(
     skipped = serializer.counter.snapshot()
     if skipped:
         log.info("skip/sanitise counts at exit: %s", skipped)
+    _quiet_stdout_at_exit()
     return status
+
+
+def _quiet_stdout_at_exit() -> None:
+    """Keep Python's final flush from printing a BrokenPipeError traceback.
+
+    Telegraf may have closed our stdout already, and it would log the traceback's lines as
+    errors.
+    """
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError, OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

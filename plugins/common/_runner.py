@@ -9,6 +9,7 @@ SIGKILL. This module implements exactly that contract once, for every plugin.
 from __future__ import annotations
 
 import array
+import contextlib
 import fcntl
 import logging
 import math
@@ -27,6 +28,8 @@ from telegraf_bridge.plugins.common._lineprotocol import LineProtocolSerializer,
 log = logging.getLogger("telegraf_bridge.runner")
 
 SignalMode = Literal["STDIN", "none"]
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux only
+PIPE_SIZE = 1 << 20
 Emit = Callable[[Point], None]
 
 
@@ -62,6 +65,18 @@ class LineWriter:
             self._fd: int | None = stream.fileno()
         except (OSError, ValueError, AttributeError):
             self._fd = None
+        self._grow_pipe()
+
+    def _grow_pipe(self) -> None:
+        """Ask for a 1 MiB pipe to Telegraf (Linux default: 64 KiB).
+
+        The plugin then prepares its next batch while Telegraf parses the last one, instead of
+        blocking in write(). Not a pipe, or above /proc/sys/fs/pipe-max-size: the default stays.
+        """
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self._fd, F_SETPIPE_SZ, PIPE_SIZE)
 
     def unread_bytes(self) -> int:
         """Bytes written that the reader (Telegraf) has not read yet; 0 when not a pipe."""

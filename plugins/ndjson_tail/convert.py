@@ -7,7 +7,10 @@ a field be an int on one line and a float on the next, which InfluxDB rejects ba
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +19,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from telegraf_bridge.plugins.common import FieldType, Point
+
+try:  # optional accelerator; the standard library decoder is the reference
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised on hosts without orjson
+    _orjson = None  # type: ignore[assignment]
+if os.environ.get("TELEGRAF_BRIDGE_NO_ACCEL"):  # compare both paths, or rule one out
+    _orjson = None  # type: ignore[assignment]
 
 NS = 1_000_000_000
 _RFC3339 = re.compile(
@@ -44,9 +54,18 @@ def parse_rfc3339_ns(text: str) -> int:
     offset = "+00:00" if offset in ("Z", "z") else offset
     if ":" not in offset:
         offset = offset[:3] + ":" + offset[3:]
-    whole = datetime.fromisoformat(f"{date}T{clock}{offset}")
+    hours, minutes, seconds = int(clock[:2]), int(clock[3:5]), int(clock[6:8])
+    if hours > 23 or minutes > 59 or seconds > 59:  # leap seconds are not representable
+        raise ValueError(f"invalid time of day in {text!r}")
     nanos = int((fraction or "0").ljust(9, "0"))
-    return int(whole.astimezone(UTC).timestamp()) * NS + nanos
+    day_start = _day_start(date, offset)
+    return (day_start + hours * 3600 + minutes * 60 + seconds) * NS + nanos
+
+
+@functools.lru_cache(maxsize=64)
+def _day_start(date: str, offset: str) -> int:
+    """Epoch seconds of local midnight on ``date`` at UTC ``offset`` (one parse per day)."""
+    return int(datetime.fromisoformat(f"{date}T00:00:00{offset}").astimezone(UTC).timestamp())
 
 
 def epoch_to_ns(value: int | Decimal, unit: str) -> int:
@@ -98,8 +117,8 @@ def _nan(name: str) -> float:
     return float(name.replace("Infinity", "inf"))
 
 
-def load_record(line: bytes) -> tuple[dict[str, Any], list[str]]:
-    """Decode one line into an object; returns it and the keys that appeared twice."""
+def _load_exact(line: bytes) -> tuple[dict[str, Any], list[str]]:
+    """The reference decoder: exact decimals, NaN/Infinity literals, duplicate keys named."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -124,6 +143,48 @@ def load_record(line: bytes) -> tuple[dict[str, Any], list[str]]:
     if not isinstance(obj, dict):
         raise RecordError("not_an_object", f"JSON {type(obj).__name__} instead of an object")
     return obj, duplicates
+
+
+BACKSLASH = b"\\"
+
+
+def _object_keys(value: dict[str, Any]) -> int:
+    """How many keys the decoded objects hold in all (nested objects and arrays included)."""
+    total = 0
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            total += len(item)
+            stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
+        else:
+            stack.extend(v for v in item if type(v) is dict or type(v) is list)
+    return total
+
+
+def load_record(line: bytes, exact_key: str = "") -> tuple[dict[str, Any], list[str]]:
+    """Decode one line into an object; returns it and the keys that appeared twice.
+
+    With orjson installed (an optional accelerator; it has no ARMv6 build) plain lines are
+    decoded by it, and the result is the reference decoder's in every case: a line orjson
+    refuses, a line whose ``exact_key`` (the timestamp) is a float, and any line where a
+    repeated key is possible go through the reference decoder. Repeats are ruled out exactly:
+    in a line without backslashes and without whitespace after a quote, every '":' ends a key,
+    so their count equals the decoded keys unless a key was repeated.
+    """
+    if _orjson is None or BACKSLASH in line or b'" ' in line or b'"\t' in line or b'"\r' in line:
+        return _load_exact(line)
+    try:
+        obj = _orjson.loads(line)
+    except _orjson.JSONDecodeError:
+        return _load_exact(line)
+    if (
+        type(obj) is not dict
+        or (exact_key and type(obj.get(exact_key)) is float)
+        or line.count(b'":') != _object_keys(obj)
+    ):
+        return _load_exact(line)
+    return obj, []
 
 
 @dataclass
@@ -186,8 +247,18 @@ class RecordConverter:
         out: dict[str, Any],
         problems: list[tuple[str, str]],
     ) -> None:
+        types = self.field_types
         for key, value in obj.items():
-            name = f"{prefix}{key}"
+            name = prefix + key if prefix else key
+            kind = type(value)
+            # The common cases inline: a number for a float field, a string for a string field.
+            if kind is float or kind is Decimal:
+                if types.setdefault(name, FieldType.FLOAT) is FieldType.FLOAT:
+                    out[name] = float(value)
+                    continue
+            elif kind is str and types.setdefault(name, FieldType.STRING) is FieldType.STRING:
+                out[name] = value
+                continue
             if isinstance(value, dict):
                 if depth >= self.max_depth:
                     problems.append(("nesting_too_deep", name))
@@ -220,7 +291,14 @@ class RecordConverter:
         if declared in (FieldType.INTEGER, FieldType.UNSIGNED):
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
-            if isinstance(value, Decimal) and value == value.to_integral_value():
+            # A number written with a decimal point counts as an integer when it is whole and
+            # below 2**53, where every decoder (exact decimal or binary float) agrees on it.
+            if (
+                isinstance(value, Decimal | float)
+                and math.isfinite(value)
+                and value == int(value)
+                and abs(int(value)) < 2**53
+            ):
                 return int(value)
         elif declared is FieldType.FLOAT and kind is FieldType.FLOAT:
             return float(value)

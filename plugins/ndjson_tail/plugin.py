@@ -38,6 +38,7 @@ from telegraf_bridge.plugins.ndjson_tail.files import INITIAL_READ_OFFSETS, File
 log = logging.getLogger("telegraf_bridge.plugins.ndjson_tail")
 
 NS = 1_000_000_000
+WAL_BYTES_PER_LP_BYTE = 4
 DEFAULT_FIELD_TYPES = {"model_id": "integer"}
 
 
@@ -194,7 +195,9 @@ class NdjsonTail:
         """
         if not self.cap_bytes or self.buffer_dir is None:
             return False
-        size = directory_size(self.buffer_dir)
+        # Lines still in the pipe will land in the WAL too; a WAL entry takes up to about four
+        # times its line-protocol size (gob encoding), so count them that way.
+        size = directory_size(self.buffer_dir) + WAL_BYTES_PER_LP_BYTE * self.writer.unread_bytes()
         if size >= self.cap_bytes:
             self.changes.problem(
                 "cap",
@@ -217,7 +220,7 @@ class NdjsonTail:
             self._skip("empty_line", where)
             return None
         try:
-            obj, duplicates = load_record(line.data)
+            obj, duplicates = load_record(line.data, self.converter.timestamp_key)
             point, problems = self.converter.convert(obj)
         except RecordError as exc:
             self._skip(exc.reason, f"{where}: {exc}")
