@@ -18,7 +18,7 @@ from _ndjson_rig import Rig
 
 from telegraf_bridge.testing import InfluxD1, wait_for
 
-pytestmark = [pytest.mark.telegraf, pytest.mark.influxd]
+pytestmark = [pytest.mark.telegraf, pytest.mark.influxd, pytest.mark.slow]
 SOAK = bool(os.environ.get("BRIDGE_SOAK"))
 
 
