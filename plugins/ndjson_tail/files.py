@@ -85,6 +85,7 @@ class FileSet:
                 except TypeError:
                     log.error("ignoring malformed saved position for %s: %r", key, doc)
         self._first_scan = True
+        self._stats: dict[str, os.stat_result] = {}
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -102,8 +103,15 @@ class FileSet:
         return found
 
     def scan(self) -> None:
-        """Match files on disk with tracked positions; handle new, moved, truncated, gone."""
+        """Match files on disk with tracked positions; handle new, moved, truncated, gone.
+
+        One glob and one stat per file; a file is opened (to check its fingerprint) only when
+        its size or change time moved since the last scan, so hundreds of finished daily files
+        cost the SD card nothing but their stat.
+        """
         found = self._matching()
+        previous = self._stats
+        self._stats = {key: st for key, (_path, st) in found.items()}
         # New files first: a copy of a tracked file inherits its position (copytruncate).
         for key, (path, st) in found.items():
             if key not in self.positions:
@@ -127,6 +135,13 @@ class FileSet:
                     self._skip("file_truncated", path)
                 self._restart(pos, path)
                 continue
+            before = previous.get(key)
+            if (
+                before is not None
+                and before.st_size == st.st_size
+                and before.st_ctime_ns == st.st_ctime_ns
+            ):
+                continue  # unchanged since the last scan: same file, nothing to re-check
             fp, fp_len = fingerprint(path, pos.fp_len or FINGERPRINT_BYTES)
             if pos.fp_len and fp_len >= pos.fp_len and fp != pos.fp:
                 log.warning(
@@ -179,13 +194,18 @@ class FileSet:
         """Files oldest first (by mtime, then name), so data is replayed in time order."""
 
         def sort_key(item: tuple[str, Position]) -> tuple[float, str]:
-            try:
-                mtime = os.stat(item[1].path).st_mtime  # noqa: PTH116
-            except OSError:
-                mtime = 0.0
-            return (mtime, item[1].path)
+            st = self._stats.get(item[0])
+            return (st.st_mtime if st else 0.0, item[1].path)
 
-        return sorted(self.positions.items(), key=sort_key)
+        # Finished files whose size has not changed are not even opened.
+        return sorted(
+            (
+                (key, pos)
+                for key, pos in self.positions.items()
+                if not (pos.done and key in self._stats and self._stats[key].st_size == pos.offset)
+            ),
+            key=sort_key,
+        )
 
     def read(self, key: str, budget: int, now: float) -> Iterator[Line]:
         """Up to ``budget`` complete lines of one file; advances its position as it goes."""
@@ -246,8 +266,8 @@ class FileSet:
         if now - st.st_mtime < self.complete_after_s:
             return False
         return any(
-            other.path != pos.path and _mtime(other.path) > st.st_mtime
-            for other in self.positions.values()
+            other.st_ino != st.st_ino and other.st_mtime > st.st_mtime
+            for other in self._stats.values()
         )
 
     def state(self) -> dict[str, Any]:
@@ -263,13 +283,6 @@ class FileSet:
             except OSError:
                 continue
         return total
-
-
-def _mtime(path: str) -> float:
-    try:
-        return os.stat(path).st_mtime  # noqa: PTH116
-    except OSError:
-        return 0.0
 
 
 def _last_line_start(path: str, size: int) -> int:
