@@ -189,7 +189,9 @@ class Runner:
             self.writer.write_points(batch)
         except (BrokenPipeError, ValueError, OSError) as exc:
             if isinstance(exc, BrokenPipeError) or "closed file" in str(exc):
-                log.error("cannot write to stdout (%s); Telegraf has gone away", exc)
+                # A warning, not an error: Telegraf closes our pipes when it shuts down (and
+                # logs its own failure if it crashed); state is saved next either way.
+                log.warning("cannot write to stdout (%s); Telegraf has gone away", exc)
                 return False
             log.exception("gather failed; will try again at the next interval")
         except Exception:
