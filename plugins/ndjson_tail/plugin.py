@@ -257,11 +257,12 @@ class NdjsonTail:
                     points.append(point)
             if budget <= 0:
                 break
-        for key in self.files.positions:
-            if key not in known:
-                self._floors[key] = None  # new file: its start must be committed before use
-        self.writer.write_points(points)
-        self.tracker.record(self.files.state())
+        new_files = [key for key in self.files.positions if key not in known]
+        for key in new_files:
+            self._floors[key] = None  # new file: its start must be committed before use
+        if budget < self.batch_lines or new_files:
+            self.writer.write_points(points)
+            self.tracker.record(self.files.state())
         self._commit()
         return budget <= 0
 
