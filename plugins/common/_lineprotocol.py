@@ -278,17 +278,25 @@ class LineProtocolSerializer:
         values = point.fields
         for key in sorted(values):
             value = values[key]
-            # The common case inline: a plain key with a finite float for a float field.
-            if (
-                key in self._plain_keys
-                and type(value) is float
-                and math.isfinite(value)
-                and types.get(key, FieldType.FLOAT) is FieldType.FLOAT
-                and key not in seen
-            ):
-                seen.add(key)
-                fields.append(f"{key}={value!r}")
-                continue
+            # The common cases inline: a plain key with a finite float for a float field, or
+            # with a string that needs no escaping for a string field.
+            if key in self._plain_keys and key not in seen:
+                if (
+                    type(value) is float
+                    and math.isfinite(value)
+                    and types.get(key, FieldType.FLOAT) is FieldType.FLOAT
+                ):
+                    seen.add(key)
+                    fields.append(f"{key}={value!r}")
+                    continue
+                if (
+                    type(value) is str
+                    and types.get(key, FieldType.STRING) is FieldType.STRING
+                    and not _STRING_WORK.search(value)
+                ):
+                    seen.add(key)
+                    fields.append(f'{key}="{value}"')
+                    continue
             if not key:
                 self.counter.count("empty_field_key_dropped", point.measurement)
                 continue

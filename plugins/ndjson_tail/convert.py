@@ -154,11 +154,13 @@ def _object_keys(value: dict[str, Any]) -> int:
     stack: list[Any] = [value]
     while stack:
         item = stack.pop()
+        children = item.values() if type(item) is dict else item
         if type(item) is dict:
             total += len(item)
-            stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
-        else:
-            stack.extend(v for v in item if type(v) is dict or type(v) is list)
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append(child)
     return total
 
 

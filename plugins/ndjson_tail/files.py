@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger("telegraf_bridge.plugins.ndjson_tail")
 
@@ -41,8 +41,7 @@ class Position:
         return asdict(self)
 
 
-@dataclass
-class Line:
+class Line(NamedTuple):
     """One complete line read from a file."""
 
     path: str
