@@ -85,8 +85,3 @@ class ChangeLogger:
             self._active[key] = False
         self._logger.info(message)
         return True
-
-    def is_failing(self, key: str) -> bool:
-        """Whether ``key`` is currently in the failing state."""
-        with self._lock:
-            return self._active.get(key, False)
