@@ -61,11 +61,7 @@ def config(agent_sync: bool, url: str, buffer: Path, source: Path, batch: int) -
 
 
 def count(influxd: InfluxD1, db: str) -> int:
-    try:
-        series = influxd.query("SELECT count(battery_voltage) FROM smartsolar", db=db)
-    except Exception:
-        return 0
-    return int(series[0]["values"][0][1]) if series else 0
+    return influxd.count("smartsolar", "battery_voltage", db=db)
 
 
 def direct_writes(influxd: InfluxD1, source: Path, batch: int) -> float:

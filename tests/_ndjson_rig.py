@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from _support import render_yaml
 
-from telegraf_bridge.testing import InfluxD1, TelegrafProcess
+from telegraf_bridge.testing import InfluxD1, TelegrafProcess, wait_for
 
 STATES = ("OFF", "BULK", "ABSORPTION", "FLOAT")
 DEVICES = (
@@ -129,11 +130,16 @@ sinks:
         return {(r["device_name"], r["time"]): {k: r[k] for k in fields} for r in rows}
 
     def count(self, influxd: InfluxD1) -> int:
-        try:
-            series = influxd.query("SELECT count(battery_voltage) FROM smartsolar", db=self.db)
-        except Exception:
-            return 0
-        return int(series[0]["values"][0][1]) if series else 0
+        return influxd.count("smartsolar", "battery_voltage", db=self.db)
+
+    def wait_all_stored(self, influxd: InfluxD1, timeout: float = 120) -> None:
+        """Wait until influxd holds every expected point, then a little longer for extras."""
+        wait_for(
+            lambda: self.count(influxd) >= len(self.expected),
+            timeout=timeout,
+            what=f"{len(self.expected)} points in influxd",
+        )
+        time.sleep(1.5)  # a replayed or injected extra point would arrive now
 
     def plugin_pids(self) -> list[int]:
         out = subprocess.run(

@@ -15,14 +15,6 @@ from telegraf_bridge.testing import InfluxD1, TelegrafProcess, wait_for
 pytestmark = [pytest.mark.telegraf, pytest.mark.influxd]
 
 
-def _count(influxd: InfluxD1, db: str, q: str) -> int:
-    try:
-        series = influxd.query(q, db=db)
-    except Exception:  # database not created yet
-        return 0
-    return int(series[0]["values"][0][1]) if series else 0
-
-
 def test_demo_points_reach_influxd_exactly(
     influxd: InfluxD1, telegraf_bin: Path, tmp_path: Path
 ) -> None:
@@ -47,7 +39,7 @@ sinks:
     conf = render_yaml(yaml_text, tmp_path / "out")
     with TelegrafProcess(telegraf_bin, conf, tmp_path / "tg") as telegraf:
         wait_for(
-            lambda: _count(influxd, db, "SELECT count(power_w) FROM demo") >= 6,
+            lambda: influxd.count("demo", "power_w", db=db) >= 6,
             timeout=60,
             what="6 demo points in influxd",
         )
@@ -99,7 +91,7 @@ sinks:
     conf.write_text(conf.read_text() + emitter_input(points_file))
     with TelegrafProcess(telegraf_bin, conf, tmp_path / "tg"):
         wait_for(
-            lambda: _count(influxd, db, "SELECT count(power_w) FROM e2e") >= 3,
+            lambda: influxd.count("e2e", "power_w", db=db) >= 3,
             timeout=60,
             what="3 tricky points in influxd",
         )
@@ -117,4 +109,4 @@ sinks:
     }
     assert len(rows) == 3, "no extra point was injected by the newline in a string field"
     assert got == want
-    assert _count(influxd, db, "SELECT count(power_w) FROM e2e WHERE power_w = 666") == 0
+    assert len(influxd.rows("SELECT * FROM e2e WHERE power_w = 666", db=db)) == 0

@@ -84,12 +84,7 @@ def test_telegraf_sigkilled_at_random_moments_loses_nothing(
             telegraf.proc.wait()
             wait_for(lambda: not rig.plugin_pids(), timeout=20, what="the orphaned plugin to exit")
     with rig.telegraf("final"):
-        wait_for(
-            lambda: rig.count(influxd) >= len(rig.expected),
-            timeout=120,
-            what=f"{len(rig.expected)} points in influxd",
-        )
-        time.sleep(1.5)
+        rig.wait_all_stored(influxd)
     assert_exact(rig, influxd)
 
 
@@ -128,12 +123,7 @@ def test_plugin_sigkilled_is_restarted_and_loses_nothing(
             time.sleep(0.3)
             rig.kill_plugin()
         rig.write(path, kills * 100, 100)
-        wait_for(
-            lambda: rig.count(influxd) >= len(rig.expected),
-            timeout=120,
-            what="all points in influxd",
-        )
-        time.sleep(1.5)
+        rig.wait_all_stored(influxd)
     assert_exact(rig, influxd)
 
 
@@ -154,12 +144,7 @@ def test_rotation_and_truncation_mid_stream(
         copy.write_bytes(live.read_bytes())  # copytruncate: copy, then truncate in place
         live.write_text("")
         rig.write(live, 500, 100)
-        wait_for(
-            lambda: rig.count(influxd) >= len(rig.expected),
-            timeout=120,
-            what="all points in influxd",
-        )
-        time.sleep(1.5)
+        rig.wait_all_stored(influxd)
     assert_exact(rig, influxd)
 
 

@@ -70,20 +70,8 @@ class StateFile:
 
     def save(self, data: dict[str, Any]) -> None:
         """Write ``data`` now, atomically and durably."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"format": STATE_FORMAT, "data": data}, sort_keys=True).encode()
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            tmp.replace(self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(self.path.parent)
+        write_atomic(self.path, payload, mode=0o644)
         self._last_write = time.monotonic()
         self._last_data = data
 
@@ -95,6 +83,31 @@ class StateFile:
             return False
         self.save(data)
         return True
+
+
+def write_atomic(path: Path, content: bytes | str, *, mode: int = 0o600) -> None:
+    """Replace ``path`` so readers (and a power cut) see the old or the new file, never a mix.
+
+    The temporary file is created with ``mode`` from the start (never world-readable, even for
+    an instant) in the target's directory, fsynced, renamed over the target, and the directory
+    is fsynced so the rename itself is durable.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.chmod(mode)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -114,6 +114,14 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             raise RuntimeError(f"influxd query error: {result['error']}")
         return list(result.get("series", []))
 
+    def count(self, measurement: str, field: str, *, db: str) -> int:
+        """Points of ``measurement`` with ``field``; 0 while the database does not exist yet."""
+        try:
+            series = self.query(f'SELECT count("{field}") FROM "{measurement}"', db=db)  # noqa: S608 - test helper, names from the test itself
+        except (RuntimeError, OSError):
+            return 0
+        return int(series[0]["values"][0][1]) if series else 0
+
     def rows(self, q: str, *, db: str) -> list[dict[str, Any]]:
         """Rows of the first series as dictionaries keyed by column."""
         out = []
