@@ -18,7 +18,11 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PLUGINS: dict[str, str] = {
     "demo": "telegraf_bridge.plugins.demo",
     "ndjson_tail": "telegraf_bridge.plugins.ndjson_tail",
+    "hoymiles": "telegraf_bridge.plugins.hoymiles",
 }
+# Sources whose devices must not be polled at the agent's pace: their interval, when the
+# source sets none (a DTU is polled every 60 s, as the seed did).
+PLUGIN_INTERVALS: dict[str, str] = {"hoymiles": "60s"}
 # Plugins that hold back at the disk-buffer cap: they get the buffer's path and cap.
 BACKPRESSURE_PLUGINS = frozenset({"ndjson_tail"})
 
@@ -155,7 +159,12 @@ SOURCE: tuple[Opt, ...] = (
         "`none`: the plugin gathers on its own schedule; `STDIN`: Telegraf prompts each gather.",
         choices=("none", "STDIN"),
     ),
-    Opt("interval", "duration", "", "Gather interval; empty means the agent's `interval`."),
+    Opt(
+        "interval",
+        "duration",
+        "",
+        "Gather interval; empty means the agent's `interval` (`hoymiles`: 60s).",
+    ),
     Opt("restart_delay", "duration", "10s", "Delay before Telegraf restarts an exited plugin."),
     Opt("options", "mapping", {}, "Plugin options, written to the plugin's own config file."),
 )

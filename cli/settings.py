@@ -179,7 +179,7 @@ def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings
             continue
         src = _section(schema.SOURCE, item, where, problems)
         if not src["interval"]:
-            src["interval"] = agent["interval"]
+            src["interval"] = schema.PLUGIN_INTERVALS.get(src["plugin"], agent["interval"])
         sources.append(src)
 
     sinks: list[dict[str, Any]] = []

@@ -4,7 +4,7 @@ Options common to all plugins (top level of the plugin's TOML file):
 
 - ``signal``: ``"none"`` (own schedule, default) or ``"STDIN"`` (gather on each newline);
   must match the execd ``signal`` in telegraf.conf.
-- ``interval``: gather interval on the own schedule (default ``"10s"``).
+- ``interval``: gather interval on the own schedule (default ``"10s"``, or the plugin's own).
 - ``state_dir``: where state files live (default ``/var/lib/telegraf-bridge/state``).
 - ``instance``: name that keys this instance's state (default: the plugin name).
 - ``time_floor``: RFC 3339 instant; points stamped before it are refused.
@@ -80,6 +80,8 @@ def plugin_main(
     name: str,
     factory: Callable[[PluginContext], Source],
     argv: Sequence[str] | None = None,
+    *,
+    default_interval_s: float = 10.0,
 ) -> int:
     """Parse arguments, load config, build the source and run it; returns the exit status."""
     args = _parse_args(name, argv)
@@ -89,7 +91,7 @@ def plugin_main(
         config = Section(data, name)
         setup_logging(debug=args.debug or config.boolean("debug", False))
         signal = config.string("signal", "none", choices=("none", "STDIN"))
-        interval_s = config.duration("interval", 10.0, minimum=0.001)
+        interval_s = config.duration("interval", default_interval_s, minimum=0.001)
         state_dir = Path(config.string("state_dir", DEFAULT_STATE_DIR))
         if os.environ.get(STATE_OVERRIDE_ENV):
             state_dir = Path(os.environ[STATE_OVERRIDE_ENV])
