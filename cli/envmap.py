@@ -5,7 +5,9 @@ Two layers, applied in this order over the YAML file:
 1. Seed aliases, so users of the five systems this bundle replaces can keep their ``.env``
    files. Each group describes one sink; it overrides the first sink of its type in the YAML,
    or adds a sink named after the group when the YAML has none. A token variable is never read
-   for its value: the sink just references it (``token_env``).
+   for its value: the sink just references it (``token_env``). Seed 001's DTU variables
+   (``DTU_HOST``, ``DTU_PORT``, ``MODBUS_UNIT_ID``, ``QUERY_PERIOD``, ...) likewise configure
+   the first ``hoymiles`` source, or add one.
 2. Canonical variables: ``BRIDGE_AGENT_<KEY>``, ``BRIDGE_SINK_<NAME>_<KEY>`` and
    ``BRIDGE_SOURCE_<NAME>_<KEY>`` set any scalar option (NAME upper-cased, ``-`` as ``_``).
 """
@@ -84,6 +86,36 @@ ALIAS_GROUPS: tuple[AliasGroup, ...] = (
     ),
 )
 
+
+@dataclass(frozen=True)
+class SourceAlias:
+    """One seed's device variables and the source options they set."""
+
+    plugin: str
+    seed: str
+    trigger: str
+    # variable -> (option, kind): kind "str", "int" or "seconds" (a number of seconds).
+    options: Mapping[str, tuple[str, str]]
+    interval_var: str = ""
+
+
+SOURCE_ALIASES: tuple[SourceAlias, ...] = (
+    SourceAlias(
+        plugin="hoymiles",
+        seed="001 Hoymiles S-Miles",
+        trigger="DTU_HOST",
+        options={
+            "DTU_HOST": ("host", "str"),
+            "DTU_PORT": ("port", "int"),
+            "MODBUS_UNIT_ID": ("unit_id", "int"),
+            "DTU_NAME": ("dtu_name", "str"),
+            "DTU_TRANSPORT": ("transport", "str"),
+            "COMM_TIMEOUT": ("timeout", "seconds"),
+        },
+        interval_var="QUERY_PERIOD",
+    ),
+)
+
 # Marks a sink the environment added, so validation errors can say where it came from.
 ORIGIN_KEY = "_origin"
 
@@ -138,6 +170,48 @@ def apply_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: list[str])
                     f"(seed {group.seed} semantics)"
                 )
         notes.append(f"sink {target['name']!r} configured from seed {group.seed} variables")
+
+
+def apply_source_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: list[str]) -> None:
+    """Configure the first source of a seed's plugin from its device variables (in place)."""
+    sources = doc.setdefault("sources", [])
+    if not isinstance(sources, list):
+        return
+    for alias in SOURCE_ALIASES:
+        if not env.get(alias.trigger):
+            continue
+        target = next(
+            (s for s in sources if isinstance(s, dict) and s.get("plugin") == alias.plugin), None
+        )
+        if target is None:
+            target = {"name": alias.plugin, "plugin": alias.plugin, "options": {}}
+            sources.append(target)
+        options = target.setdefault("options", {})
+        if not isinstance(options, dict):
+            continue
+        for var, (key, kind) in alias.options.items():
+            raw = env.get(var, "").strip()
+            if not raw:
+                continue
+            if kind == "str":
+                options[key] = raw
+                continue
+            try:
+                number = float(raw) if kind == "seconds" else int(raw)
+            except ValueError:
+                notes.append(f"{var}={raw!r} is not a number; ignored (seed {alias.seed})")
+                continue
+            options[key] = f"{number:g}s" if kind == "seconds" else number
+        period = env.get(alias.interval_var, "").strip() if alias.interval_var else ""
+        if period:
+            try:
+                target["interval"] = f"{float(period):g}s"
+            except ValueError:
+                notes.append(
+                    f"{alias.interval_var}={period!r} is not a number of seconds; ignored "
+                    f"(seed {alias.seed})"
+                )
+        notes.append(f"source {target.get('name')!r} configured from seed {alias.seed} variables")
 
 
 def apply_canonical(doc: dict[str, Any], env: Mapping[str, str]) -> None:

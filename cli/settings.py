@@ -259,5 +259,6 @@ def load_settings(
         raise InvalidConfig(source, ["the top level must be a mapping with agent, sources, sinks"])
     notes: list[str] = []
     envmap.apply_aliases(doc, environ, notes)
+    envmap.apply_source_aliases(doc, environ, notes)
     envmap.apply_canonical(doc, environ)
     return _validate(doc, source, notes)

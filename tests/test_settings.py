@@ -239,3 +239,36 @@ def test_incomplete_sink_from_environment_says_where_it_came_from() -> None:
         "sinks[1] (added from the seed 000 SmartSolar environment variables).url = 'nope' is "
         "invalid: expected an http:// or https:// URL"
     ]
+
+
+def test_seed_001_dtu_variables_configure_a_hoymiles_source() -> None:
+    env = {
+        "DTU_HOST": "192.168.1.100",
+        "DTU_PORT": "502",
+        "MODBUS_UNIT_ID": "3",
+        "QUERY_PERIOD": "90",
+        "COMM_TIMEOUT": "3",
+        "DTU_NAME": "Roof",
+    }
+    settings = load_settings(None, env, text=MINIMAL)
+    (source,) = [s for s in settings.sources if s["plugin"] == "hoymiles"]
+    assert source["options"] == {
+        "host": "192.168.1.100",
+        "port": 502,
+        "unit_id": 3,
+        "timeout": "3s",
+        "dtu_name": "Roof",
+    }
+    assert source["interval"] == "90s"
+
+
+def test_hoymiles_source_defaults_to_a_60s_interval() -> None:
+    text = MINIMAL.replace("name: demo\n    plugin: demo", "name: dtu\n    plugin: hoymiles")
+    (source,) = load_settings(None, {}, text=text).sources
+    assert source["interval"] == "60s"
+
+
+def test_seed_001_bad_number_is_a_note_not_a_guess() -> None:
+    settings = load_settings(None, {"DTU_HOST": "dtu", "DTU_PORT": "five"}, text=MINIMAL)
+    assert "port" not in settings.sources[-1]["options"]
+    assert any("DTU_PORT='five' is not a number" in n for n in settings.notes)

@@ -1,0 +1,105 @@
+"""Hoymiles end to end: pymodbus DTU -> plugin under the real Telegraf -> the real InfluxDB 1.x
+and the InfluxDB 3 fake (loopback, following the v3 write API), rendered by bridge-cli."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from _hoymiles_rig import ModbusDtu, Row
+from _support import fast_agent_yaml, render_yaml
+
+from telegraf_bridge.testing import FakeInfluxV3, InfluxD1, TelegrafProcess, wait_for
+
+pytestmark = [pytest.mark.telegraf, pytest.mark.influxd]
+
+V3_TOKEN = "canary-hoymiles-v3"
+
+
+def test_dtu_points_reach_influxd_and_v3_exactly(
+    influxd: InfluxD1, telegraf_bin: Path, tmp_path: Path
+) -> None:
+    db = f"hoymiles_{uuid.uuid4().hex[:8]}"
+    token_file = tmp_path / "secrets" / "token"
+    token_file.parent.mkdir()
+    token_file.write_text(V3_TOKEN)
+    rows = [
+        Row("116180000001", 1, pv_power=101.5, today=500, total=80_000),
+        Row("116180000001", 2, pv_power=99.5, today=490, total=79_000),
+        Row("103332416355", 1, pv_current=0.3, temperature=-2.5, total=74_823),
+    ]
+    with ModbusDtu(rows) as dtu, FakeInfluxV3(token=V3_TOKEN) as v3:
+        yaml_text = (
+            fast_agent_yaml(tmp_path)
+            + f"""
+sources:
+  - name: roof
+    plugin: hoymiles
+    interval: 5s
+    options:
+      host: 127.0.0.1
+      port: {dtu.port}
+      timeout: 2s
+      dtu_name: Roof DTU
+sinks:
+  - name: influx1
+    type: influxdb_v1
+    url: {influxd.url}
+    database: {db}
+  - name: core3
+    type: influxdb_v3
+    url: {v3.url}
+    database: hoymiles
+    token_file: {token_file}
+"""
+        )
+        conf = render_yaml(yaml_text, tmp_path / "out")
+        with TelegrafProcess(telegraf_bin, conf, tmp_path / "tg") as telegraf:
+            wait_for(
+                lambda: (
+                    influxd.count("dtu", "pv_power", db=db) >= 1 and len(v3.accepted_points()) >= 6
+                ),
+                timeout=60,
+                what="one poll in influxd and in the v3 fake",
+            )
+            log = telegraf.log()
+    assert "E! " not in log, log
+    (dtu_row,) = influxd.rows("SELECT * FROM dtu LIMIT 1", db=db)
+    assert dtu_row["dtu_name"] == "Roof DTU" and dtu_row["dtu_serial"] == "11d361600831"
+    assert dtu_row["pv_power"] == pytest.approx(211.2)
+    assert dtu_row["today_production"] == 500 + 490 + 751
+    assert dtu_row["total_production"] == 80_000 + 79_000 + 74_823
+    assert dtu_row["alarm_flag"] is False
+    assert dtu_row["time"] % (5 * 10**9) == 0, "stamped at the poll window start"
+    inverters = influxd.rows('SELECT * FROM inverter GROUP BY "serial_number"', db=db)
+    first = {r["serial_number"]: r for r in inverters if r["time"] == dtu_row["time"]}
+    assert set(first) == {"116180000001", "103332416355"}
+    assert first["103332416355"]["temperature"] == -2.5
+    when = int(dtu_row["time"])
+    ports = influxd.rows(f"SELECT * FROM port WHERE time = {when} GROUP BY *", db=db)  # noqa: S608
+    assert {(r["serial_number"], r["port_number"]) for r in ports} == {
+        ("116180000001", "1"),
+        ("116180000001", "2"),
+        ("103332416355", "1"),
+    }
+    mi = next(r for r in ports if r["serial_number"] == "103332416355")
+    assert mi["pv_current"] == 0.3 and mi["total_production"] == 74_823
+    types = {
+        values[0]: values[1]
+        for series in influxd.query("SHOW FIELD KEYS FROM port", db=db)
+        for values in series["values"]
+    }
+    assert types == {
+        "pv_current": "float",
+        "pv_power": "float",
+        "pv_voltage": "float",
+        "today_production": "integer",
+        "total_production": "integer",
+    }
+    v3_points = v3.accepted_points()
+    by_measurement = {p.measurement for p in v3_points}
+    assert by_measurement == {"dtu", "inverter", "port"}
+    v3_dtu = next(p for p in v3_points if p.measurement == "dtu")
+    assert v3_dtu.fields["total_production"] == 233_823
+    assert v3_dtu.time_ns == dtu_row["time"]
