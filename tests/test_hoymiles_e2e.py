@@ -3,6 +3,8 @@ and the InfluxDB 3 fake (loopback, following the v3 write API), rendered by brid
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from pathlib import Path
 
@@ -15,6 +17,16 @@ from telegraf_bridge.testing import FakeInfluxV3, InfluxD1, TelegrafProcess, wai
 pytestmark = [pytest.mark.telegraf, pytest.mark.influxd]
 
 V3_TOKEN = "canary-hoymiles-v3"
+DASHBOARDS = Path(__file__).resolve().parents[1] / "plugins/hoymiles/dashboards"
+
+
+def _influxql(query: str, dtu_name: str) -> str:
+    """A panel's query as Grafana sends it for the last 24 hours and a 1-minute interval."""
+    return (
+        query.replace("$timeFilter", "time > now() - 24h")
+        .replace("$__interval", "1m")
+        .replace("$dtu_name", dtu_name)
+    )
 
 
 def test_dtu_points_reach_influxd_and_v3_exactly(
@@ -103,3 +115,43 @@ sinks:
     v3_dtu = next(p for p in v3_points if p.measurement == "dtu")
     assert v3_dtu.fields["total_production"] == 233_823
     assert v3_dtu.time_ns == dtu_row["time"]
+
+    # Every InfluxQL panel of the dashboard runs against these points without an error.
+    dashboard = json.loads((DASHBOARDS / "hoymiles-influxql.json").read_text())
+    variable = dashboard["templating"]["list"][1]["query"]
+    assert ["dtu_name", "Roof DTU"] in [
+        v for s in influxd.query(variable, db=db) for v in s["values"]
+    ]
+    results = {
+        panel["title"]: influxd.query(_influxql(panel["targets"][0]["query"], "Roof DTU"), db=db)
+        for panel in dashboard["panels"]
+    }
+    power = [v[1] for s in results["Current power"] for v in s["values"] if v[1] is not None]
+    assert power and power[0] == pytest.approx(211.2)
+    temperatures = {s["tags"]["serial_number"] for s in results["Inverter temperature"]}
+    assert temperatures == {"116180000001", "103332416355"}
+    assert len(results["Port comparison"]) == 3
+
+
+def test_dashboards_have_the_seed_panels_and_only_known_fields() -> None:
+    from telegraf_bridge.plugins.hoymiles.snapshot import FIELD_TYPES
+
+    known = {name for fields in FIELD_TYPES.values() for name in fields}
+    known |= {"time", "dtu_name", "dtu_serial", "serial_number", "port_number"}
+    for name, key in (("hoymiles-influxql.json", "query"), ("hoymiles-sql.json", "rawSql")):
+        dashboard = json.loads((DASHBOARDS / name).read_text())
+        titles = [p["title"] for p in dashboard["panels"]]
+        assert titles == [
+            "Current power",
+            "Daily production",
+            "Inverter temperature",
+            "Port comparison",
+        ]
+        for panel in dashboard["panels"]:
+            query = panel["targets"][0][key]
+            measurement = re.search(r'FROM "?(\w+)"?', query)
+            assert measurement and measurement.group(1) in FIELD_TYPES, query
+            for identifier in re.findall(r'"(\w+)"', query) if key == "query" else []:
+                assert identifier in known | {"production", "avg_power", "peak_power"} | set(
+                    FIELD_TYPES
+                ), (name, identifier)
