@@ -202,8 +202,9 @@ def _wait_listening(port: int, timeout: float = 10.0) -> None:
 class RawPeer:
     """A TCP server on loopback whose reply to every connection is decided by ``behaviour``.
 
-    ``"hang"`` accepts and reads but never answers; ``"garbage"`` answers with bytes that are
-    no valid frame; ``"close"`` accepts and closes at once.
+    ``"hang"`` accepts and reads but never answers; ``"partial"`` starts a valid Modbus TCP
+    reply (header announcing 43 bytes, then 5 of them) and stalls mid-response; ``"garbage"``
+    answers with bytes that are no valid frame; ``"close"`` accepts and closes at once.
     """
 
     def __init__(self, behaviour: str, garbage: bytes = b"\x00\x01\xff\xfe" * 8) -> None:
@@ -230,9 +231,16 @@ class RawPeer:
                 conn.close()
                 continue
             conn.settimeout(0.5)
+            request = b""
             with contextlib.suppress(OSError):
-                conn.recv(4096)
-            if self.behaviour == "garbage":
+                request = conn.recv(4096)
+            if self.behaviour == "partial":
+                # MBAP: transaction id echoed, protocol 0, length 43, unit, function 3, 40 bytes
+                head = request[:2] + b"\x00\x00\x00\x2b" + request[6:7] + b"\x03\x28"
+                with contextlib.suppress(OSError):
+                    conn.sendall(head + b"\x0c\x11\x61\x80\x00")
+                self._held.append(conn)
+            elif self.behaviour == "garbage":
                 with contextlib.suppress(OSError):
                     conn.sendall(self.garbage)
                 conn.close()
@@ -302,6 +310,7 @@ class WifiDtu:
     port: int = field(default_factory=free_port)
     requests: list[tuple[bytes, int]] = field(default_factory=list)  # (command, cp)
     respond: Callable[[bytes], bytes | None] | None = None  # override for fault tests
+    stall_after_reply: bool = False  # keep the connection open after replying (mid-response)
 
     def _page(self, cp: int) -> bytes:
         from hoymiles_wifi.protobuf import RealDataNew_pb2
@@ -357,7 +366,7 @@ class WifiDtu:
                 if reply is not None:
                     writer.write(reply)
                     await writer.drain()
-                else:
+                if reply is None or self.stall_after_reply:
                     await asyncio.sleep(30)  # hang
             finally:
                 writer.close()

@@ -193,3 +193,18 @@ def test_crc_matches_the_librarys() -> None:
     library = mkCrcFun(0x18005, rev=True, initCrc=0xFFFF, xorOut=0x0000)
     for payload in (b"", b"\x00", b"hoymiles", bytes(range(256))):
         assert crc16(payload) == library(payload)
+
+
+def test_dtu_stalling_mid_response_is_a_failed_poll(tmp_path: Path) -> None:
+    def half(request: bytes) -> bytes:
+        whole = frame(request[2:4], 1, b"\x0a\x0c4143A0123456\x10\x01")
+        return whole[: len(whole) // 2]
+
+    dtu = WifiDtu(respond=half, stall_after_reply=True)
+    clock = FakeClock()
+    with dtu.running():
+        source = _source(dtu, tmp_path, clock, timeout="1s")
+        started = time.monotonic()
+        assert _gather(source) == []
+        assert time.monotonic() - started < 5
+    assert source.failed_polls == 1
