@@ -317,3 +317,61 @@ def test_bad_config_is_a_clear_error(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         HoymilesSource(make_ctx(options, tmp_path, interval_s=interval))
+
+
+@pytest.mark.slow
+def test_random_outages_and_reboots_never_write_a_lower_counter(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A DTU that goes away, comes back and reboots at random: what is written stays sane.
+
+    `make test` runs 60 polls, `make soak` (BRIDGE_SOAK=1) 600.
+    """
+    import os
+    import random
+
+    polls = 600 if os.environ.get("BRIDGE_SOAK") else 60
+    rng = random.Random(20261123)
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    serial = "116180000001"
+    total = 10_000
+    dtu = ModbusDtu([Row(serial, 1, total=total)]).start()
+    port = dtu.port
+    source = _source(port, tmp_path, clock, backoff_max="2m")
+    up, outages, rebooted = True, 0, False
+    written: list[int] = []
+    try:
+        for _ in range(polls):
+            roll = rng.random()
+            if up and roll < 0.05:
+                dtu.stop()
+                up, outages = False, outages + 1
+            elif not up and roll < 0.3:
+                dtu = ModbusDtu([Row(serial, 1, total=total)])
+                dtu.port = port
+                dtu.start()
+                up = True
+            elif up and roll < 0.1:
+                dtu.set_rows([Row(serial, 1, total=0, today=0, pv_power=0.0)])
+                rebooted = True
+            elif up:
+                total += rng.randint(0, 50)
+                dtu.set_rows([Row(serial, 1, total=total)])
+            clock.advance(60)
+            points = _gather(source)
+            if not up:
+                assert points == []
+            for point in _by(points, "port"):
+                value = point.fields["total_production"]
+                assert isinstance(value, int)
+                assert not written or value >= written[-1], "a lifetime counter went down"
+                written.append(value)
+    finally:
+        dtu.stop()
+    assert written, "some polls succeeded"
+    assert outages >= 1 and rebooted
+    gone = [r for r in caplog.records if "does not answer" in r.getMessage()]
+    back = [r for r in caplog.records if "answers again" in r.getMessage()]
+    assert len(gone) <= outages and len(back) <= outages
+    assert len(gone) - len(back) in (0, 1), "each outage logged once, each recovery once"
