@@ -18,7 +18,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from telegraf_bridge.testing import free_port
@@ -96,7 +96,6 @@ class ModbusDtu:
         self.serial = serial
         self._rows = list(rows)
         self._after = list(after)  # rows behind the terminator, which a scan must not read
-        self._block: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -140,13 +139,13 @@ class ModbusDtu:
         )
         from pymodbus.server import ModbusTcpServer
 
-        # pymodbus 3.x announces the v4 datastore on every construction; v3's API is what the
-        # DTU map needs (values replaced while serving), so the notice is muted.
+        # pymodbus 3.x announces its v4 datastore on every construction of the v3 one this rig
+        # uses; the notice is muted.
         logging.getLogger("pymodbus").setLevel(logging.ERROR)
 
         # ModbusDeviceContext adds 1 to every request address, hence the + 1.
-        self._block = ModbusSequentialDataBlock(ROW_BASE + 1, self._image())
-        context = ModbusServerContext(devices=ModbusDeviceContext(hr=self._block), single=True)
+        block = ModbusSequentialDataBlock(ROW_BASE + 1, self._image())
+        context = ModbusServerContext(devices=ModbusDeviceContext(hr=block), single=True)
         ready = threading.Event()
 
         async def serve() -> None:
@@ -368,6 +367,8 @@ class WifiDtu:
                     await writer.drain()
                 if reply is None or self.stall_after_reply:
                     await asyncio.sleep(30)  # hang
+            except asyncio.CancelledError:
+                pass  # the rig is stopping; a hanging handler just ends
             finally:
                 writer.close()
 
@@ -390,9 +391,6 @@ class WifiDtu:
             asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
-
-    def with_inverters(self, *inverters: WifiInverter) -> WifiDtu:
-        return replace(self, inverters=list(inverters))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,3 +441,19 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.mono += seconds
         self.wall += round(seconds * 10**9)
+
+
+def start_source(options: dict[str, Any], tmp_path: Any, clock: FakeClock) -> Any:
+    """A HoymilesSource on ``clock``, with its state under ``tmp_path``."""
+    from telegraf_bridge.plugins.hoymiles.plugin import HoymilesSource
+
+    return HoymilesSource(
+        make_ctx(options, tmp_path / "state"), monotonic=clock.monotonic, wall_ns=clock.wall_ns
+    )
+
+
+def gather(source: Any) -> list[Any]:
+    """The points of one gather."""
+    out: list[Any] = []
+    source.gather(out.append)
+    return out

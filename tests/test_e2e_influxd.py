@@ -53,12 +53,7 @@ sinks:
         assert row["state"] == ("producing" if row["power_w"] > 0 else "idle")
         assert row["online"] is True
         assert row["time"] % 1_000_000_000 == 0, "window-start timestamps, integer ns"
-    types = {
-        values[0]: values[1]
-        for series in influxd.query("SHOW FIELD KEYS FROM demo", db=db)
-        for values in series["values"]
-    }
-    assert types == {
+    assert influxd.field_types("demo", db=db) == {
         "energy_wh": "integer",
         "online": "boolean",
         "power_w": "float",

@@ -97,12 +97,7 @@ sinks:
     }
     mi = next(r for r in ports if r["serial_number"] == "103332416355")
     assert mi["pv_current"] == 0.3 and mi["total_production"] == 74_823
-    types = {
-        values[0]: values[1]
-        for series in influxd.query("SHOW FIELD KEYS FROM port", db=db)
-        for values in series["values"]
-    }
-    assert types == {
+    assert influxd.field_types("port", db=db) == {
         "pv_current": "float",
         "pv_power": "float",
         "pv_voltage": "float",

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from _hoymiles_rig import FakeClock, ModbusDtu, RawPeer, Row, make_ctx
+from _hoymiles_rig import FakeClock, ModbusDtu, RawPeer, Row, gather, make_ctx, start_source
 from telegraf_bridge.plugins.common import ConfigError, Point
 from telegraf_bridge.plugins.hoymiles.modbus import ModbusTransport
 from telegraf_bridge.plugins.hoymiles.plugin import HoymilesSource
@@ -31,15 +31,7 @@ WINDOW_NS = 1_763_899_980 * 10**9  # a multiple of 60 s: the poll window of Fake
 
 def _source(dtu_port: int, tmp_path: Path, clock: FakeClock, **options: object) -> HoymilesSource:
     opts = {"host": "127.0.0.1", "port": dtu_port, "timeout": "1s", "dtu_name": "Roof", **options}
-    return HoymilesSource(
-        make_ctx(opts, tmp_path / "state"), monotonic=clock.monotonic, wall_ns=clock.wall_ns
-    )
-
-
-def _gather(source: HoymilesSource) -> list[Point]:
-    out: list[Point] = []
-    source.gather(out.append)
-    return out
+    return start_source(opts, tmp_path, clock)
 
 
 def _by(points: list[Point], measurement: str) -> list[Point]:
@@ -90,7 +82,7 @@ def test_plant_example_gives_the_libraries_totals(tmp_path: Path) -> None:
     plant = VECTORS["plant_example"]["plant_expected"]
     clock = FakeClock()
     with ModbusDtu(rows, serial=plant["dtu"]) as dtu:
-        points = _gather(_source(dtu.port, tmp_path, clock))
+        points = gather(_source(dtu.port, tmp_path, clock))
     (dtu_point,) = _by(points, "dtu")
     assert dtu_point.tags == {"dtu_name": "Roof", "dtu_serial": plant["dtu"]}
     assert dtu_point.fields == {
@@ -120,7 +112,7 @@ def test_four_port_inverter_is_one_inverter_point_and_four_port_points(tmp_path:
     ]
     clock = FakeClock()
     with ModbusDtu(rows) as dtu:
-        points = _gather(_source(dtu.port, tmp_path, clock))
+        points = gather(_source(dtu.port, tmp_path, clock))
     (inverter,) = _by(points, "inverter")
     assert inverter.tags == {"serial_number": serial, "dtu_name": "Roof"}
     ports = _by(points, "port")
@@ -138,7 +130,7 @@ def test_link_status_zero_inverter_is_not_written_nor_summed(tmp_path: Path) -> 
     ]
     clock = FakeClock()
     with ModbusDtu(rows) as dtu:
-        points = _gather(_source(dtu.port, tmp_path, clock))
+        points = gather(_source(dtu.port, tmp_path, clock))
     assert {p.tags["serial_number"] for p in _by(points, "inverter")} == {"116180000001"}
     assert {p.tags["serial_number"] for p in _by(points, "port")} == {"116180000001"}
     (dtu_point,) = _by(points, "dtu")
@@ -157,7 +149,7 @@ def test_negative_temperature_and_alarm(tmp_path: Path) -> None:
     rows = [Row("116180000001", 1, temperature=-12.5, alarm_code=4, alarm_count=2)]
     clock = FakeClock()
     with ModbusDtu(rows) as dtu:
-        points = _gather(_source(dtu.port, tmp_path, clock))
+        points = gather(_source(dtu.port, tmp_path, clock))
     (inverter,) = _by(points, "inverter")
     assert inverter.fields["temperature"] == -12.5
     assert inverter.fields["alarm_code"] == 4
@@ -167,30 +159,15 @@ def test_negative_temperature_and_alarm(tmp_path: Path) -> None:
 
 def test_serialised_line_types(tmp_path: Path) -> None:
     clock = FakeClock()
-    ctx_dir = tmp_path
     with ModbusDtu([Row("116180000001", 2)]) as dtu:
-        source = _source(dtu.port, ctx_dir, clock)
-        points = _gather(source)
-    serializer_lines = [
-        line
-        for p in points
-        if (line := _serialise(source, p)) is not None and line.startswith("port,")
-    ]
-    assert serializer_lines == [
+        ctx = make_ctx({"host": "127.0.0.1", "port": dtu.port, "dtu_name": "Roof"}, tmp_path)
+        source = HoymilesSource(ctx, monotonic=clock.monotonic, wall_ns=clock.wall_ns)
+        (port,) = _by(gather(source), "port")
+    assert ctx.serializer.line(port) == (
         "port,dtu_name=Roof,port_number=2,serial_number=116180000001 pv_current=0.2,"
         "pv_power=10.2,pv_voltage=35.0,today_production=751i,total_production=74823i "
         f"{WINDOW_NS}"
-    ]
-
-
-def _serialise(source: HoymilesSource, point: Point) -> str | None:
-    from telegraf_bridge.plugins.common import LineProtocolSerializer, SkipCounter
-    from telegraf_bridge.plugins.hoymiles.snapshot import field_types
-
-    serializer = LineProtocolSerializer(time_floor_ns=0, counter=SkipCounter())
-    serializer.field_types = dict(field_types())
-    line = serializer.line(point)
-    return line.rstrip("\n") if line else None
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,26 +181,29 @@ def test_dtu_away_for_a_night_logs_twice_and_backs_off(
     dtu = ModbusDtu([Row("116180000001", 1)]).start()
     try:
         source = _source(dtu.port, tmp_path, clock)
-        assert _gather(source)
+        assert gather(source)
         dtu.stop()  # switched off: the port refuses connections
         caplog.set_level(logging.INFO)
         attempts = 0
         for _ in range(200):  # 200 minutes of night, one gather per minute
             clock.advance(60)
             before = source.failed_polls
-            assert _gather(source) == []
+            assert gather(source) == []
             attempts += source.failed_polls - before
         # Backoff: 60 s doubling to the 900 s cap -> far fewer than 200 connection attempts.
         assert 10 <= attempts <= 30, attempts
         warnings = [r for r in caplog.records if "does not answer" in r.getMessage()]
         assert len(warnings) == 1
         assert warnings[0].levelno == logging.WARNING
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert errors == [], "no library error line per failed poll"
+        port = dtu.port
         dtu = ModbusDtu([Row("116180000001", 1, total=74900)])
-        dtu.port = source_port(source)
+        dtu.port = port
         dtu.start()
         for _ in range(20):
             clock.advance(60)
-            points = _gather(source)
+            points = gather(source)
             if points:
                 break
         assert points, "polling resumed within the backoff cap"
@@ -233,17 +213,13 @@ def test_dtu_away_for_a_night_logs_twice_and_backs_off(
         dtu.stop()
 
 
-def source_port(source: HoymilesSource) -> int:
-    return int(source.transport.endpoint.split(":")[1].split()[0])
-
-
 @pytest.mark.parametrize("behaviour", ["hang", "partial", "garbage", "close"])
 def test_misbehaving_peer_is_a_failed_poll_not_a_crash(tmp_path: Path, behaviour: str) -> None:
     clock = FakeClock()
     with RawPeer(behaviour) as peer:
         source = _source(peer.port, tmp_path, clock, timeout="0.5s")
         started = time.monotonic()
-        assert _gather(source) == []
+        assert gather(source) == []
         assert time.monotonic() - started < 5, "bounded by the request timeout"
         assert source.failed_polls == 1
         assert peer.connections >= 1
@@ -260,10 +236,10 @@ def test_lifetime_counter_going_down_is_dropped_counted_and_remembered(tmp_path:
     serial = "116180000001"
     with ModbusDtu([Row(serial, 1, total=74823)]) as dtu:
         source = _source(dtu.port, tmp_path, clock)
-        assert len(_gather(source)) == 3
+        assert len(gather(source)) == 3
         dtu.set_rows([Row(serial, 1, total=0, today=0, pv_power=0.0)])  # DTU reboot
         clock.advance(60)
-        points = _gather(source)
+        points = gather(source)
         assert _by(points, "port") == [] and _by(points, "dtu") == []
         assert len(_by(points, "inverter")) == 1
         assert source.counter.snapshot()["lifetime_counter_regression"] == 2
@@ -271,10 +247,10 @@ def test_lifetime_counter_going_down_is_dropped_counted_and_remembered(tmp_path:
         # A restart of ours remembers the highest counter: the reboot value stays refused.
         again = _source(dtu.port, tmp_path, clock)
         clock.advance(60)
-        assert _by(_gather(again), "port") == []
+        assert _by(gather(again), "port") == []
         dtu.set_rows([Row(serial, 1, total=74830)])
         clock.advance(60)
-        (port,) = _by(_gather(again), "port")
+        (port,) = _by(gather(again), "port")
         assert port.fields["total_production"] == 74830
 
 
@@ -286,7 +262,7 @@ def test_night_with_no_linked_inverter_writes_nothing_and_logs_once(
     with ModbusDtu([Row("116180000001", 1, link=0, pv_power=0.0)]) as dtu:
         source = _source(dtu.port, tmp_path, clock)
         for _ in range(5):
-            assert _gather(source) == []
+            assert gather(source) == []
             clock.advance(60)
     notes = [r for r in caplog.records if "no inverter is linked" in r.getMessage()]
     assert len(notes) == 1
@@ -295,9 +271,9 @@ def test_night_with_no_linked_inverter_writes_nothing_and_logs_once(
 def test_replayed_poll_is_byte_identical(tmp_path: Path) -> None:
     clock = FakeClock()
     with ModbusDtu([Row("116180000001", 1)]) as dtu:
-        first = _gather(_source(dtu.port, tmp_path / "a", clock))
+        first = gather(_source(dtu.port, tmp_path / "a", clock))
         clock.advance(30)  # same 60 s window
-        second = _gather(_source(dtu.port, tmp_path / "b", clock))
+        second = gather(_source(dtu.port, tmp_path / "b", clock))
     assert first == second
 
 
@@ -359,7 +335,7 @@ def test_random_outages_and_reboots_never_write_a_lower_counter(
                 total += rng.randint(0, 50)
                 dtu.set_rows([Row(serial, 1, total=total)])
             clock.advance(60)
-            points = _gather(source)
+            points = gather(source)
             if not up:
                 assert points == []
             for point in _by(points, "port"):

@@ -4,14 +4,16 @@ classes."""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _hoymiles_rig import FakeClock, WifiDtu, WifiInverter, crc16, frame, make_ctx
-from telegraf_bridge.plugins.common import Point
+from _hoymiles_rig import FakeClock, WifiDtu, WifiInverter, crc16, frame, gather, start_source
 from telegraf_bridge.plugins.hoymiles.plugin import HoymilesSource
 from telegraf_bridge.plugins.hoymiles.snapshot import FIELD_TYPES
+from telegraf_bridge.plugins.hoymiles.transport import PollError
 from telegraf_bridge.plugins.hoymiles.wifi import WifiTransport
 
 from telegraf_bridge.testing import free_port
@@ -72,22 +74,15 @@ def _source(dtu: WifiDtu, tmp_path: Path, clock: FakeClock, **options: object) -
         "dtu_name": "Garage",
         **options,
     }
-    return HoymilesSource(
-        make_ctx(opts, tmp_path / "state"), monotonic=clock.monotonic, wall_ns=clock.wall_ns
-    )
-
-
-def _gather(source: HoymilesSource) -> list[Point]:
-    out: list[Point] = []
-    source.gather(out.append)
-    return out
+    source: HoymilesSource = start_source(opts, tmp_path, clock)
+    return source
 
 
 def test_paged_real_data_becomes_points_field_by_field(tmp_path: Path) -> None:
     dtu = WifiDtu(inverters=[HMS_2000, HMS_800], pages=2, timestamp=DTU_TIME)
     clock = FakeClock(wall_ns=DTU_TIME * 10**9 + 5 * 10**9)
     with dtu.running():
-        points = _gather(_source(dtu, tmp_path, clock))
+        points = gather(_source(dtu, tmp_path, clock))
     assert [cp for _, cp in dtu.requests] == [0, 1], "both pages asked for"
     assert all(command == b"\xa3\x11" for command, _ in dtu.requests)
     assert {p.time_ns for p in points} == {DTU_TIME * 10**9}
@@ -142,47 +137,50 @@ def test_dtu_clock_far_off_falls_back_to_the_poll_window(tmp_path: Path) -> None
     dtu = WifiDtu(inverters=[HMS_800], timestamp=DTU_TIME - 86_400)  # a day behind
     clock = FakeClock(wall_ns=DTU_TIME * 10**9)
     with dtu.running():
-        points = _gather(_source(dtu, tmp_path, clock))
+        points = gather(_source(dtu, tmp_path, clock))
     window = (DTU_TIME // 60) * 60 * 10**9
     assert points and {p.time_ns for p in points} == {window}
 
 
-def test_bad_crc_is_a_failed_poll(tmp_path: Path) -> None:
-    def corrupt(request: bytes) -> bytes:
-        good = frame(request[2:4], 1, b"\x0a\x0cAAAAAAAAAAAA")
-        return good[:6] + bytes([good[6] ^ 0xFF]) + good[7:]
-
-    dtu = WifiDtu(respond=corrupt)
-    clock = FakeClock()
-    with dtu.running():
-        source = _source(dtu, tmp_path, clock)
-        assert _gather(source) == []
-    assert source.failed_polls == 1
+def _bad_crc(request: bytes) -> bytes:
+    good = frame(request[2:4], 1, b"\x0a\x0cAAAAAAAAAAAA")
+    return good[:6] + bytes([good[6] ^ 0xFF]) + good[7:]
 
 
-def test_garbage_reply_is_a_failed_poll(tmp_path: Path) -> None:
-    dtu = WifiDtu(respond=lambda request: b"HTTP/1.1 400 Bad Request\r\n\r\n")
-    clock = FakeClock()
-    with dtu.running():
-        source = _source(dtu, tmp_path, clock)
-        assert _gather(source) == []
-    assert source.failed_polls == 1
+def _half_frame(request: bytes) -> bytes:
+    whole = frame(request[2:4], 1, b"\x0a\x0c4143A0123456\x10\x01")
+    return whole[: len(whole) // 2]
 
 
-def test_hanging_dtu_times_out(tmp_path: Path) -> None:
-    dtu = WifiDtu(respond=lambda request: None)  # reads the request, never answers
+@pytest.mark.parametrize(
+    ("respond", "stall"),
+    [
+        pytest.param(_bad_crc, False, id="bad-crc"),
+        pytest.param(lambda request: b"HTTP/1.1 400 Bad Request\r\n\r\n", False, id="garbage"),
+        pytest.param(lambda request: None, False, id="hang"),  # reads, never answers
+        pytest.param(_half_frame, True, id="stall-mid-response"),
+    ],
+)
+def test_misbehaving_dtu_is_a_failed_poll_within_the_timeout(
+    tmp_path: Path,
+    respond: Callable[[bytes], bytes | None],
+    stall: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dtu = WifiDtu(respond=respond, stall_after_reply=stall)
     clock = FakeClock()
     with dtu.running():
         source = _source(dtu, tmp_path, clock, timeout="1s")
         started = time.monotonic()
-        assert _gather(source) == []
+        assert gather(source) == []
         assert time.monotonic() - started < 5
     assert source.failed_polls == 1
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_refused_connection_is_reported_as_no_answer() -> None:
     transport = WifiTransport("127.0.0.1", free_port(), 1)
-    with pytest.raises(Exception, match="no answer"):
+    with pytest.raises(PollError, match="no answer"):
         transport.poll()
     transport.close()
 
@@ -193,18 +191,3 @@ def test_crc_matches_the_librarys() -> None:
     library = mkCrcFun(0x18005, rev=True, initCrc=0xFFFF, xorOut=0x0000)
     for payload in (b"", b"\x00", b"hoymiles", bytes(range(256))):
         assert crc16(payload) == library(payload)
-
-
-def test_dtu_stalling_mid_response_is_a_failed_poll(tmp_path: Path) -> None:
-    def half(request: bytes) -> bytes:
-        whole = frame(request[2:4], 1, b"\x0a\x0c4143A0123456\x10\x01")
-        return whole[: len(whole) // 2]
-
-    dtu = WifiDtu(respond=half, stall_after_reply=True)
-    clock = FakeClock()
-    with dtu.running():
-        source = _source(dtu, tmp_path, clock, timeout="1s")
-        started = time.monotonic()
-        assert _gather(source) == []
-        assert time.monotonic() - started < 5
-    assert source.failed_polls == 1

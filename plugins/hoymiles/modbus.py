@@ -8,14 +8,13 @@ inverter points; here rows are grouped by serial: one inverter point, N port poi
 
 from __future__ import annotations
 
-import logging
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from telegraf_bridge.plugins.common import ConfigError
 from telegraf_bridge.plugins.hoymiles.snapshot import InverterReading, PortReading, Snapshot
-from telegraf_bridge.plugins.hoymiles.transport import PollError
-
-log = logging.getLogger("telegraf_bridge.plugins.hoymiles.modbus")
+from telegraf_bridge.plugins.hoymiles.transport import PollError, quiet_library_log
 
 
 def _float(value: Decimal | float | int) -> float:
@@ -48,7 +47,7 @@ def snapshot_from_rows(dtu_serial: str, rows: list[Any]) -> Snapshot:
         known = inverters.get(serial)
         if known is not None:
             if link > known.link_status:
-                inverters[serial] = InverterReading(**{**known.__dict__, "link_status": link})
+                inverters[serial] = replace(known, link_status=link)
             continue
         inverters[serial] = InverterReading(
             serial_number=serial,
@@ -72,10 +71,11 @@ class ModbusTransport:
         try:
             from hoymiles_modbus.client import HoymilesModbusTCP  # noqa: PLC0415
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
-            raise PollError(
+            raise ConfigError(
                 "the modbus transport needs hoymiles_modbus: "
                 "pip install 'telegraf-bridge[hoymiles]'"
             ) from exc
+        quiet_library_log("pymodbus")
         self.endpoint = f"{host}:{port} unit {unit_id}"
         self._client = HoymilesModbusTCP(host, port=port, unit_id=unit_id)
         # One attempt per request: the poll loop owns retries and backoff, so a dead DTU costs
@@ -88,8 +88,6 @@ class ModbusTransport:
         try:
             serial = self._client.dtu
             rows = self._client.inverters
-        except PollError:
-            raise
         except Exception as exc:  # pymodbus and plum raise many kinds
             raise PollError(f"{type(exc).__name__}: {exc}") from None
         if not rows:

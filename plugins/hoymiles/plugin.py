@@ -25,9 +25,9 @@ from telegraf_bridge.plugins.common import (
     plugin_main,
 )
 from telegraf_bridge.plugins.hoymiles.snapshot import (
+    ALL_FIELD_TYPES,
     LifetimeGuard,
     Measurements,
-    field_types,
     to_points,
 )
 from telegraf_bridge.plugins.hoymiles.transport import PollError, Transport
@@ -44,17 +44,14 @@ DEFAULT_TIMEOUT_S = {"modbus": 5.0, "wifi": 10.0}
 
 
 def build_transport(kind: str, host: str, port: int, unit_id: int, timeout_s: float) -> Transport:
-    """The transport named in the config; a missing library is a config error."""
-    try:
-        if kind == "wifi":
-            from telegraf_bridge.plugins.hoymiles.wifi import WifiTransport  # noqa: PLC0415
+    """The transport named in the config; a missing library is a config error (raised there)."""
+    if kind == "wifi":
+        from telegraf_bridge.plugins.hoymiles.wifi import WifiTransport  # noqa: PLC0415
 
-            return WifiTransport(host, port, timeout_s)
-        from telegraf_bridge.plugins.hoymiles.modbus import ModbusTransport  # noqa: PLC0415
+        return WifiTransport(host, port, timeout_s)
+    from telegraf_bridge.plugins.hoymiles.modbus import ModbusTransport  # noqa: PLC0415
 
-        return ModbusTransport(host, port, unit_id, timeout_s)
-    except PollError as exc:
-        raise ConfigError(str(exc)) from None
+    return ModbusTransport(host, port, unit_id, timeout_s)
 
 
 class HoymilesSource:
@@ -100,7 +97,7 @@ class HoymilesSource:
             )
         self.interval_s = ctx.interval_s
         self.interval_ns = round(ctx.interval_s * NS)
-        ctx.serializer.field_types = dict(field_types())
+        ctx.serializer.field_types = dict(ALL_FIELD_TYPES)
         self.counter = ctx.serializer.counter
         self.monotonic = monotonic
         self.wall_ns = wall_ns

@@ -9,7 +9,6 @@ written once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from telegraf_bridge.plugins.common import FieldType, FieldValue, Point
@@ -238,11 +237,15 @@ def to_points(
     return points, rejected
 
 
-def field_types() -> Iterator[tuple[str, FieldType]]:
-    """Every field name with its one declared type (no name has two types across measurements)."""
-    seen: dict[str, FieldType] = {}
+def _all_field_types() -> dict[str, FieldType]:
+    """Every field name with its one type; a name declared twice must agree across tables."""
+    merged: dict[str, FieldType] = {}
     for fields in FIELD_TYPES.values():
         for name, kind in fields.items():
-            if seen.setdefault(name, kind) is not kind:  # pragma: no cover - a table error
-                raise AssertionError(f"field {name} declared twice with different types")
-            yield name, kind
+            if merged.setdefault(name, kind) is not kind:  # pragma: no cover - a table error
+                raise AssertionError(f"field {name} declared with two types")
+    return merged
+
+
+# The serializer's per-key declarations (field types are per key, not per measurement).
+ALL_FIELD_TYPES = _all_field_types()

@@ -30,16 +30,13 @@ dtu_daily_energy           Wh             dtu.today_production
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
+from telegraf_bridge.plugins.common import ConfigError
 from telegraf_bridge.plugins.hoymiles.snapshot import InverterReading, PortReading, Snapshot
-from telegraf_bridge.plugins.hoymiles.transport import PollError
-
-log = logging.getLogger("telegraf_bridge.plugins.hoymiles.wifi")
+from telegraf_bridge.plugins.hoymiles.transport import PollError, quiet_library_log
 
 NS = 1_000_000_000
-DEFAULT_PORT = 10081
 
 
 def serial_text(serial: int) -> str:
@@ -106,10 +103,11 @@ class WifiTransport:
         try:
             from hoymiles_wifi.dtu import DTU, NetworkState  # noqa: PLC0415
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
-            raise PollError(
+            raise ConfigError(
                 "the wifi transport needs hoymiles-wifi: "
                 "pip install 'telegraf-bridge[hoymiles-wifi]'"
             ) from exc
+        quiet_library_log("hoymiles_wifi")
         self.endpoint = f"{host}:{port}"
         self._offline = NetworkState.Offline
         target_port = port
@@ -118,13 +116,15 @@ class WifiTransport:
             """The library's client, sending to the configured port (it hard-wires 10081)."""
 
             async def async_send_request(
-                self, command: bytes, request: Any, response_type: Any, *args: Any, **kw: Any
+                self,
+                command: bytes,
+                request: Any,
+                response_type: Any,
+                dtu_port: int = target_port,
+                **kw: Any,
             ) -> Any:
-                kw.pop("dtu_port", None)
-                if args:
-                    args = args[1:]
                 return await super().async_send_request(
-                    command, request, response_type, target_port, *args, **kw
+                    command, request, response_type, target_port, **kw
                 )
 
         # The library keeps at least 2 s between requests per client object; one object for

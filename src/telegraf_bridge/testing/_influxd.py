@@ -122,6 +122,11 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             return 0
         return int(series[0]["values"][0][1]) if series else 0
 
+    def field_types(self, measurement: str, *, db: str) -> dict[str, str]:
+        """``SHOW FIELD KEYS`` of one measurement as {field: type}."""
+        series = self.query(f'SHOW FIELD KEYS FROM "{measurement}"', db=db)
+        return {values[0]: values[1] for s in series for values in s["values"]}
+
     def rows(self, q: str, *, db: str) -> list[dict[str, Any]]:
         """Rows of the first series as dictionaries keyed by column."""
         out = []
