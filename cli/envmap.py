@@ -96,7 +96,8 @@ class SourceAlias:
     trigger: str
     # variable -> (option, kind): kind "str", "int" or "seconds" (a number of seconds).
     options: Mapping[str, tuple[str, str]]
-    interval_var: str = ""
+    # The same for keys of the source itself (its interval), not of its plugin options.
+    source_keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 SOURCE_ALIASES: tuple[SourceAlias, ...] = (
@@ -112,7 +113,7 @@ SOURCE_ALIASES: tuple[SourceAlias, ...] = (
             "DTU_TRANSPORT": ("transport", "str"),
             "COMM_TIMEOUT": ("timeout", "seconds"),
         },
-        interval_var="QUERY_PERIOD",
+        source_keys={"QUERY_PERIOD": ("interval", "seconds")},
     ),
 )
 
@@ -172,6 +173,15 @@ def apply_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: list[str])
         notes.append(f"sink {target['name']!r} configured from seed {group.seed} variables")
 
 
+def _typed_env(raw: str, kind: str) -> str | int:
+    """A variable's text as the option expects it: as is, an integer, or seconds -> "Ns"."""
+    if kind == "int":
+        return int(raw)
+    if kind == "seconds":
+        return f"{float(raw):g}s"
+    return raw
+
+
 def apply_source_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: list[str]) -> None:
     """Configure the first source of a seed's plugin from its device variables (in place)."""
     sources = doc.setdefault("sources", [])
@@ -189,28 +199,15 @@ def apply_source_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: lis
         options = target.setdefault("options", {})
         if not isinstance(options, dict):
             continue
-        for var, (key, kind) in alias.options.items():
-            raw = env.get(var, "").strip()
-            if not raw:
-                continue
-            if kind == "str":
-                options[key] = raw
-                continue
-            try:
-                number = float(raw) if kind == "seconds" else int(raw)
-            except ValueError:
-                notes.append(f"{var}={raw!r} is not a number; ignored (seed {alias.seed})")
-                continue
-            options[key] = f"{number:g}s" if kind == "seconds" else number
-        period = env.get(alias.interval_var, "").strip() if alias.interval_var else ""
-        if period:
-            try:
-                target["interval"] = f"{float(period):g}s"
-            except ValueError:
-                notes.append(
-                    f"{alias.interval_var}={period!r} is not a number of seconds; ignored "
-                    f"(seed {alias.seed})"
-                )
+        for mapping, dest in ((alias.options, options), (alias.source_keys, target)):
+            for var, (key, kind) in mapping.items():
+                raw = env.get(var, "").strip()
+                if not raw:
+                    continue
+                try:
+                    dest[key] = _typed_env(raw, kind)
+                except ValueError:
+                    notes.append(f"{var}={raw!r} is not a number; ignored (seed {alias.seed})")
         notes.append(f"source {target.get('name')!r} configured from seed {alias.seed} variables")
 
 
