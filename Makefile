@@ -10,12 +10,12 @@ STAMP := $(VENV)/.installed
 DURATION ?= 60
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv telegraf system-deps run test lint typecheck unit soak docs clean
+.PHONY: help setup venv telegraf taptap system-deps run test lint typecheck unit soak docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: venv telegraf system-deps ## Install everything: .venv, the pinned Telegraf, influxd, mosquitto
+setup: venv telegraf system-deps taptap ## Install everything: .venv, Telegraf, influxd, mosquitto, taptap
 
 venv: $(STAMP)
 
@@ -28,7 +28,10 @@ $(STAMP): pyproject.toml
 telegraf: ## Build (or reuse from ~/.cache) the custom Telegraf with the bundle's plugins
 	@telegraf/build.sh >/dev/null
 
-system-deps: ## InfluxDB 1.x and Mosquitto from Debian's packages, when missing
+taptap: system-deps ## Build (or reuse from ~/.cache) the pinned taptap decoder from crates.io
+	@scripts/install-taptap.sh >/dev/null
+
+system-deps: ## InfluxDB 1.x, Mosquitto and libudev-dev from Debian's packages, when missing
 	@scripts/install-system-deps.sh
 
 run: setup ## Run the demo through the real Telegraf for DURATION seconds (default 60)

@@ -7,13 +7,15 @@ Two layers, applied in this order over the YAML file:
    or adds a sink named after the group when the YAML has none. A token variable is never read
    for its value: the sink just references it (``token_env``). Seed 001's DTU variables
    (``DTU_HOST``, ``DTU_PORT``, ``MODBUS_UNIT_ID``, ``QUERY_PERIOD``, ...) likewise configure
-   the first ``hoymiles`` source, or add one.
+   the first ``hoymiles`` source, or add one, and seed 004's ``TAPTAP_CMD`` and
+   ``INFLUX_MEASUREMENT`` the first ``taptap`` source.
 2. Canonical variables: ``BRIDGE_AGENT_<KEY>``, ``BRIDGE_SINK_<NAME>_<KEY>`` and
    ``BRIDGE_SOURCE_<NAME>_<KEY>`` set any scalar option (NAME upper-cased, ``-`` as ``_``).
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,7 +96,8 @@ class SourceAlias:
     plugin: str
     seed: str
     trigger: str
-    # variable -> (option, kind): kind "str", "int" or "seconds" (a number of seconds).
+    # variable -> (option, kind): kind "str", "int", "seconds" (a number of seconds) or "argv"
+    # (a command line, split as a POSIX shell would).
     options: Mapping[str, tuple[str, str]]
     # The same for keys of the source itself (its interval), not of its plugin options.
     source_keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
@@ -114,6 +117,15 @@ SOURCE_ALIASES: tuple[SourceAlias, ...] = (
             "COMM_TIMEOUT": ("timeout", "seconds"),
         },
         source_keys={"QUERY_PERIOD": ("interval", "seconds")},
+    ),
+    SourceAlias(
+        plugin="taptap",
+        seed="004 tigo-ingest",
+        trigger="TAPTAP_CMD",
+        options={
+            "TAPTAP_CMD": ("command", "argv"),
+            "INFLUX_MEASUREMENT": ("measurement", "str"),
+        },
     ),
 )
 
@@ -173,8 +185,10 @@ def apply_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: list[str])
         notes.append(f"sink {target['name']!r} configured from seed {group.seed} variables")
 
 
-def _typed_env(raw: str, kind: str) -> str | int:
-    """A variable's text as the option expects it: as is, an integer, or seconds -> "Ns"."""
+def _typed_env(raw: str, kind: str) -> str | int | list[str]:
+    """A variable's text as the option expects it (the option's type, not always a string)."""
+    if kind == "argv":
+        return shlex.split(raw)
     if kind == "int":
         return int(raw)
     if kind == "seconds":
@@ -206,8 +220,11 @@ def apply_source_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: lis
                     continue
                 try:
                     dest[key] = _typed_env(raw, kind)
-                except ValueError:
-                    notes.append(f"{var}={raw!r} is not a number; ignored (seed {alias.seed})")
+                except ValueError as exc:
+                    what = "a command line" if kind == "argv" else "a number"
+                    notes.append(
+                        f"{var}={raw!r} is not {what} ({exc}); ignored (seed {alias.seed})"
+                    )
         notes.append(f"source {target.get('name')!r} configured from seed {alias.seed} variables")
 
 

@@ -19,6 +19,7 @@ PLUGINS: dict[str, str] = {
     "demo": "telegraf_bridge.plugins.demo",
     "ndjson_tail": "telegraf_bridge.plugins.ndjson_tail",
     "hoymiles": "telegraf_bridge.plugins.hoymiles",
+    "taptap": "telegraf_bridge.plugins.taptap",
 }
 # Sources whose devices must not be polled at the agent's pace: their interval, when the
 # source sets none (a DTU is polled every 60 s, as the seed did).

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Install the real servers the tests run against, from Debian's packages, only when missing:
-# influxd (InfluxDB 1.x, package `influxdb`) and mosquitto (package `mosquitto`).
+# Install what the tests and builds need from Debian's packages, only when missing:
+# influxd (InfluxDB 1.x, package `influxdb`), mosquitto (package `mosquitto`), and the libudev
+# development files with pkg-config that building taptap from crates.io needs.
 set -euo pipefail
 
-declare -A packages=([influxd]=influxdb [mosquitto]=mosquitto)
+declare -A packages=([influxd]=influxdb [mosquitto]=mosquitto [pkg-config]=pkg-config)
 missing=()
 for tool in "${!packages[@]}"; do
   if ! command -v "$tool" >/dev/null 2>&1 && [[ ! -x "/usr/sbin/$tool" ]]; then
     missing+=("${packages[$tool]}")
   fi
 done
+if ! pkg-config --exists libudev 2>/dev/null; then
+  missing+=(libudev-dev)
+fi
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 echo "I! installing missing Debian packages: ${missing[*]}" >&2
