@@ -272,3 +272,32 @@ def test_seed_001_bad_number_is_a_note_not_a_guess() -> None:
     settings = load_settings(None, {"DTU_HOST": "dtu", "DTU_PORT": "five"}, text=MINIMAL)
     assert "port" not in settings.sources[-1]["options"]
     assert any("DTU_PORT='five' is not a number" in n for n in settings.notes)
+
+
+def test_seed_004_tigo_ingest_env_configures_a_taptap_source_and_a_v1_sink() -> None:
+    env = {
+        "TAPTAP_CMD": "/home/pi/.cargo/bin/taptap observe --serial '/dev/serial/by-id/usb-FTDI x'",
+        "INFLUX_MEASUREMENT": "tigo_power_report",
+        "INFLUX_URL": "http://127.0.0.1:8086",
+        "INFLUX_DB": "bms",
+        "INFLUX_RP": "autogen",
+    }
+    settings = load_settings(None, env, text=MINIMAL)
+    (source,) = [s for s in settings.sources if s["plugin"] == "taptap"]
+    assert source["options"] == {
+        "command": [
+            "/home/pi/.cargo/bin/taptap",
+            "observe",
+            "--serial",
+            "/dev/serial/by-id/usb-FTDI x",
+        ],
+        "measurement": "tigo_power_report",
+    }
+    (sink,) = [s for s in settings.sinks if s["type"] == "influxdb_v1"]
+    assert (sink["database"], sink["retention_policy"]) == ("bms", "autogen")
+
+
+def test_seed_004_unbalanced_quotes_in_taptap_cmd_are_a_note() -> None:
+    settings = load_settings(None, {"TAPTAP_CMD": "taptap observe --serial '/dev/x"}, text=MINIMAL)
+    assert "command" not in settings.sources[-1]["options"]
+    assert any("TAPTAP_CMD=" in n and "is not a command line" in n for n in settings.notes)
