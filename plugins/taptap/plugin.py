@@ -208,7 +208,12 @@ class TaptapSource:
                     serial,
                 )
             return [binary, "observe", "--serial", serial], serial
-        return [binary, "observe", "--tcp", tcp, "--port", str(port)], None
+        # taptap 0.1.1 refuses `--port` next to `--tcp` (both sit in one clap group), so the
+        # flag is only passed for a port other than its default, which needs a newer taptap.
+        argv = [binary, "observe", "--tcp", tcp]
+        if port != DEFAULT_TCP_PORT:
+            argv += ["--port", str(port)]
+        return argv, None
 
     # -- the runner's thread -----------------------------------------------------------------
 
