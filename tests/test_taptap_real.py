@@ -101,6 +101,7 @@ def test_connection_loss_restarts_taptap_with_backoff_and_logs_once(
             },
         )
         assert server.wait_for_connections(5, timeout=20)
+        run.wait_for(lambda: len(run.points()) >= 5)
         run.stop()
         times = list(server.connection_times)
     gaps = [b - a for a, b in itertools.pairwise(times)]
