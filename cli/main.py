@@ -6,10 +6,13 @@ import click
 from telegraf_bridge.cli.commands import (
     check_config,
     config_reference,
+    healthcheck,
     init,
     migrate_ndjson,
     render_config,
+    rssi_report,
     run,
+    serial_ports,
     telegraf_path,
 )
 
@@ -29,6 +32,9 @@ cli.add_command(telegraf_path.command)
 cli.add_command(run.command)
 cli.add_command(config_reference.command)
 cli.add_command(migrate_ndjson.command)
+cli.add_command(healthcheck.command)
+cli.add_command(rssi_report.command)
+cli.add_command(serial_ports.command)
 
 
 def main() -> None:

@@ -32,6 +32,9 @@ def test_version() -> None:
         "run",
         "config-reference",
         "migrate-ndjson",
+        "healthcheck",
+        "rssi-report",
+        "serial-ports",
     ],
 )
 def test_every_command_has_help(command: str) -> None:
