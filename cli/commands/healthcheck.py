@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from telegraf_bridge.cli.commands._sink_options import sink_options
 from telegraf_bridge.cli.sinkquery import (
     SinkError,
     load_query_settings,
@@ -356,15 +357,7 @@ def run_check(
 
 
 @click.command("healthcheck")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="BRIDGE_CONFIG",
-    help="bridge.yaml naming the sinks (env: BRIDGE_CONFIG); without it the sinks come from "
-    "the environment alone (the seeds' INFLUX_* variables, BRIDGE_SINK_*).",
-)
-@click.option("--sink", "sink_name", help="Sink to query; default: the first enabled InfluxDB one.")
+@sink_options
 @click.option(
     "--measurement",
     default=DEFAULT_MEASUREMENT,

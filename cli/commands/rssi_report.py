@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from telegraf_bridge.cli.commands._sink_options import sink_options
 from telegraf_bridge.cli.sinkquery import (
     SinkError,
     load_query_settings,
@@ -170,15 +171,7 @@ def render_table(report: dict[str, Any]) -> str:
 
 
 @click.command("rssi-report")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="BRIDGE_CONFIG",
-    help="bridge.yaml naming the sinks (env: BRIDGE_CONFIG); without it the sinks come from "
-    "the environment alone.",
-)
-@click.option("--sink", "sink_name", help="Sink to query; default: the first enabled InfluxDB one.")
+@sink_options
 @click.option(
     "--measurement",
     default="tigo_power_report",
