@@ -13,6 +13,9 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 HELPERS = Path(__file__).resolve().parent / "helpers"
 GOLDEN = Path(__file__).resolve().parent / "golden"
+# Read at import, before conftest's isolated_env drops every BRIDGE_* variable for the test:
+# `make soak` sets BRIDGE_SOAK=1 for the long fault runs.
+SOAK = bool(os.environ.get("BRIDGE_SOAK"))
 
 
 def render_yaml(text: str, out_dir: Path, env: dict[str, str] | None = None) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from _hoymiles_rig import FakeClock, ModbusDtu, RawPeer, Row, gather, make_ctx, start_source
+from _support import SOAK
 from telegraf_bridge.plugins.common import ConfigError, Point
 from telegraf_bridge.plugins.hoymiles.modbus import ModbusTransport
 from telegraf_bridge.plugins.hoymiles.plugin import HoymilesSource
@@ -303,10 +304,9 @@ def test_random_outages_and_reboots_never_write_a_lower_counter(
 
     `make test` runs 60 polls, `make soak` (BRIDGE_SOAK=1) 600.
     """
-    import os
     import random
 
-    polls = 600 if os.environ.get("BRIDGE_SOAK") else 60
+    polls = 600 if SOAK else 60
     rng = random.Random(20261123)
     caplog.set_level(logging.INFO)
     clock = FakeClock()
