@@ -33,13 +33,17 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from http.client import HTTPResponse
 from pathlib import Path
 from typing import Any, Protocol
 
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
-from telegraf_bridge.plugins.common import ConfigError, parse_duration
+from telegraf_bridge.plugins.common import (
+    ConfigError,
+    format_rfc3339_ns,
+    parse_duration,
+    parse_rfc3339_ns,
+)
 
 QUERYABLE_TYPES = ("influxdb_v1", "influxdb_v2", "influxdb_v3")
 # Points per chunk that InfluxDB 1.x streams back (chunked=true); bounds the client's memory.
@@ -51,9 +55,6 @@ _ANNOTATIONS = ["datatype", "group", "default"]
 # error instead of an empty result; both mean "no data" here.
 _V3_MISSING_TABLE = re.compile(r"table '[^']*' not found")
 _V3_MISSING_COLUMN = re.compile(r"No field named")
-_V3_TIME = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]00:?00)?$"
-)
 
 
 class SinkError(Exception):
@@ -126,28 +127,9 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def rfc3339_ns(time_ns: int) -> str:
-    """RFC 3339 with nanoseconds and trailing zeros trimmed, as Go's RFC3339Nano writes it."""
-    seconds, frac = divmod(time_ns, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        base += "." + f"{frac:09d}".rstrip("0")
-    return base + "Z"
-
-
-def parse_rfc3339_ns(text: str) -> int:
-    """Integer ns from an RFC 3339 UTC time with up to 9 fractional digits (or a naive one).
-
-    InfluxDB 2 writes ``2026-01-01T00:00:00.5Z``; InfluxDB 3 writes its naive UTC timestamps
-    without a zone (``2026-01-01T00:00:00.5``). Both are UTC; ``datetime`` would lose the ns.
-    """
-    match = _V3_TIME.match(text.strip())
-    if not match:
-        raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    frac = (match.group(7) or "").ljust(9, "0")
-    whole = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    return int(whole.timestamp()) * 1_000_000_000 + int(frac or "0")
+def parse_influx_time_ns(text: str) -> int:
+    """A time from InfluxDB's answers: RFC3339Nano (v2) or naive UTC (v3's JSON)."""
+    return parse_rfc3339_ns(text, assume_utc=True)
 
 
 def _number(value: object) -> float | None:
@@ -540,7 +522,7 @@ class InfluxV2Query:
             predicate += f" and r._field == {flux_string(field)}"
         return (
             f"from(bucket: {flux_string(self.bucket)})\n"
-            f"  |> range(start: {rfc3339_ns(since_ns)})\n"
+            f"  |> range(start: {format_rfc3339_ns(since_ns)})\n"
             f"  |> filter(fn: (r) => {predicate})\n"
         )
 
@@ -557,7 +539,7 @@ class InfluxV2Query:
         )
         newest: int | None = None
         for record in self._records(flux):
-            stamp = parse_rfc3339_ns(record["_time"])
+            stamp = parse_influx_time_ns(record["_time"])
             newest = stamp if newest is None else max(newest, stamp)
         return newest
 
@@ -660,7 +642,7 @@ class InfluxV3Query:
 
     def newest_point(self, measurement: str, field: str | None, *, since_ns: int) -> int | None:
         """``SELECT time FROM m WHERE time >= since [AND f IS NOT NULL] ORDER BY time DESC``."""
-        where = f"time >= {sql_string(rfc3339_ns(since_ns))}"
+        where = f"time >= {sql_string(format_rfc3339_ns(since_ns))}"
         if field:
             where += f" AND {sql_ident(field)} IS NOT NULL"
         table = sql_ident(measurement)
@@ -668,7 +650,7 @@ class InfluxV3Query:
         newest: int | None = None
         for row in self._rows(sql):
             if isinstance(row.get("time"), str):
-                stamp = parse_rfc3339_ns(row["time"])
+                stamp = parse_influx_time_ns(row["time"])
                 newest = stamp if newest is None else max(newest, stamp)
         return newest
 
@@ -679,7 +661,7 @@ class InfluxV3Query:
         # Safe: names quoted by sql_ident, the time by sql_string.
         sql = (
             f"SELECT {sql_ident(tag)}, {sql_ident(field)} FROM {sql_ident(measurement)} "  # noqa: S608
-            f"WHERE time >= {sql_string(rfc3339_ns(start_ns))} "
+            f"WHERE time >= {sql_string(format_rfc3339_ns(start_ns))} "
             f"AND {sql_ident(field)} IS NOT NULL"
         )
         for row in self._rows(sql):
@@ -701,8 +683,7 @@ __all__ = [
     "load_query_settings",
     "open_sink",
     "parse_annotated_csv",
-    "parse_rfc3339_ns",
-    "rfc3339_ns",
+    "parse_influx_time_ns",
     "select_sink",
     "sql_ident",
     "sql_string",

@@ -27,9 +27,9 @@ from telegraf_bridge.cli.sinkquery import (
     SinkError,
     load_query_settings,
     open_sink,
-    rfc3339_ns,
     select_sink,
 )
+from telegraf_bridge.plugins.common import format_rfc3339_ns
 
 PERCENTILE = 95
 PERCENTILE_METHOD = "nearest-rank"
@@ -238,8 +238,8 @@ def command(  # noqa: PLR0917 - click passes every option positionally
         "field": field_name,
         "tag": tag,
         "hours": hours,
-        "start_utc": rfc3339_ns(start_ns),
-        "end_utc": rfc3339_ns(end_ns),
+        "start_utc": format_rfc3339_ns(start_ns),
+        "end_utc": format_rfc3339_ns(end_ns),
         "sink": sink["name"],
         "sink_type": sink["type"],
     }

@@ -21,6 +21,7 @@ from telegraf_bridge.plugins.common._log import ChangeLogger, setup_logging
 from telegraf_bridge.plugins.common._main import PluginContext, plugin_main
 from telegraf_bridge.plugins.common._runner import Emit, LineWriter, Runner, Source
 from telegraf_bridge.plugins.common._state import StateFile
+from telegraf_bridge.plugins.common._timefmt import format_rfc3339_ns, parse_rfc3339_ns
 
 __all__ = [
     "Backoff",
@@ -41,9 +42,11 @@ __all__ = [
     "Source",
     "StateFile",
     "format_duration",
+    "format_rfc3339_ns",
     "kernel_clock_synchronised",
     "load_toml",
     "parse_duration",
+    "parse_rfc3339_ns",
     "plugin_main",
     "retry",
     "setup_logging",

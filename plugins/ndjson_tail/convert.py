@@ -7,18 +7,15 @@ a field be an int on one line and a float on the next, which InfluxDB rejects ba
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from telegraf_bridge.plugins.common import FieldType, Point
+from telegraf_bridge.plugins.common import FieldType, Point, parse_rfc3339_ns
 
 try:  # optional accelerator; the standard library decoder is the reference
     import orjson as _orjson
@@ -28,9 +25,6 @@ if os.environ.get("TELEGRAF_BRIDGE_NO_ACCEL"):  # compare both paths, or rule on
     _orjson = None  # type: ignore[assignment]
 
 NS = 1_000_000_000
-_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9})\d*)?(Z|z|[+-]\d{2}:?\d{2})?$"
-)
 TIMESTAMP_FORMATS = ("auto", "rfc3339", "unix", "unix_ms", "unix_us", "unix_ns")
 _UNIT_NS = {"unix": NS, "unix_ms": 1_000_000, "unix_us": 1_000, "unix_ns": 1}
 
@@ -41,31 +35,6 @@ class RecordError(ValueError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-
-
-def parse_rfc3339_ns(text: str) -> int:
-    """RFC 3339 / ISO 8601 with offset to integer nanoseconds, exact (no float on the way)."""
-    match = _RFC3339.match(text.strip())
-    if not match:
-        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
-    date, clock, fraction, offset = match.groups()
-    if offset is None:
-        raise ValueError(f"timestamp without UTC offset is ambiguous: {text!r}")
-    offset = "+00:00" if offset in ("Z", "z") else offset
-    if ":" not in offset:
-        offset = offset[:3] + ":" + offset[3:]
-    hours, minutes, seconds = int(clock[:2]), int(clock[3:5]), int(clock[6:8])
-    if hours > 23 or minutes > 59 or seconds > 59:  # leap seconds are not representable
-        raise ValueError(f"invalid time of day in {text!r}")
-    nanos = int((fraction or "0").ljust(9, "0"))
-    day_start = _day_start(date, offset)
-    return (day_start + hours * 3600 + minutes * 60 + seconds) * NS + nanos
-
-
-@functools.lru_cache(maxsize=64)
-def _day_start(date: str, offset: str) -> int:
-    """Epoch seconds of local midnight on ``date`` at UTC ``offset`` (one parse per day)."""
-    return int(datetime.fromisoformat(f"{date}T00:00:00{offset}").astimezone(UTC).timestamp())
 
 
 def epoch_to_ns(value: int | Decimal, unit: str) -> int:

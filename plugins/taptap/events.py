@@ -10,13 +10,12 @@ counted skip with its reason, never a crash and never a guessed point.
 
 from __future__ import annotations
 
-import calendar
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from telegraf_bridge.plugins.common import parse_rfc3339_ns
 from telegraf_bridge.plugins.taptap.identity import (
     NodeIdentity,
     barcode_of,
@@ -24,11 +23,6 @@ from telegraf_bridge.plugins.taptap.identity import (
     parse_address,
 )
 
-NS = 1_000_000_000
-# RFC 3339 as chrono prints it: up to nanosecond digits, "Z" or a numeric offset.
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})\Z"
-)
 # taptap's ids: a gateway id is 15 bits, a node id 16 bits.
 MAX_GATEWAY_ID = 0x7FFF
 MAX_NODE_ID = 0xFFFF
@@ -41,23 +35,6 @@ class BadLine(ValueError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-
-
-def parse_rfc3339_ns(text: str) -> int:
-    """Nanoseconds since the epoch, exactly (no float on the way)."""
-    match = _RFC3339.match(text)
-    if not match:
-        raise ValueError(f"not an RFC 3339 time: {text[:64]!r}")
-    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
-    fraction = match.group(7) or ""
-    offset = match.group(8)
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
-        raise ValueError(f"not a valid time: {text[:64]!r}")
-    seconds = calendar.timegm((year, month, day, hour, minute, min(second, 59), 0, 0, 0))
-    if offset not in ("Z", "z"):
-        sign = 1 if offset[0] == "+" else -1
-        seconds -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
-    return seconds * NS + int(fraction.ljust(9, "0") or 0)
 
 
 @dataclass(frozen=True)

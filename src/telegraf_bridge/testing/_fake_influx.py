@@ -59,6 +59,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
+from telegraf_bridge.plugins.common import format_rfc3339_ns, parse_rfc3339_ns
 from telegraf_bridge.testing._lineprotocol import LineProtocolError, ParsedPoint, parse_line
 from telegraf_bridge.testing._managed import Managed
 
@@ -382,18 +383,10 @@ def _sql_unstring(literal: str) -> str:
 
 
 def _parse_time(text: str) -> int:
-    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z", text)
-    if match is None:
+    """Only the ``Z`` form the CLI sends; anything else is a query the fake does not know."""
+    if not text.endswith("Z"):
         raise ValueError(f"not an RFC 3339 UTC time: {text}")
-    whole = datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    return int(whole.timestamp()) * 1_000_000_000 + int((match[2] or "").ljust(9, "0"))
-
-
-def _rfc3339(time_ns: int) -> str:
-    """Go's RFC3339Nano: trailing zeros of the fraction trimmed, no fraction when zero."""
-    seconds, frac = divmod(time_ns, 1_000_000_000)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return text + ("." + f"{frac:09d}".rstrip("0") if frac else "") + "Z"
+    return parse_rfc3339_ns(text)
 
 
 def _naive_time(time_ns: int) -> str:
@@ -439,7 +432,7 @@ def _flux_newest(records: list[tuple[int, ParsedPoint, str, Any]]) -> list[_Tabl
     if not records:
         return []
     newest = max(t for t, _, _, _ in records)
-    return [([("_time", "dateTime:RFC3339", False)], [[_rfc3339(newest)]])]
+    return [([("_time", "dateTime:RFC3339", False)], [[format_rfc3339_ns(newest)]])]
 
 
 def _flux_keep(records: list[tuple[int, ParsedPoint, str, Any]], tag: str) -> list[_Table]:
