@@ -16,6 +16,7 @@ from telegraf_bridge.plugins.common._lineprotocol import (
     LineProtocolSerializer,
     Point,
     SkipCounter,
+    worth_logging,
 )
 from telegraf_bridge.plugins.common._log import ChangeLogger, setup_logging
 from telegraf_bridge.plugins.common._main import PluginContext, plugin_main
@@ -50,4 +51,5 @@ __all__ = [
     "plugin_main",
     "retry",
     "setup_logging",
+    "worth_logging",
 ]

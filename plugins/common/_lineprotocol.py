@@ -79,7 +79,7 @@ class SkipCounter:
         with self._lock:
             n = self._counts.get(reason, 0) + 1
             self._counts[reason] = n
-        if n == 1 or _is_power_of_ten(n):
+        if worth_logging(n):
             suffix = f": {detail}" if detail else ""
             self._logger.warning("%s (occurrence %d)%s", reason, n, suffix)
 
@@ -94,7 +94,8 @@ class SkipCounter:
             return sum(self._counts.values())
 
 
-def _is_power_of_ten(n: int) -> bool:
+def worth_logging(n: int) -> bool:
+    """Whether the ``n``-th occurrence of something is logged: the 1st, 10th, 100th, ..."""
     while n >= 10 and n % 10 == 0:
         n //= 10
     return n == 1

@@ -164,11 +164,9 @@ class TaptapSource:
         self.stderr = StderrRelay(log)
         self.process: TaptapProcess | None = None
         self.next_start = float("-inf")
-        self.restarts = 0
         self.starts = 0
         self.reports = 0
         self.skipped = 0
-        self.failed_runs = 0
         self.last_report: float | None = None
         self.quiet_since = monotonic()
         self.last_status_window: int | None = None
@@ -241,7 +239,6 @@ class TaptapSource:
         self.changes.recovered(
             "process", f"taptap is running and reporting again after {self.restarts} restart(s)"
         )
-        self.failed_runs = 0
 
     def _supervise(self, now: float) -> None:
         proc = self.process
@@ -270,11 +267,14 @@ class TaptapSource:
             self._schedule_restart(now, "cannot start taptap", str(exc), logging.ERROR)
             return
         self.changes.recovered("start", "taptap can be started again")
-        if self.starts:
-            self.restarts += 1
         self.starts += 1
         self.process = proc
         log.debug("started taptap (pid %s)", proc.pid)
+
+    @property
+    def restarts(self) -> int:
+        """Starts after the first one."""
+        return max(0, self.starts - 1)
 
     def _preflight(self) -> str | None:
         binary = self.argv[0]
@@ -310,7 +310,6 @@ class TaptapSource:
     def _schedule_restart(self, now: float, what: str, detail: str, level: int) -> None:
         delay = self.backoff.next_delay()
         self.next_start = now + delay
-        self.failed_runs += 1
         key = "start" if what.startswith("cannot") else "process"
         logged = self.changes.problem(
             key,

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO
 
+from telegraf_bridge.plugins.common import worth_logging
+
 log = logging.getLogger("telegraf_bridge.plugins.taptap")
 
 PR_SET_PDEATHSIG = 1
@@ -76,15 +78,9 @@ class StderrRelay:
             self._seen.clear()
         count = self._seen.get(kind, 0) + 1
         self._seen[kind] = count
-        if count == 1 or _power_of_ten(count):
+        if worth_logging(count):
             suffix = f" (occurrence {count})" if count > 1 else ""
             self._logger.log(level, "taptap: %s%s", message, suffix)
-
-
-def _power_of_ten(n: int) -> bool:
-    while n >= 10 and n % 10 == 0:
-        n //= 10
-    return n == 1
 
 
 class TaptapProcess:

@@ -547,15 +547,8 @@ class FakeInfluxV2(_FakeInflux):
             self._record(handler, params, "", scripted.status, [])
             handler._send(scripted.status, reply, headers)
             return
-        org = params.get("org") or params.get("orgID")
         bucket = params.get("bucket")
-        if not org:
-            handler._send(400, {"code": "invalid", "message": "Please provide either orgID or org"})
-            return
-        if org != self.org:
-            handler._send(
-                404, {"code": "not found", "message": f'organization name "{org}" not found'}
-            )
+        if not self._org_known(handler, params):
             return
         if not bucket or bucket not in self.buckets:
             handler._send(404, {"code": "not found", "message": f'bucket "{bucket}" not found'})
@@ -577,7 +570,7 @@ class FakeInfluxV2(_FakeInflux):
             )
             return
         with self._lock:
-            points, errors, new_types = self._parse_batch(body, f"{org}/{bucket}")
+            points, errors, new_types = self._parse_batch(body, f"{self.org}/{bucket}")
             if not errors:
                 self._types.update(new_types)
         if errors:
@@ -613,18 +606,24 @@ class FakeInfluxV2(_FakeInflux):
             for p in r.points
         ]
 
-    def _query(self, handler: _Handler, params: dict[str, str], raw: bytes) -> None:
-        if not self._authorised(handler.headers.get("Authorization")):
-            handler._send(401, {"code": "unauthorized", "message": "unauthorized access"})
-            return
+    def _org_known(self, handler: _Handler, params: dict[str, str]) -> bool:
+        """The ``org``/``orgID`` check every v2 endpoint makes; answers the error itself."""
         org = params.get("org") or params.get("orgID")
         if not org:
             handler._send(400, {"code": "invalid", "message": "Please provide either orgID or org"})
-            return
+            return False
         if org != self.org:
             handler._send(
                 404, {"code": "not found", "message": f'organization name "{org}" not found'}
             )
+            return False
+        return True
+
+    def _query(self, handler: _Handler, params: dict[str, str], raw: bytes) -> None:
+        if not self._authorised(handler.headers.get("Authorization")):
+            handler._send(401, {"code": "unauthorized", "message": "unauthorized access"})
+            return
+        if not self._org_known(handler, params):
             return
         content_type = handler.headers.get("Content-Type", "").split(";")[0].strip().lower()
         annotations: list[str] = []
