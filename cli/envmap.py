@@ -9,6 +9,8 @@ Two layers, applied in this order over the YAML file:
    (``DTU_HOST``, ``DTU_PORT``, ``MODBUS_UNIT_ID``, ``QUERY_PERIOD``, ...) likewise configure
    the first ``hoymiles`` source, or add one, and seed 004's ``TAPTAP_CMD`` and
    ``INFLUX_MEASUREMENT`` the first ``taptap`` source.
+   Seed 003's ``RAW_BUCKET``/``B1M_BUCKET``/``B5M_BUCKET``/``B1H_BUCKET`` name the
+   downsampling tiers and its ``MEASUREMENT`` the pulse measurement of ``gpio_pulse`` sources.
 2. Canonical variables: ``BRIDGE_AGENT_<KEY>``, ``BRIDGE_SINK_<NAME>_<KEY>`` and
    ``BRIDGE_SOURCE_<NAME>_<KEY>`` set any scalar option (NAME upper-cased, ``-`` as ``_``).
 """
@@ -129,6 +131,17 @@ SOURCE_ALIASES: tuple[SourceAlias, ...] = (
     ),
 )
 
+# Seed 003's tier variables (its bucket names) set the downsampling section.
+DOWNSAMPLING_ALIASES: Mapping[str, str] = {
+    "RAW_BUCKET": "raw_name",
+    "B1M_BUCKET": "name_1m",
+    "B5M_BUCKET": "name_5m",
+    "B1H_BUCKET": "name_1h",
+}
+# Seed 003's MEASUREMENT names the pulse measurement of the gpio_pulse sources in the file. It
+# never adds a source: the name is too generic to mean "count pulses" on its own.
+PULSE_MEASUREMENT_ENV = "MEASUREMENT"
+
 # Marks a sink the environment added, so validation errors can say where it came from.
 ORIGIN_KEY = "_origin"
 
@@ -226,6 +239,32 @@ def apply_source_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: lis
                         f"{var}={raw!r} is not {what} ({exc}); ignored (seed {alias.seed})"
                     )
         notes.append(f"source {target.get('name')!r} configured from seed {alias.seed} variables")
+
+
+def apply_downsampling_aliases(
+    doc: dict[str, Any], env: Mapping[str, str], notes: list[str]
+) -> None:
+    """Apply seed 003's bucket and measurement variables (in place)."""
+    present = {var: env[var].strip() for var in DOWNSAMPLING_ALIASES if env.get(var, "").strip()}
+    if present:
+        section = doc.setdefault("downsampling", {})
+        if isinstance(section, dict):
+            for var, value in present.items():
+                section[DOWNSAMPLING_ALIASES[var]] = value
+            notes.append(f"downsampling tiers named by {', '.join(present)} (seed 003 PowerLogger)")
+    measurement = env.get(PULSE_MEASUREMENT_ENV, "").strip()
+    sources = doc.get("sources")
+    if not measurement or not isinstance(sources, list):
+        return
+    for source in sources:
+        if isinstance(source, dict) and source.get("plugin") == "gpio_pulse":
+            options = source.setdefault("options", {})
+            if isinstance(options, dict):
+                options["measurement"] = measurement
+                notes.append(
+                    f"source {source.get('name')!r}: measurement {measurement!r} from "
+                    f"{PULSE_MEASUREMENT_ENV} (seed 003 PowerLogger)"
+                )
 
 
 def apply_canonical(doc: dict[str, Any], env: Mapping[str, str]) -> None:

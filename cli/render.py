@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from telegraf_bridge.cli import schema
+from telegraf_bridge.cli import schema, tiers
 from telegraf_bridge.cli.fsutil import write_atomic
 from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.cli.toml_values import (
@@ -110,6 +110,19 @@ def token_file_problem(path: Path) -> str | None:
     return None
 
 
+def _tier_options(settings: Settings) -> dict[str, Any]:
+    """Where a gpio_pulse source's points go: the route tag, the raw tier, own aggregates."""
+    ds = settings.downsampling
+    options: dict[str, Any] = {"route_tag": ds["route_tag"], "raw_tier": ds["raw_name"]}
+    if tiers.plugin_writes_tiers(settings):
+        options["tiers"] = [
+            {"window": "1m", "tier": ds["name_1m"]},
+            {"window": "5m", "tier": ds["name_5m"]},
+            {"window": "1h", "tier": ds["name_1h"]},
+        ]
+    return options
+
+
 def render(settings: Settings, output: Path, *, config_source: str = "bridge.yaml") -> Rendered:
     """Render without writing anything, so a failure leaves no half-written file."""
     python = settings.agent["python"] or sys.executable
@@ -132,6 +145,8 @@ def render(settings: Settings, output: Path, *, config_source: str = "bridge.yam
         ):
             plugin_doc["buffer_directory"] = settings.agent["buffer_directory"]
             plugin_doc["buffer_max_size_mb"] = settings.agent["buffer_max_size_mb"]
+        if source["plugin"] == "gpio_pulse":
+            plugin_doc.update(_tier_options(settings))
         plugin_doc.update(source["options"])
         rendered.plugin_configs[conf_path] = dump_document(
             plugin_doc,
@@ -142,8 +157,10 @@ def render(settings: Settings, output: Path, *, config_source: str = "bridge.yam
         sources.append({**source, "command": [python, "-m", module, "--config", str(conf_path)]})
     stores: list[dict[str, str]] = []
     sinks = []
+    routes = any(s["plugin"] == "gpio_pulse" for s in settings.active_sources())
+    route_tag = settings.downsampling["route_tag"] if routes else ""
     for sink in settings.active_sinks():
-        sinks.append({**sink, "token_ref": _token_ref(sink, stores)})
+        sinks.append({**sink, "token_ref": _token_ref(sink, stores), "route_tag": route_tag})
     template = environment().get_template("telegraf.conf.j2")
     rendered.telegraf_conf = template.render(
         version=__version__,

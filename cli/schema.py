@@ -20,6 +20,7 @@ PLUGINS: dict[str, str] = {
     "ndjson_tail": "telegraf_bridge.plugins.ndjson_tail",
     "hoymiles": "telegraf_bridge.plugins.hoymiles",
     "taptap": "telegraf_bridge.plugins.taptap",
+    "gpio_pulse": "telegraf_bridge.plugins.gpio_pulse",
 }
 # Sources whose devices must not be polled at the agent's pace: their interval, when the
 # source sets none (a DTU is polled every 60 s, as the seed did).
@@ -269,8 +270,37 @@ SINK_TYPE_OPTS: dict[str, tuple[Opt, ...]] = {
     ),
 }
 
+# The four storage tiers of meter pulses (seed 003). Each name is a bucket (InfluxDB v2/Cloud),
+# a retention policy in the sink's database (1.x) or a database (InfluxDB 3); see
+# docs/downsampling.md. A retention of "0s" keeps data forever.
+DOWNSAMPLING: tuple[Opt, ...] = (
+    Opt("raw_name", "string", "PowerLogger_raw", "Tier of the raw pulses."),
+    Opt("raw_retention", "duration", "30d", "How long raw pulses are kept."),
+    Opt("name_1m", "string", "PowerLogger_1m", "Tier of the 1-minute aggregates."),
+    Opt("retention_1m", "duration", "90d", "How long 1-minute aggregates are kept."),
+    Opt("name_5m", "string", "PowerLogger_5m", "Tier of the 5-minute aggregates."),
+    Opt("retention_5m", "duration", "365d", "How long 5-minute aggregates are kept."),
+    Opt("name_1h", "string", "PowerLogger_1h", "Tier of the 1-hour aggregates."),
+    Opt("retention_1h", "duration", "0s", "How long 1-hour aggregates are kept; 0s: forever."),
+    Opt(
+        "lookback",
+        "duration",
+        "1h",
+        "How far back each downsampling run recomputes (at least two windows), so points "
+        "that arrive late from the disk buffer after an outage are still aggregated.",
+    ),
+    Opt(
+        "route_tag",
+        "string",
+        "bridge_tier",
+        "Tag that carries a point's tier from the plugin to the outputs, which route on it "
+        "and drop it before writing.",
+    ),
+)
+
 SECTIONS: dict[str, tuple[Opt, ...]] = {
     "agent": AGENT,
+    "downsampling": DOWNSAMPLING,
     "sources[]": SOURCE,
     "sinks[] (all types)": SINK_COMMON,
     **{f"sinks[] type: {kind}": opts for kind, opts in SINK_TYPE_OPTS.items()},

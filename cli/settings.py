@@ -21,6 +21,11 @@ from telegraf_bridge.plugins.common import ConfigError, parse_duration
 from telegraf_bridge.plugins.common._clock import parse_time_floor
 
 _FORBIDDEN_SECRETS = ("token", "password", "api_key", "secret")
+_SECTIONS = ("agent", "downsampling", "sources", "sinks")
+# Bucket, retention-policy and database names all accept this (InfluxDB v2 refuses a leading
+# underscore; InfluxDB 3 allows letters, digits, '_' and '-').
+_TIER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_TAG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
 class InvalidConfig(Exception):
@@ -41,6 +46,9 @@ class Settings:
     sources: list[dict[str, Any]]
     sinks: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    downsampling: dict[str, Any] = field(
+        default_factory=lambda: {o.key: o.default for o in schema.DOWNSAMPLING}
+    )
 
     def active_sinks(self) -> list[dict[str, Any]]:
         """Sinks that are enabled."""
@@ -152,8 +160,8 @@ def _section(
 def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings:
     problems: list[str] = []
     for key in doc:
-        if key not in ("agent", "sources", "sinks"):
-            problems.append(f"{key} is not a known section; allowed: agent, sources, sinks")
+        if key not in _SECTIONS:
+            problems.append(f"{key} is not a known section; allowed: {', '.join(_SECTIONS)}")
 
     agent_doc = doc.get("agent") or {}
     if not isinstance(agent_doc, dict):
@@ -166,6 +174,8 @@ def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings
         problems.append(
             f"agent.time_floor = {agent['time_floor']!r} is invalid: expected an RFC 3339 time"
         )
+
+    downsampling = _downsampling(doc.get("downsampling"), problems)
 
     sources: list[dict[str, Any]] = []
     raw_sources = doc.get("sources") or []
@@ -225,7 +235,40 @@ def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings
                 seen.add(name)
     if problems:
         raise InvalidConfig(source, problems)
-    return Settings(agent=agent, sources=sources, sinks=sinks, notes=notes)
+    return Settings(
+        agent=agent, sources=sources, sinks=sinks, notes=notes, downsampling=downsampling
+    )
+
+
+def _downsampling(doc: Any, problems: list[str]) -> dict[str, Any]:
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        problems.append(f"downsampling = {doc!r} is invalid: expected a mapping")
+        doc = {}
+    result = _section(schema.DOWNSAMPLING, doc, "downsampling", problems)
+    names: dict[str, str] = {}
+    for key in ("raw_name", "name_1m", "name_5m", "name_1h"):
+        value = result[key]
+        if not isinstance(value, str) or not _TIER_NAME.match(value):
+            problems.append(
+                f"downsampling.{key} = {value!r} is invalid: expected a name of letters, "
+                "digits, '_' and '-' (at most 64, not starting with '_' or '-')"
+            )
+        elif value in names:
+            problems.append(
+                f"downsampling.{key} = {value!r} is also downsampling.{names[value]}; "
+                "each tier needs its own name"
+            )
+        else:
+            names[value] = key
+    tag = result["route_tag"]
+    if not isinstance(tag, str) or not _TAG_KEY.match(tag):
+        problems.append(
+            f"downsampling.route_tag = {tag!r} is invalid: expected a tag key of letters, "
+            "digits and '_', starting with a letter"
+        )
+    return result
 
 
 def load_settings(
@@ -260,5 +303,6 @@ def load_settings(
     notes: list[str] = []
     envmap.apply_aliases(doc, environ, notes)
     envmap.apply_source_aliases(doc, environ, notes)
+    envmap.apply_downsampling_aliases(doc, environ, notes)
     envmap.apply_canonical(doc, environ)
     return _validate(doc, source, notes)

@@ -399,30 +399,9 @@ class WifiDtu:
 
 def make_ctx(options: dict[str, Any], state_dir: Any, interval_s: float = 60.0) -> Any:
     """A PluginContext as plugin_main builds it, for driving HoymilesSource directly."""
-    import io
+    from _support import plugin_ctx
 
-    from telegraf_bridge.plugins.common import (
-        ClockGuard,
-        LineProtocolSerializer,
-        LineWriter,
-        PluginContext,
-        Section,
-        SkipCounter,
-    )
-    from telegraf_bridge.plugins.common._wakeup import Wakeup
-
-    serializer = LineProtocolSerializer(time_floor_ns=0, counter=SkipCounter())
-    return PluginContext(
-        name="hoymiles",
-        config=Section(options, "hoymiles"),
-        state_dir=state_dir,
-        instance="hoymiles",
-        serializer=serializer,
-        clock_guard=ClockGuard(floor_ns=0, require_sync=False),
-        interval_s=interval_s,
-        writer=LineWriter(io.BytesIO(), serializer),
-        wakeup=Wakeup(),
-    )
+    return plugin_ctx("hoymiles", options, state_dir, interval_s)
 
 
 class FakeClock:

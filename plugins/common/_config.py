@@ -83,6 +83,11 @@ class Section:
         self._where = where
         self._used: set[str] = set()
 
+    @property
+    def where(self) -> str:
+        """The path of this table in messages (``plugin.table``)."""
+        return self._where
+
     def _get(self, key: str) -> Any:
         self._used.add(key)
         return self._data.get(key)
