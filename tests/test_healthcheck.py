@@ -525,11 +525,11 @@ def test_fake_v3_query_sql_json_and_errors(fake_v3: FakeInfluxV3) -> None:
     def get(**params: str) -> tuple[int, str, str]:
         return _http(f"{fake_v3.url}/api/v3/query_sql?{urllib.parse.urlencode(params)}", None, auth)
 
-    sql = f'SELECT time FROM "{M}" WHERE time >= \'2026-09-01T00:00:00Z\' AND "rssi" IS NOT NULL ORDER BY time DESC LIMIT 1'  # noqa: S608
+    sql = f'SELECT time FROM "{M}" WHERE time >= \'2026-09-01T00:00:00Z\' AND "rssi" IS NOT NULL ORDER BY time DESC LIMIT 1'
     status, ctype, text = get(db=db, q=sql, format="json")
     assert status == 200 and ctype.startswith("application/json")
     assert json.loads(text) == [{"time": "2026-09-21T14:13:20.123"}]
-    series = f'SELECT "node_id", "power_w" FROM "{M}" WHERE time >= \'2026-09-01T00:00:00Z\' AND "power_w" IS NOT NULL'  # noqa: S608
+    series = f'SELECT "node_id", "power_w" FROM "{M}" WHERE time >= \'2026-09-01T00:00:00Z\' AND "power_w" IS NOT NULL'
     status, ctype, text = get(db=db, q=series, format="jsonl")
     assert ctype == "application/jsonl" and text == '{"power_w":1.5}\n'  # no tag: no column
     assert get(db=db)[0:3:2] == (400, "missing query parameters 'db' and 'q'")
