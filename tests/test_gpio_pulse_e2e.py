@@ -8,6 +8,7 @@ databases (the v3 fake: no InfluxDB 3 server can be installed here).
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from telegraf_bridge.testing import FakeInfluxV3, InfluxD1, TelegrafProcess, wai
 
 pytestmark = [pytest.mark.telegraf]
 
+DASHBOARDS = Path(__file__).resolve().parents[1] / "plugins/gpio_pulse/dashboards"
 PULSES = 120  # per channel; at 20/s with bounce this is about 6 s of pulses
 SOURCE = f"""
 sources:
@@ -46,13 +48,20 @@ def test_every_generated_pulse_is_in_influxd_in_the_raw_tier(
 ) -> None:
     db = f"power_{uuid.uuid4().hex[:8]}"
     influxd.query(f'CREATE DATABASE "{db}"', method="POST")
-    influxd.query(
-        f'CREATE RETENTION POLICY "PowerLogger_raw" ON "{db}" DURATION 30d REPLICATION 1',
-        method="POST",
+    for rp in ("PowerLogger_raw", "PowerLogger_1m", "PowerLogger_1h"):
+        influxd.query(
+            f'CREATE RETENTION POLICY "{rp}" ON "{db}" DURATION 30d REPLICATION 1', method="POST"
+        )
+    # The plugin's own tier rows (as with an InfluxDB 3 sink), with short windows, so the
+    # dashboard's tier panels have data without waiting for continuous queries.
+    tiers = (
+        '      tiers: [{window: "5s", tier: "PowerLogger_1m"}, '
+        '{window: "10s", tier: "PowerLogger_1h"}]\n'
     )
     yaml_text = (
         fast_agent_yaml(tmp_path)
         + SOURCE
+        + tiers
         + f"""
 sinks:
   - name: home
@@ -92,6 +101,29 @@ sinks:
     assert influxd.query('SELECT count(*) FROM "PowerPulse"', db=db) == []
     keys = influxd.query(f'SHOW TAG KEYS FROM "{db}"."PowerLogger_raw"."PowerPulse"', db=db)
     assert [v[0] for s in keys for v in s["values"]] == ["PulseType"]
+    tier = f'SELECT sum("pulses") FROM "{db}"."PowerLogger_1m"."PowerPulse" GROUP BY "PulseType"'
+    assert _sum(influxd, tier, db) == want
+
+    dashboard = json.loads((DASHBOARDS / "gpio_pulse-influxql.json").read_text())
+    constants = {
+        v["name"]: v["query"] for v in dashboard["templating"]["list"] if v["type"] == "constant"
+    }
+
+    def influxql(query: str) -> str:
+        for name, value in constants.items():
+            query = query.replace(f"${name}", value)
+        return (
+            query.replace("$timeFilter", "time > now() - 1h")
+            .replace("$__interval", "10s")
+            .replace("$PulseType", ".*")
+        )
+
+    channels = influxd.query(influxql(dashboard["templating"]["list"][-1]["query"]), db=db)
+    assert sorted(v[1] for s in channels for v in s["values"]) == ["Export", "Generate", "Import"]
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            series = influxd.query(influxql(target["query"]), db=db)
+            assert {s["tags"]["PulseType"] for s in series} == set(want), panel["title"]
 
 
 def test_with_an_influxdb3_sink_the_plugin_writes_each_tier_to_its_database(
@@ -134,3 +166,16 @@ sinks:
     for _, point in fake_v3.stored("PowerLogger_raw"):
         assert "bridge_tier" not in point.tags
     assert fake_v3.stored("other") == []
+
+
+def test_both_dashboards_have_the_same_panels_and_the_sql_one_a_datasource_per_tier() -> None:
+    influxql = json.loads((DASHBOARDS / "gpio_pulse-influxql.json").read_text())
+    sql = json.loads((DASHBOARDS / "gpio_pulse-sql.json").read_text())
+    assert [p["title"] for p in influxql["panels"]] == [p["title"] for p in sql["panels"]]
+    tiers = {v["name"] for v in sql["templating"]["list"] if v["type"] == "datasource"}
+    assert tiers == {"ds_raw", "ds_1m", "ds_1h"}
+    for panel in sql["panels"]:
+        assert panel["datasource"]["uid"].strip("${}") in tiers
+        for target in panel["targets"]:
+            assert "$__timeFilter(time)" in target["rawSql"]
+            assert "${PulseType:singlequote}" in target["rawSql"]
