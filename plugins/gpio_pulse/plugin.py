@@ -32,6 +32,7 @@ from telegraf_bridge.plugins.common import (
     plugin_main,
     worth_logging,
 )
+from telegraf_bridge.plugins.gpio_pulse.backend import Backend, open_backend
 from telegraf_bridge.plugins.gpio_pulse.channels import Channel, parse_channels
 from telegraf_bridge.plugins.gpio_pulse.sim import SimBackend, SimConfig
 from telegraf_bridge.plugins.gpio_pulse.windows import NS, WindowCounter, WindowRow
@@ -187,7 +188,7 @@ class PulseSource:
         self.backoff = Backoff(
             initial=restart_delay, maximum=max(backoff_max, restart_delay), jitter=0.1
         )
-        self.backend: Any = None
+        self.backend: Backend | None = None
         self.next_start = float("-inf")
         self.logged_overflows = [0] * len(self.channels)
         self.started_ns = wall_ns()
@@ -345,12 +346,10 @@ class PulseSource:
 
     # -- the backend -------------------------------------------------------------------------
 
-    def _open_backend(self) -> Any:
+    def _open_backend(self) -> Backend:
         if self.kind == "sim":
             assert self.sim_config is not None  # noqa: S101 - set whenever kind is sim
             return SimBackend(self.channels, self.sim_config, wall_ns=self.wall_ns)
-        from telegraf_bridge.plugins.gpio_pulse.backend import open_backend  # noqa: PLC0415
-
         return open_backend(self.kind, self.channels, chip=self.chip)
 
     def _supervise(self) -> None:
