@@ -235,9 +235,32 @@ def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings
                 seen.add(name)
     if problems:
         raise InvalidConfig(source, problems)
+    _note_tiers(sources, sinks, downsampling, notes)
     return Settings(
         agent=agent, sources=sources, sinks=sinks, notes=notes, downsampling=downsampling
     )
+
+
+def _note_tiers(
+    sources: list[dict[str, Any]],
+    sinks: list[dict[str, Any]],
+    downsampling: dict[str, Any],
+    notes: list[str],
+) -> None:
+    """Warn that routed meter pulses need their tiers to exist before Telegraf writes.
+
+    InfluxDB answers a write to a missing bucket or retention policy with an error on which
+    Telegraf drops the batch instead of retrying, so the order matters.
+    """
+    meters = [s for s in sources if s["enabled"] and s["plugin"] == "gpio_pulse"]
+    influx = [k for k in sinks if k["enabled"] and k["type"].startswith("influxdb")]
+    if meters and influx:
+        notes.append(
+            f"meter pulses are written to the tier {downsampling['raw_name']!r} of each InfluxDB "
+            "sink: run `bridge-cli setup-influxdb` (and `bridge-cli verify`) before starting "
+            "Telegraf; InfluxDB refuses writes to a missing bucket or retention policy and "
+            "Telegraf drops them"
+        )
 
 
 def _downsampling(doc: Any, problems: list[str]) -> dict[str, Any]:
