@@ -145,7 +145,9 @@ def run_rate(binary: Path, rate: int, seconds: float) -> dict[str, float | int |
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--rates", default="500,1000,2000,4000,8000,16000,32000,64000", help="pulses/s, all channels"
+        "--rates",
+        default="500,1000,2000,4000,8000,16000,32000,64000",
+        help="pulses/s, all channels together",
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="pulses per rate: rate x s")
     args = parser.parse_args()

@@ -6,6 +6,7 @@ import click
 from telegraf_bridge.cli.commands import (
     check_config,
     config_reference,
+    delete_buckets,
     healthcheck,
     init,
     migrate_ndjson,
@@ -13,7 +14,9 @@ from telegraf_bridge.cli.commands import (
     rssi_report,
     run,
     serial_ports,
+    setup_influxdb,
     telegraf_path,
+    verify,
 )
 
 from telegraf_bridge import __version__
@@ -35,6 +38,9 @@ cli.add_command(migrate_ndjson.command)
 cli.add_command(healthcheck.command)
 cli.add_command(rssi_report.command)
 cli.add_command(serial_ports.command)
+cli.add_command(setup_influxdb.command)
+cli.add_command(verify.command)
+cli.add_command(delete_buckets.command)
 
 
 def main() -> None:

@@ -44,13 +44,17 @@ They are no query engines:
 
 from __future__ import annotations
 
+import base64
 import csv
 import gzip
+import hashlib
 import io
 import json
 import re
+import secrets
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +64,7 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
 from telegraf_bridge.plugins.common import format_rfc3339_ns, parse_rfc3339_ns
+from telegraf_bridge.testing._fake_v2_admin import FakeBucket, FakeV2Admin
 from telegraf_bridge.testing._lineprotocol import LineProtocolError, ParsedPoint, parse_line
 from telegraf_bridge.testing._managed import Managed
 
@@ -501,8 +506,84 @@ def _kind(key: str, value: object, point: ParsedPoint) -> str:
     return "string"
 
 
+# -- InfluxDB v2: management endpoints, counts and deletes (helpers of FakeInfluxV2) -----------
+
+# The count ``bridge-cli delete-buckets`` shows: points of one field of a measurement, ever.
+_FLUX_COUNT = re.compile(
+    rf"from\(bucket:\s*(?P<bucket>{_FLUX_STR})\)\s*"
+    r"\|>\s*range\(start:\s*0\)\s*"
+    rf"\|>\s*filter\(fn:\s*\(r\)\s*=>\s*r\._measurement\s*==\s*(?P<measurement>{_FLUX_STR})"
+    rf"\s+and\s+r\._field\s*==\s*(?P<field>{_FLUX_STR})\)\s*"
+    r"\|>\s*count\(\)\s*\|>\s*group\(\)\s*\|>\s*sum\(\)"
+)
+# One ``key="value"`` (or ``!=``) term of a delete predicate; terms are joined by AND.
+_DELETE_TERM = re.compile(
+    r'\s*(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)\s*(?P<op>!=|=)\s*"(?P<value>(?:[^"\\]|\\.)*)"\s*'
+)
+_DELETE_AND = re.compile(r"(?i)and\b")
+
+
+def _delete_predicate(text: str) -> list[tuple[str, bool, str]]:
+    """``(key, equal?, value)`` terms of a delete predicate; ValueError for anything else.
+
+    The server's grammar: ``key="value"`` or ``key!="value"`` joined by ``AND``; no OR, no
+    parentheses needed here. An empty predicate deletes everything in the time range.
+    """
+    terms: list[tuple[str, bool, str]] = []
+    rest = text.strip()
+    while rest:
+        match = _DELETE_TERM.match(rest)
+        if match is None:
+            raise ValueError(f"invalid delete predicate: {text!r}")
+        value = match["value"].replace('\\"', '"').replace("\\\\", "\\")
+        terms.append((match["key"], match["op"] == "=", value))
+        rest = rest[match.end() :]
+        if rest:
+            joiner = _DELETE_AND.match(rest)
+            if joiner is None:
+                raise ValueError(f"invalid delete predicate (only AND joins terms): {text!r}")
+            rest = rest[joiner.end() :]
+            if not rest.strip():
+                raise ValueError(f"invalid delete predicate: {text!r}")
+    return terms
+
+
+def _predicate_matches(point: ParsedPoint, terms: list[tuple[str, bool, str]]) -> bool:
+    for key, equal, value in terms:
+        actual = point.measurement if key == "_measurement" else point.tags.get(key)
+        if (actual == value) != equal:
+            return False
+    return True
+
+
+class _V2Handler(_Handler):
+    """The shared handler plus DELETE, which only the v2 management API uses."""
+
+    def do_DELETE(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        fake = self.server.fake
+        if isinstance(fake, FakeInfluxV2):
+            fake.handle_delete(self, raw)
+        else:
+            self._send(405, {"code": "method not allowed", "message": "method not allowed"})
+
+
 class FakeInfluxV2(_FakeInflux):
-    """InfluxDB Cloud / OSS 2.x write API on loopback (see the module docstring)."""
+    """InfluxDB Cloud / OSS 2.x on loopback, following the official v2 API.
+
+    The write and query APIs are described in the module docstring. The management API that
+    ``bridge-cli setup-influxdb``, ``verify`` and ``delete-buckets`` use (orgs, buckets with
+    pagination, tasks, authorizations) lives in :mod:`._fake_v2_admin` and follows the official
+    API as documented there; ``POST /api/v2/delete`` removes the matching points. Tasks are
+    stored but never executed (no Flux engine here).
+
+    ``buckets`` exist from the start (kept forever), so write tests need no set-up; a write to
+    any other bucket is 404 ``bucket "X" not found`` as on the server. ``token`` is an
+    all-access (operator) token. Tokens created through ``/api/v2/authorizations`` carry
+    exactly their permissions: a write outside them is 403 ``insufficient permissions for
+    write``, a query of a bucket they cannot read is 404 as for a missing bucket.
+    """
 
     version = "v2.7.11"
 
@@ -516,21 +597,58 @@ class FakeInfluxV2(_FakeInflux):
     ) -> None:
         super().__init__(token=token, max_body_bytes=max_body_bytes)
         self.org = org
-        self.buckets = set(buckets)
+        self.admin = FakeV2Admin(org=org, token=token, buckets=tuple(buckets))
+        self.admin.on_bucket_deleted = self._drop_bucket
+        self._server.RequestHandlerClass = _V2Handler
+
+    @property
+    def buckets(self) -> frozenset[str]:
+        """Names of the buckets that exist now (system buckets included)."""
+        return self.admin.bucket_names()
 
     def _authorised(self, header: str | None) -> bool:
-        return header == f"Token {self.token}"
+        return self.admin.auth_for(header) is not None
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def _management(self, handler: _Handler, method: str, raw: bytes) -> bool:
+        """Answer a management request; False when the path is not one."""
+        url = urlparse(handler.path)
+        params = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        auth = self.admin.auth_for(handler.headers.get("Authorization"))
+        answer = self.admin.dispatch(method, url.path, params, raw, auth)
+        if answer is None:
+            return False
+        status, body = answer
+        handler._send(status, body)
+        return True
+
+    def handle_get(self, handler: _Handler) -> None:
+        if not self._management(handler, "GET", b""):
+            super().handle_get(handler)
+
+    def handle_delete(self, handler: _Handler, raw: bytes) -> None:
+        """``DELETE /api/v2/buckets/{id}`` and ``/api/v2/tasks/{id}``."""
+        if not self._management(handler, "DELETE", raw):
+            handler._send(404, {"code": "not found", "message": "path not found"})
 
     def handle_post(self, handler: _Handler, raw: bytes) -> None:
         url = urlparse(handler.path)
         params = {k: v[-1] for k, v in parse_qs(url.query).items()}
         if url.path == "/api/v2/query":
             self._query(handler, params, raw)
-            return
-        if url.path != "/api/v2/write":
+        elif url.path == "/api/v2/delete":
+            self._delete(handler, params, raw)
+        elif url.path == "/api/v2/write":
+            self._write(handler, params, raw)
+        elif not self._management(handler, "POST", raw):
             handler._send(404, {"code": "not found", "message": "path not found"})
-            return
-        if not self._authorised(handler.headers.get("Authorization")):
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def _write(self, handler: _Handler, params: dict[str, str], raw: bytes) -> None:
+        auth = self.admin.auth_for(handler.headers.get("Authorization"))
+        if auth is None:
             self._record(handler, params, "", 401, [])
             handler._send(401, {"code": "unauthorized", "message": "unauthorized access"})
             return
@@ -550,8 +668,15 @@ class FakeInfluxV2(_FakeInflux):
         bucket = params.get("bucket")
         if not self._org_known(handler, params):
             return
-        if not bucket or bucket not in self.buckets:
+        target = self.admin.bucket(bucket) if bucket else None
+        if target is None:
             handler._send(404, {"code": "not found", "message": f'bucket "{bucket}" not found'})
+            return
+        if not self.admin.allowed(auth, "write", target):
+            self._record(handler, params, "", 403, [])
+            handler._send(
+                403, {"code": "forbidden", "message": "insufficient permissions for write"}
+            )
             return
         if params.get("precision", "ns") not in _PRECISIONS_V2:
             handler._send(
@@ -570,7 +695,7 @@ class FakeInfluxV2(_FakeInflux):
             )
             return
         with self._lock:
-            points, errors, new_types = self._parse_batch(body, f"{self.org}/{bucket}")
+            points, errors, new_types = self._parse_batch(body, f"{self.org}/{target.id}")
             if not errors:
                 self._types.update(new_types)
         if errors:
@@ -593,16 +718,29 @@ class FakeInfluxV2(_FakeInflux):
         self._record(handler, params, body, 204, points)
         handler._send(204)
 
+    def _drop_bucket(self, bucket: FakeBucket) -> None:
+        """A deleted bucket takes its points (and field types) with it."""
+        with self._lock:
+            for request in self.requests:
+                if request.params.get("bucket") in (bucket.name, bucket.id):
+                    request.points = []
+            slot = f"{self.org}/{bucket.id}"
+            for key in [k for k in self._types if k[0] == slot]:
+                del self._types[key]
+
     # -- queries (see the module docstring for the shapes evaluated) -----------------------------
 
     def stored(self, bucket: str) -> list[tuple[int, ParsedPoint]]:
-        """``(time ns, point)`` of every point accepted into ``bucket``."""
+        """``(time ns, point)`` of every point accepted into ``bucket`` (name or ID)."""
+        target = self.admin.bucket(bucket)
+        if target is None:
+            return []
         with self._lock:
             requests = [r for r in self.requests if r.status == 204]
         return [
             (_time_ns(p, r.params.get("precision", "ns"), r.received_ns), p)
             for r in requests
-            if r.params.get("bucket") == bucket
+            if r.params.get("bucket") in (target.name, target.id)
             for p in r.points
         ]
 
@@ -612,7 +750,7 @@ class FakeInfluxV2(_FakeInflux):
         if not org:
             handler._send(400, {"code": "invalid", "message": "Please provide either orgID or org"})
             return False
-        if org != self.org:
+        if not self.admin.org_matches(org):
             handler._send(
                 404, {"code": "not found", "message": f'organization name "{org}" not found'}
             )
@@ -620,7 +758,8 @@ class FakeInfluxV2(_FakeInflux):
         return True
 
     def _query(self, handler: _Handler, params: dict[str, str], raw: bytes) -> None:
-        if not self._authorised(handler.headers.get("Authorization")):
+        auth = self.admin.auth_for(handler.headers.get("Authorization"))
+        if auth is None:
             handler._send(401, {"code": "unauthorized", "message": "unauthorized access"})
             return
         if not self._org_known(handler, params):
@@ -643,7 +782,9 @@ class FakeInfluxV2(_FakeInflux):
             handler._send(400, {"code": "invalid", "message": f"invalid query request: {exc}"})
             return
         match = _FLUX_QUERY.fullmatch(flux.strip())
-        if match is None:
+        count = None if match else _FLUX_COUNT.fullmatch(flux.strip())
+        shape = match or count
+        if shape is None:
             handler._send(
                 400,
                 {
@@ -653,8 +794,9 @@ class FakeInfluxV2(_FakeInflux):
                 },
             )
             return
-        bucket = _flux_unquote(match["bucket"])
-        if bucket not in self.buckets:
+        bucket = _flux_unquote(shape["bucket"])
+        target = self.admin.bucket(bucket)
+        if target is None or not self.admin.allowed(auth, "read", target):
             handler._send(
                 404,
                 {
@@ -664,10 +806,10 @@ class FakeInfluxV2(_FakeInflux):
                 },
             )
             return
-        start = _parse_time(match["start"])
+        start = 0 if count else _parse_time(shape["start"])
         stop = time.time_ns()
-        measurement = _flux_unquote(match["measurement"])
-        field_name = _flux_unquote(match["field"]) if match["field"] else None
+        measurement = _flux_unquote(shape["measurement"])
+        field_name = _flux_unquote(shape["field"]) if shape["field"] else None
         # One record per (point, field) in the window, as the storage engine yields them.
         records = [
             (t, p, key, value)
@@ -676,12 +818,78 @@ class FakeInfluxV2(_FakeInflux):
             for key, value in p.fields.items()
             if field_name is None or key == field_name
         ]
-        if match["newest"]:
+        tables: list[_Table]
+        if count is not None:
+            # count() per series, group() into one table, sum(): one long, or no table at all.
+            tables = [([("_value", "long", False)], [[str(len(records))]])] if records else []
+        elif shape["newest"]:
             tables = _flux_newest(records)
         else:
-            tables = _flux_keep(records, _flux_unquote(match["tag"]))
+            tables = _flux_keep(records, _flux_unquote(shape["tag"]))
         body = _annotated_csv(tables, annotations)
         handler._send(200, body, content_type="text/csv; charset=utf-8")
+
+    # -- deletes ---------------------------------------------------------------------------------
+
+    def _delete(self, handler: _Handler, params: dict[str, str], raw: bytes) -> None:
+        """``POST /api/v2/delete``: points of a bucket in [start, stop] matching the predicate."""
+        auth = self.admin.auth_for(handler.headers.get("Authorization"))
+        if auth is None:
+            handler._send(401, {"code": "unauthorized", "message": "unauthorized access"})
+            return
+        if not self._org_known(handler, params):
+            return
+        ref = params.get("bucketID") or params.get("bucket")
+        if not ref:
+            handler._send(
+                400, {"code": "invalid", "message": "Please provide either bucketID or bucket"}
+            )
+            return
+        target = self.admin.bucket(ref)
+        if target is None:
+            handler._send(404, {"code": "not found", "message": f'bucket "{ref}" not found'})
+            return
+        if not self.admin.allowed(auth, "write", target):
+            handler._send(
+                403, {"code": "forbidden", "message": "insufficient permissions to delete"}
+            )
+            return
+        prefix = "invalid request; error parsing request json: "
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+            if not isinstance(doc, dict):
+                raise ValueError("the body is not a JSON object")
+            bounds = []
+            for key in ("start", "stop"):
+                try:
+                    bounds.append(parse_rfc3339_ns(str(doc[key])))
+                except (KeyError, ValueError):
+                    raise ValueError(
+                        f"invalid RFC3339Nano for field {key}, please double check that the "
+                        "timestamp is valid"
+                    ) from None
+            terms = _delete_predicate(str(doc.get("predicate") or ""))
+        except (ValueError, UnicodeDecodeError) as exc:
+            handler._send(400, {"code": "invalid", "message": prefix + str(exc)})
+            return
+        start, stop = bounds
+        with self._lock:
+            for request in self.requests:
+                if request.status != 204 or request.params.get("bucket") not in (
+                    target.name,
+                    target.id,
+                ):
+                    continue
+                precision = request.params.get("precision", "ns")
+                request.points = [
+                    p
+                    for p in request.points
+                    if not (
+                        start <= _time_ns(p, precision, request.received_ns) <= stop
+                        and _predicate_matches(p, terms)
+                    )
+                ]
+        handler._send(204)
 
 
 _V2_BODIES: dict[int, dict[str, Any]] = {
@@ -696,36 +904,134 @@ _V2_BODIES: dict[int, dict[str, Any]] = {
 
 
 class FakeInfluxV3(_FakeInflux):
-    """InfluxDB 3 Core/Enterprise ``write_lp`` API on loopback (see the module docstring)."""
+    """InfluxDB 3 Core/Enterprise on loopback (write and query: see the module docstring).
+
+    The management API that ``bridge-cli setup-influxdb``/``verify``/``delete-buckets`` use
+    follows the InfluxDB 3 server (``influxdb3_server`` HTTP routes and error mapping, and the
+    official OpenAPI document):
+
+    - ``GET /ping``: 200 ``{"version", "revision", "process_id"}`` with ``X-Influxdb-Build``
+      (``Core`` or ``Enterprise``, from ``edition``) and ``X-Influxdb-Version``; ``GET
+      /health``: 200 ``OK``. Both need the token, as on a server started with auth.
+    - ``GET /api/v3/configure/database?format=json|jsonl|csv[&show_deleted=true]``: one row
+      ``{"iox::database": NAME}`` per database (``_internal`` included, as the server lists
+      it); without ``format``: 400 ``serde error: missing field `format```.
+    - ``POST /api/v3/configure/database`` ``{"db", "retention_period"}`` (JSON only, else 415
+      ``unacceptable content-type, expected: application/json``): 200 with an empty body; 409
+      ``attempted to create a resource that already exists``; 400 ``{"error": "invalid
+      character in database name: ...", "data": null}``; 422 ``{"error": "Adding a new
+      database would exceed limit of N databases", "data": null}`` (Core allows 5,
+      ``max_databases``). Retention periods are humantime durations (``30d``, ``1h``, ``2w``).
+    - ``DELETE /api/v3/configure/database?db=NAME``: 200 empty; 404 ``the requested resource
+      was not found``; 400 ``serde error: missing field `db```. The data goes with it; the
+      name is free again (the server keeps the deleted one as ``NAME-<timestamp>``).
+    - ``/api/v3/query_influxql`` (``db``, ``q``, ``format``): ``SHOW DATABASES`` and ``SHOW
+      RETENTION POLICIES`` only; the retention is reported as the server prints it for v1
+      clients (``720h0m0s``, ``0s`` for none).
+    - writes create a missing database, as Core does, unless ``max_databases`` live databases
+      exist: then 422 ``partial write of line protocol occurred`` with every line rejected by
+      ``Adding a new database would exceed limit of N databases``. A retention period hides
+      older points from queries, as the server enforces retention at query time.
+    - Enterprise only (``edition="enterprise"``; Core answers 404 ``not found``): ``POST
+      /api/v3/enterprise/configure/token`` ``{"token_name", "permissions": [{"resource_type":
+      "db", "resource_identifier": [...], "actions": ["read"|"write"]}]}``: 201 with the token
+      string; 409 ``token name already exists, NAME``. Such a token may write/query only its
+      databases (403 with an empty body otherwise, and on every configure endpoint);
+      ``DELETE /api/v3/configure/token?token_name=`` removes one.
+    - a missing or unknown token: 401 with an empty body on the management endpoints (the
+      write endpoint keeps its JSON error body).
+    """
 
     version = "3.5.0"
 
     def __init__(
-        self, *, token: str | None = "test-token", max_body_bytes: int = 10 * 2**20
+        self,
+        *,
+        token: str | None = "test-token",
+        max_body_bytes: int = 10 * 2**20,
+        edition: str = "core",
+        max_databases: int = 5,
     ) -> None:
         super().__init__(token=token, max_body_bytes=max_body_bytes)
+        if edition not in ("core", "enterprise"):
+            raise ValueError(f"edition must be 'core' or 'enterprise', not {edition!r}")
+        self.edition = edition
+        self.max_databases = max_databases
         self.databases: set[str] = set()
+        # Retention period in seconds per database; None keeps data forever.
+        self.retention: dict[str, int | None] = {}
+        self.deleted: list[str] = []
+        self.tokens: dict[str, _V3Token] = {}
+        self._server.RequestHandlerClass = _V3Handler
+
+    # -- authentication ----------------------------------------------------------------------
+
+    def _auth(self, header: str | None) -> _V3Token | str | None:
+        """``"admin"``, a resource token, or None (unauthenticated)."""
+        if self.token is None:
+            return "admin"
+        if not header:
+            return None
+        scheme, _, value = header.partition(" ")
+        if scheme == "Basic":
+            try:
+                value = base64.b64decode(value).decode().rpartition(":")[2]
+            except (ValueError, UnicodeDecodeError):
+                return None
+        elif scheme not in ("Bearer", "Token"):
+            return None
+        if value == self.token:
+            return "admin"
+        with self._lock:
+            return self.tokens.get(value)
 
     def _authorised(self, header: str | None) -> bool:
-        if self.token is None:
+        return self._auth(header) is not None
+
+    @staticmethod
+    def _may(auth: _V3Token | str | None, action: str, database: str) -> bool:
+        if auth == "admin":
             return True
-        return header in (f"Bearer {self.token}", f"Token {self.token}")
+        if not isinstance(auth, _V3Token):
+            return False
+        return any(
+            action in actions and ("*" in names or database in names)
+            for names, actions in auth.permissions
+        )
 
     def not_found_body(self, path: str) -> dict[str, Any]:
         return {"error": f"not found: {path}"}
 
+    # -- routing -----------------------------------------------------------------------------
+
     def handle_get(self, handler: _Handler) -> None:
         url = urlparse(handler.path)
+        params = {k: v[-1] for k, v in parse_qs(url.query).items()}
         if url.path == "/api/v3/query_sql":
-            params = {k: v[-1] for k, v in parse_qs(url.query).items()}
             self._query(handler, params)
-            return
-        super().handle_get(handler)
+        elif url.path == "/api/v3/query_influxql":
+            self._influxql(handler, params)
+        elif url.path in ("/ping", "/health", "/api/v1/health"):
+            self._server_info(handler, url.path)
+        elif url.path == "/api/v3/configure/database":
+            self._list_databases(handler, params)
+        else:
+            handler._send(404, "not found", content_type="text/plain; charset=utf-8")
+
+    def handle_delete(self, handler: _Handler) -> None:
+        url = urlparse(handler.path)
+        params = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if url.path == "/api/v3/configure/database":
+            self._delete_database(handler, params)
+        elif url.path == "/api/v3/configure/token":
+            self._delete_token(handler, params)
+        else:
+            handler._send(404, "not found", content_type="text/plain; charset=utf-8")
 
     def handle_post(self, handler: _Handler, raw: bytes) -> None:
         url = urlparse(handler.path)
         params = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if url.path == "/api/v3/query_sql":
+        if url.path in ("/api/v3/query_sql", "/api/v3/query_influxql"):
             try:
                 doc = json.loads(raw.decode("utf-8") or "{}")
             except (ValueError, UnicodeDecodeError) as exc:
@@ -736,12 +1042,217 @@ class FakeInfluxV3(_FakeInflux):
                     400, "serde json error: expected an object", content_type="text/plain"
                 )
                 return
-            self._query(handler, {k: str(v) for k, v in doc.items() if isinstance(v, str)})
+            fields = {k: str(v) for k, v in doc.items() if isinstance(v, str)}
+            if url.path == "/api/v3/query_sql":
+                self._query(handler, fields)
+            else:
+                self._influxql(handler, fields)
+        elif url.path == "/api/v3/write_lp":
+            self._write(handler, params, raw)
+        elif url.path == "/api/v3/configure/database":
+            self._create_database(handler, raw)
+        elif url.path == "/api/v3/enterprise/configure/token" and self.edition == "enterprise":
+            self._create_token(handler, raw)
+        else:
+            handler._send(404, "not found", content_type="text/plain; charset=utf-8")
+
+    def _admin_only(self, handler: _Handler) -> bool:
+        """The configure endpoints need an admin token: 401 without one, 403 for a resource one."""
+        auth = self._auth(handler.headers.get("Authorization"))
+        if auth is None:
+            handler._send(401)
+            return False
+        if auth != "admin":
+            handler._send(403)
+            return False
+        return True
+
+    # -- server information ------------------------------------------------------------------
+
+    def _server_info(self, handler: _Handler, path: str) -> None:
+        if self._auth(handler.headers.get("Authorization")) is None:
+            handler._send(401)
             return
-        if url.path != "/api/v3/write_lp":
-            handler._send(404, {"error": f"not found: {url.path}"})
+        if path != "/ping":
+            handler._send(200, "OK", content_type="text/plain; charset=utf-8")
             return
-        if not self._authorised(handler.headers.get("Authorization")):
+        build = "Enterprise" if self.edition == "enterprise" else "Core"
+        body = {"version": self.version, "revision": "fake", "process_id": _PROCESS_ID}
+        handler._send(200, body, {"X-Influxdb-Build": build}, content_type="application/json")
+
+    # -- databases ---------------------------------------------------------------------------
+
+    def _live_databases(self) -> list[str]:
+        with self._lock:
+            return sorted(self.databases)
+
+    def _list_databases(self, handler: _Handler, params: dict[str, str]) -> None:
+        if not self._admin_only(handler):
+            return
+        fmt = params.get("format")
+        if fmt is None:
+            handler._send(400, "serde error: missing field `format`", content_type="text/plain")
+            return
+        show_deleted = params.get("show_deleted", "false") == "true"
+        rows: list[dict[str, Any]] = [
+            {"iox::database": name} for name in sorted(["_internal", *self._live_databases()])
+        ]
+        if show_deleted:
+            rows = [{**row, "deleted": False} for row in rows]
+            with self._lock:
+                rows += [{"iox::database": name, "deleted": True} for name in self.deleted]
+        _send_rows(handler, rows, fmt)
+
+    def _create_database(self, handler: _Handler, raw: bytes) -> None:
+        if not self._admin_only(handler):
+            return
+        doc = _json_body(handler, raw)
+        if doc is None:
+            return
+        name = doc.get("db")
+        if not isinstance(name, str):
+            handler._send(400, "serde json error: missing field `db`", content_type="text/plain")
+            return
+        problem = _db_name_problem(name)
+        if problem:
+            handler._send(400, {"error": problem, "data": None})
+            return
+        retention: int | None = None
+        if doc.get("retention_period") is not None:
+            retention = _humantime_seconds(str(doc["retention_period"]))
+            if retention is None:
+                handler._send(
+                    400,
+                    f"serde json error: invalid duration {doc['retention_period']!r} for "
+                    "retention_period",
+                    content_type="text/plain",
+                )
+                return
+        with self._lock:
+            if name in self.databases:
+                exists = True
+            elif len(self.databases) >= self.max_databases:
+                handler._send(
+                    422,
+                    {
+                        "error": "Adding a new database would exceed limit of "
+                        f"{self.max_databases} databases",
+                        "data": None,
+                    },
+                )
+                return
+            else:
+                exists = False
+                self.databases.add(name)
+                self.retention[name] = retention
+        if exists:
+            handler._send(
+                409,
+                "attempted to create a resource that already exists",
+                content_type="text/plain",
+            )
+            return
+        handler._send(200)
+
+    def _delete_database(self, handler: _Handler, params: dict[str, str]) -> None:
+        if not self._admin_only(handler):
+            return
+        name = params.get("db")
+        if not name:
+            handler._send(400, "serde error: missing field `db`", content_type="text/plain")
+            return
+        if name == "_internal":
+            handler._send(500, "cannot delete internal db", content_type="text/plain")
+            return
+        with self._lock:
+            if name not in self.databases:
+                missing = True
+            else:
+                missing = False
+                self.databases.discard(name)
+                self.retention.pop(name, None)
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+                self.deleted.append(f"{name}-{stamp}")
+                for request in self.requests:
+                    if request.params.get("db") == name:
+                        request.points = []
+                for key in [k for k in self._types if k[0] == name]:
+                    del self._types[key]
+        if missing:
+            handler._send(404, "the requested resource was not found", content_type="text/plain")
+            return
+        handler._send(200)
+
+    # -- tokens (Enterprise) -----------------------------------------------------------------
+
+    def _create_token(self, handler: _Handler, raw: bytes) -> None:
+        if not self._admin_only(handler):
+            return
+        doc = _json_body(handler, raw)
+        if doc is None:
+            return
+        name = doc.get("token_name")
+        permissions = doc.get("permissions")
+        try:
+            if not isinstance(name, str) or not name:
+                raise ValueError("missing field `token_name`")
+            if not isinstance(permissions, list) or not permissions:
+                raise ValueError("missing field `permissions`")
+            parsed = []
+            for perm in permissions:
+                if perm.get("resource_type") != "db":
+                    raise ValueError(f"unknown resource_type {perm.get('resource_type')!r}")
+                names = frozenset(str(n) for n in perm["resource_identifier"])
+                actions = frozenset(str(a) for a in perm["actions"])
+                if not actions <= {"read", "write"}:
+                    raise ValueError(f"unknown actions {sorted(actions)}")
+                parsed.append((names, actions))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            handler._send(400, f"serde json error: {exc}", content_type="text/plain")
+            return
+        with self._lock:
+            if any(t.name == name for t in self.tokens.values()):
+                taken = True
+            else:
+                taken = False
+                token = "apiv3_" + secrets.token_urlsafe(48)
+                self.tokens[token] = _V3Token(name, tuple(parsed))
+                ident = len(self.tokens)
+        if taken:
+            handler._send(409, f"token name already exists, {name}", content_type="text/plain")
+            return
+        body = {
+            "id": ident,
+            "name": name,
+            "token": token,
+            "hash": hashlib.sha512(token.encode()).hexdigest(),
+            "created_at": format_rfc3339_ns(time.time_ns()),
+            "expiry": None,
+        }
+        # The server really labels this answer "json".
+        handler._send(201, body, content_type="json")
+
+    def _delete_token(self, handler: _Handler, params: dict[str, str]) -> None:
+        if not self._admin_only(handler):
+            return
+        name = params.get("token_name")
+        if not name:
+            handler._send(400, "serde error: missing field `token_name`", content_type="text/plain")
+            return
+        with self._lock:
+            found = [key for key, t in self.tokens.items() if t.name == name]
+            for key in found:
+                del self.tokens[key]
+        if not found:
+            handler._send(404, "the requested resource was not found", content_type="text/plain")
+            return
+        handler._send(200)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def _write(self, handler: _Handler, params: dict[str, str], raw: bytes) -> None:
+        auth = self._auth(handler.headers.get("Authorization"))
+        if auth is None:
             self._record(handler, params, "", 401, [])
             handler._send(401, {"error": "the request was not authenticated"})
             return
@@ -763,6 +1274,14 @@ class FakeInfluxV3(_FakeInflux):
         if not database:
             handler._send(400, {"error": "missing query parameter: db"})
             return
+        problem = _db_name_problem(database)
+        if problem:
+            handler._send(400, {"error": problem, "data": None})
+            return
+        if not self._may(auth, "write", database):
+            self._record(handler, params, "", 403, [])
+            handler._send(403)
+            return
         if params.get("precision", "auto") not in _PRECISIONS_V3:
             handler._send(400, {"error": f"invalid precision: {params['precision']}"})
             return
@@ -774,6 +1293,19 @@ class FakeInfluxV3(_FakeInflux):
             return
         except (OSError, UnicodeDecodeError, EOFError) as exc:
             handler._send(400, {"error": f"unable to decode request body: {exc}"})
+            return
+        with self._lock:
+            full = database not in self.databases and len(self.databases) >= self.max_databases
+        if full:
+            # Core creates a database on its first write, up to its database limit.
+            why = f"Adding a new database would exceed limit of {self.max_databases} databases"
+            data = [
+                {"original_line": line, "line_number": n, "error_message": why}
+                for n, line in enumerate(body.split("\n"), start=1)
+                if line.strip() and not line.startswith("#")
+            ]
+            self._record(handler, params, body, 422, [])
+            handler._send(422, {"error": "partial write of line protocol occurred", "data": data})
             return
         accept_partial = params.get("accept_partial", "true") != "false"
         with self._lock:
@@ -788,7 +1320,7 @@ class FakeInfluxV3(_FakeInflux):
             # With accept_partial (the default) the valid lines are written all the same.
             kept = points if accept_partial else []
             if kept:
-                self.databases.add(database)
+                self._add_database(database)
             self._record(handler, params, body, 400, kept)
             handler._send(
                 400,
@@ -800,25 +1332,35 @@ class FakeInfluxV3(_FakeInflux):
                 },
             )
             return
-        self.databases.add(database)
+        self._add_database(database)
         self._record(handler, params, body, 204, points)
         handler._send(204)
+
+    def _add_database(self, name: str) -> None:
+        with self._lock:
+            if name not in self.databases:
+                self.databases.add(name)
+                self.retention[name] = None
 
     # -- queries (see the module docstring for the shapes evaluated) -----------------------------
 
     def stored(self, database: str) -> list[tuple[int, ParsedPoint]]:
-        """``(time ns, point)`` of every point accepted into ``database``."""
+        """``(time ns, point)`` of every point accepted into ``database`` and still retained."""
         with self._lock:
             requests = list(self.requests)
-        return [
+            retention = self.retention.get(database)
+        cutoff = time.time_ns() - retention * 1_000_000_000 if retention else None
+        points = [
             (_time_ns(p, r.params.get("precision", "auto"), r.received_ns), p)
             for r in requests
             if r.params.get("db") == database
             for p in r.points
         ]
+        return [(t, p) for t, p in points if cutoff is None or t >= cutoff]
 
     def _query(self, handler: _Handler, params: dict[str, str]) -> None:
-        if not self._authorised(handler.headers.get("Authorization")):
+        auth = self._auth(handler.headers.get("Authorization"))
+        if auth is None:
             handler._send(401, {"error": "the request was not authenticated"})
             return
         database, sql = params.get("db"), params.get("q")
@@ -831,12 +1373,30 @@ class FakeInfluxV3(_FakeInflux):
                 400, f"the fake answers format json or jsonl, not {fmt}", content_type="text/plain"
             )
             return
-        if database not in self.databases:
+        if not self._may(auth, "read", database):
+            handler._send(403)
+            return
+        with self._lock:
+            known = database in self.databases
+        if not known:
             handler._send(404, {"error": f"query error: database not found: {database}"})
             return
-        newest = _SQL_NEWEST.fullmatch(sql.strip())
-        series = None if newest else _SQL_SERIES.fullmatch(sql.strip())
-        shape = newest or series
+        text = sql.strip()
+        if _SQL_SHOW_TABLES.fullmatch(text):
+            with self._lock:
+                tables = {
+                    p.measurement
+                    for r in self.requests
+                    if r.params.get("db") == database
+                    for p in r.points
+                }
+            _send_rows(handler, _show_tables(tables), fmt)
+            return
+        newest = _SQL_NEWEST.fullmatch(text)
+        series = None if newest else _SQL_SERIES.fullmatch(text)
+        count = None if newest or series else _SQL_COUNT.fullmatch(text)
+        lookup = None if newest or series or count else _SQL_LOOKUP.fullmatch(text)
+        shape = newest or series or count or lookup
         if shape is None:
             handler._send(
                 400,
@@ -853,10 +1413,17 @@ class FakeInfluxV3(_FakeInflux):
                 content_type="text/plain",
             )
             return
+        if count is not None:
+            alias = count["alias"]
+            alias = _sql_unquote(alias) if alias.startswith('"') else alias
+            _send_rows(handler, [{alias: len(points)}], fmt)
+            return
         columns = {"time"} | {k for _, p in points for k in (*p.tags, *p.fields)}
         wanted = [_sql_unquote(shape["field"])] if shape["field"] else []
         if series is not None:
             wanted.append(_sql_unquote(series["tag"]))
+        if lookup is not None:
+            wanted.append(_sql_unquote(lookup["tag"]))
         for name in wanted:
             if name not in columns:
                 valid = ", ".join(f"{table}.{c}" for c in sorted(columns))
@@ -866,14 +1433,23 @@ class FakeInfluxV3(_FakeInflux):
                     content_type="text/plain",
                 )
                 return
-        start = _parse_time(_sql_unstring(shape["start"]))
         field_name = _sql_unquote(shape["field"]) if shape["field"] else None
+        rows: list[dict[str, Any]]
+        if lookup is not None:
+            tag, value = _sql_unquote(lookup["tag"]), _sql_unstring(lookup["value"])
+            rows = [
+                {str(field_name): p.fields[str(field_name)]}
+                for _, p in points
+                if p.tags.get(tag) == value and str(field_name) in p.fields
+            ]
+            _send_rows(handler, rows, fmt)
+            return
+        start = _parse_time(_sql_unstring(shape["start"]))
         matching = [
             (t, p)
             for t, p in points
             if t >= start and (field_name is None or field_name in p.fields)
         ]
-        rows: list[dict[str, Any]]
         if newest is not None:
             matching.sort(key=lambda tp: tp[0], reverse=True)
             rows = [{"time": _naive_time(t)} for t, _ in matching[:1]]
@@ -886,8 +1462,224 @@ class FakeInfluxV3(_FakeInflux):
                     row[tag] = p.tags[tag]
                 row[str(field_name)] = p.fields[str(field_name)]
                 rows.append(row)
-        if fmt == "jsonl":
-            body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
-            handler._send(200, body, content_type="application/jsonl")
+        _send_rows(handler, rows, fmt)
+
+    def _influxql(self, handler: _Handler, params: dict[str, str]) -> None:
+        """``SHOW DATABASES`` and ``SHOW RETENTION POLICIES [ON db]`` only."""
+        auth = self._auth(handler.headers.get("Authorization"))
+        if auth is None:
+            handler._send(401)
+            return
+        query = params.get("q")
+        if not query:
+            handler._send(400, "missing query parameters 'db' and 'q'", content_type="text/plain")
+            return
+        fmt = params.get("format", "json")
+        if fmt not in ("json", "jsonl"):
+            handler._send(
+                400, f"the fake answers format json or jsonl, not {fmt}", content_type="text/plain"
+            )
+            return
+        if _INFLUXQL_SHOW_DATABASES.fullmatch(query.strip()):
+            names = sorted(["_internal", *self._live_databases()])
+            _send_rows(handler, [{"iox::database": n, "deleted": False} for n in names], fmt)
+            return
+        match = _INFLUXQL_SHOW_RPS.fullmatch(query.strip())
+        if match is None:
+            handler._send(
+                400,
+                "InfluxQL error: the fake evaluates only SHOW DATABASES and SHOW RETENTION "
+                "POLICIES",
+                content_type="text/plain",
+            )
+            return
+        target = match["db"].strip('"') if match["db"] else params.get("db")
+        names = [target] if target else self._live_databases()
+        rows = []
+        for name in names:
+            with self._lock:
+                known = name in self.databases
+                retention = self.retention.get(name)
+            if not known:
+                handler._send(
+                    404, {"error": f"query error: database not found: {name}", "data": None}
+                )
+                return
+            rows.append({"iox::database": name, "name": "autogen", "duration": _v1(retention)})
+        _send_rows(handler, rows, fmt)
+
+
+@dataclass(frozen=True)
+class _V3Token:
+    """An Enterprise resource token: its name and ``(database names, actions)`` pairs."""
+
+    name: str
+    permissions: tuple[tuple[frozenset[str], frozenset[str]], ...]
+
+
+class _V3Handler(_Handler):
+    """The shared handler plus DELETE, which the InfluxDB 3 management API uses."""
+
+    def do_DELETE(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        fake = self.server.fake
+        if isinstance(fake, FakeInfluxV3):
+            fake.handle_delete(self)
         else:
-            handler._send(200, json.dumps(rows, separators=(",", ":")))
+            self._send(405, "method not allowed", content_type="text/plain")
+
+
+_PROCESS_ID = str(uuid.uuid4())
+_DB_NAME_CHARS = re.compile(r"^[A-Za-z0-9_-]*$")
+_SQL_SHOW_TABLES = re.compile(r"(?i)SHOW\s+TABLES")
+_SQL_COUNT = re.compile(
+    rf"SELECT COUNT\(\*\) AS (?P<alias>{_SQL_IDENT}|\w+) FROM (?P<table>{_SQL_IDENT})"  # noqa: S608
+    r"(?P<field>)"
+)
+_SQL_LOOKUP = re.compile(
+    rf"SELECT (?P<field>{_SQL_IDENT}) FROM (?P<table>{_SQL_IDENT}) "  # noqa: S608
+    rf"WHERE (?P<tag>{_SQL_IDENT}) = (?P<value>{_SQL_STR})"
+)
+_INFLUXQL_SHOW_DATABASES = re.compile(r"(?i)SHOW\s+DATABASES")
+_INFLUXQL_SHOW_RPS = re.compile(r'(?i)SHOW\s+RETENTION\s+POLICIES(?:\s+ON\s+(?P<db>"[^"]+"|\w+))?')
+_HUMANTIME_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "mins": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hr": 3600,
+    "hrs": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "week": 604800,
+    "weeks": 604800,
+    "M": 2_630_016,
+    "mo": 2_630_016,
+    "month": 2_630_016,
+    "months": 2_630_016,
+    "y": 31_557_600,
+    "year": 31_557_600,
+    "years": 31_557_600,
+}
+_HUMANTIME_PART = re.compile(r"\s*(\d+)\s*([A-Za-z]+)")
+
+
+def _humantime_seconds(text: str) -> int | None:
+    """Seconds of a humantime duration (``30d``, ``1h 30m``); None when it is not one."""
+    total, pos = 0, 0
+    for match in _HUMANTIME_PART.finditer(text):
+        if match.start() != pos or match[2] not in _HUMANTIME_UNITS:
+            return None
+        total += int(match[1]) * _HUMANTIME_UNITS[match[2]]
+        pos = match.end()
+    return total if pos == len(text) and pos > 0 else None
+
+
+def _v1(retention: int | None) -> str:
+    """A retention as the server prints it for InfluxQL clients (``720h0m0s``, ``0s``)."""
+    if not retention:
+        return "0s"
+    hours, rest = divmod(retention, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
+
+
+def _db_name_problem(name: str) -> str:
+    """The server's complaint about a database name, or "" for a valid one."""
+    if not name:
+        return "db name cannot be empty"
+    if not (name[0].isascii() and name[0].isalnum()):
+        return "db name did not start with a number or letter"
+    if not name.isascii() or not _DB_NAME_CHARS.match(name):
+        return (
+            "invalid character in database name: must be ASCII, containing only letters, "
+            "numbers, underscores, or hyphens"
+        )
+    return ""
+
+
+def _json_body(handler: _Handler, raw: bytes) -> dict[str, Any] | None:
+    """The JSON object of a configure request, or None after answering 415/400."""
+    content_type = handler.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        handler._send(
+            415,
+            "unacceptable content-type, expected: application/json",
+            content_type="text/plain",
+        )
+        return None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        handler._send(400, f"serde json error: {exc}", content_type="text/plain")
+        return None
+    if not isinstance(doc, dict):
+        handler._send(400, "serde json error: expected a JSON object", content_type="text/plain")
+        return None
+    return doc
+
+
+def _show_tables(tables: set[str]) -> list[dict[str, Any]]:
+    """``SHOW TABLES``: the database's tables, then some of the system ones, as Core lists them."""
+    rows = [
+        {
+            "table_catalog": "public",
+            "table_schema": "iox",
+            "table_name": name,
+            "table_type": "BASE TABLE",
+        }
+        for name in sorted(tables)
+    ]
+    for schema, name in (
+        ("system", "distinct_caches"),
+        ("system", "last_caches"),
+        ("system", "queries"),
+        ("information_schema", "tables"),
+        ("information_schema", "columns"),
+    ):
+        rows.append(
+            {
+                "table_catalog": "public",
+                "table_schema": schema,
+                "table_name": name,
+                "table_type": "VIEW",
+            }
+        )
+    return rows
+
+
+def _send_rows(handler: _Handler, rows: list[dict[str, Any]], fmt: str) -> None:
+    """Rows as the server sends them: a JSON array, JSON Lines or CSV."""
+    if fmt == "jsonl":
+        body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
+        handler._send(200, body, content_type="application/jsonl")
+    elif fmt == "csv":
+        out = io.StringIO()
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        handler._send(200, out.getvalue(), content_type="text/csv")
+    elif fmt == "json":
+        handler._send(200, json.dumps(rows, separators=(",", ":")), content_type="application/json")
+    else:
+        handler._send(
+            400, f"the fake answers format json, jsonl or csv, not {fmt}", content_type="text/plain"
+        )

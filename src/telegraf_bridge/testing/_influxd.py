@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -26,8 +27,19 @@ class InfluxD1(Managed):
     """Starts ``influxd`` with its own data directory and ports; stops it on exit."""
 
     def __init__(
-        self, workdir: Path, *, binary: str | None = None, http_port: int | None = None
+        self,
+        workdir: Path,
+        *,
+        binary: str | None = None,
+        http_port: int | None = None,
+        auth_enabled: bool = False,
+        admin: tuple[str, str] = ("admin", "admin-secret-pw"),
     ) -> None:
+        """Set up the server's files and ports; ``start`` runs it.
+
+        ``auth_enabled`` turns authentication on and creates ``admin`` (user, password) as the
+        first, all-privileges user; :meth:`query` then authenticates as it.
+        """
         found = binary or find_influxd()
         if not found:
             raise RuntimeError("influxd (InfluxDB 1.x) is not installed: run `make setup`")
@@ -36,6 +48,8 @@ class InfluxD1(Managed):
         self.http_port = http_port or free_port()
         self.rpc_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.auth_enabled = auth_enabled
+        self.admin = admin
 
     @property
     def url(self) -> str:
@@ -63,7 +77,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 [http]
   enabled = true
   bind-address = "127.0.0.1:{self.http_port}"
-  auth-enabled = false
+  auth-enabled = {"true" if self.auth_enabled else "false"}
   log-enabled = false
   flux-enabled = false
   max-row-limit = 0
@@ -84,6 +98,13 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             [self.binary, "-config", str(conf)], stdout=log, stderr=subprocess.STDOUT
         )
         wait_for(self._ping, timeout=60, what=f"influxd on {self.url}")
+        if self.auth_enabled:
+            # With no user yet, influxd accepts exactly this without credentials.
+            user, password = self.admin
+            self.query(
+                f"CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES",
+                method="POST",
+            )
         return self
 
     def _ping(self) -> bool:
@@ -107,6 +128,9 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             req = urllib.request.Request(f"{self.url}/query", data=data.encode(), method="POST")  # noqa: S310
         else:
             req = urllib.request.Request(f"{self.url}/query?{data}")  # noqa: S310
+        if self.auth_enabled:
+            pair = base64.b64encode(":".join(self.admin).encode()).decode()
+            req.add_header("Authorization", f"Basic {pair}")
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
             doc = json.loads(resp.read())
         result = doc["results"][0]

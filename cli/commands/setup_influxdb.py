@@ -1,0 +1,149 @@
+"""``bridge-cli setup-influxdb``: create the meter-pulse tiers, their downsampling and credentials.
+
+Seed 003's ``make setup-influxdb`` for every sink kind: it asks the backend for a plan (each
+step present, to create, a mismatch or unsupported), applies the creations in order, and prints
+one line per step and a summary of what it did and did not do. Nothing that exists is ever
+changed, so a second run creates nothing; a mismatch (e.g. a retention that differs) is reported
+with what to do and makes the command exit 1.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import click
+from telegraf_bridge.cli.commands._sink_options import sink_options
+from telegraf_bridge.cli.influx_admin._context import default_secrets_dir, fail, open_admin
+from telegraf_bridge.cli.influx_admin.base import AdminError, Step
+
+_MARKS = {
+    "present": "✓ present",
+    "planned": "+ will create",
+    "created": "+ created",
+    "mismatch": "✗ MISMATCH",
+    "unsupported": "- unsupported",
+    "failed": "✗ FAILED",
+    "skipped": "· not done",
+}
+_WIDTH = 15
+_TEXT_WIDTH = 100
+
+
+def _line(outcome: str, step: Step, detail: str) -> None:
+    click.echo(f"  {_MARKS[outcome]:<{_WIDTH}} {step.what}")
+    indent = " " * (_WIDTH + 5)
+    for line in textwrap.wrap(
+        detail, _TEXT_WIDTH - len(indent), break_long_words=False, break_on_hyphens=False
+    ):
+        click.echo(indent + line)
+
+
+@click.command("setup-influxdb")
+@sink_options
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would be created without changing anything on the server or on disk.",
+)
+@click.option(
+    "--secrets-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for new writer/reader passwords and tokens (files mode 0600); "
+    "default: secrets/ next to the config file, or ./secrets without one.",
+)
+@click.option(
+    "--cq-resample-every",
+    "resample_every",
+    type=click.IntRange(min=1),
+    default=None,
+    hidden=True,
+    help="Seconds between runs of InfluxDB 1.x continuous queries (tests only); default: "
+    "each tier's window.",
+)
+def command(
+    config_path: Path | None,
+    sink_name: str | None,
+    dry_run: bool,
+    secrets_dir: Path | None,
+    resample_every: int | None,
+) -> None:
+    """Create the meter-pulse storage tiers of a sink (seed 003's make setup-influxdb).
+
+    The raw, 1m, 5m and 1h tiers of `downsampling` in bridge.yaml become buckets with Flux
+    tasks (InfluxDB v2/Cloud), retention policies with continuous queries (InfluxDB 1.x) or
+    databases whose aggregates the gpio_pulse plugin writes (InfluxDB 3). A writer credential
+    (for Telegraf) and a reader credential (for Grafana) are created where the server supports
+    them and written to --secrets-dir; the report names the files, never the secrets.
+
+    Idempotent: what exists is reported as present and never changed. Exit status 1 when
+    something differs from the layout (MISMATCH) or a step fails.
+    """
+    try:
+        admin = open_admin(config_path, sink_name, resample_every_s=resample_every)
+    except AdminError as exc:
+        fail(exc)
+    directory = secrets_dir if secrets_dir is not None else default_secrets_dir(config_path)
+    suffix = " (dry run: nothing is changed)" if dry_run else ""
+    try:
+        admin.backend.connect()
+    except AdminError as exc:
+        click.echo(admin.header("setup-influxdb") + suffix)
+        fail(exc)
+    # After connect: the header then names the server's edition where it tells one.
+    click.echo(admin.header("setup-influxdb") + suffix)
+    try:
+        steps = admin.backend.plan(admin.layout, directory)
+    except AdminError as exc:
+        fail(exc)
+
+    created: list[str] = []
+    planned: list[str] = []
+    problems: list[str] = []
+    unsupported: list[str] = []
+    failure: AdminError | None = None
+    for step in steps:
+        if step.status == "present":
+            _line("present", step, step.detail)
+        elif step.status == "mismatch":
+            _line("mismatch", step, step.detail)
+            problems.append(step.what)
+        elif step.status == "unsupported":
+            _line("unsupported", step, step.detail)
+            unsupported.append(step.what)
+        elif failure is not None:
+            _line("skipped", step, "an earlier step failed")
+        elif dry_run or step.apply is None:
+            _line("planned", step, step.detail)
+            planned.append(step.what)
+        else:
+            try:
+                note = step.apply()
+            except AdminError as exc:
+                failure = exc
+                _line("failed", step, str(exc))
+                continue
+            _line("created", step, note)
+            created.append(step.what)
+
+    present = sum(1 for s in steps if s.status == "present")
+    click.echo("")
+    if dry_run:
+        click.echo(f"Dry run: {len(planned)} to create, {present} present; nothing was changed.")
+    else:
+        click.echo(f"Done: {len(created)} created, {present} already present.")
+    if problems:
+        click.echo(f"Not changed ({len(problems)} MISMATCH, see the lines above):")
+        for what in problems:
+            click.echo(f"  - {what}")
+    if unsupported:
+        click.echo(f"Not possible on this server ({len(unsupported)}):")
+        for what in unsupported:
+            click.echo(f"  - {what}")
+    if failure is not None:
+        click.echo(f"{_MARKS['failed']}: {failure}")
+        for number, hint in enumerate(failure.next_steps, start=1):
+            click.echo(f"  {number}. {hint}")
+    if problems or failure is not None:
+        click.get_current_context().exit(1)
