@@ -64,7 +64,7 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
 from telegraf_bridge.plugins.common import format_rfc3339_ns, parse_rfc3339_ns
-from telegraf_bridge.testing._fake_v2_admin import FakeBucket, FakeV2Admin
+from telegraf_bridge.testing._fake_v2_admin import FakeAuthorization, FakeBucket, FakeV2Admin
 from telegraf_bridge.testing._lineprotocol import LineProtocolError, ParsedPoint, parse_line
 from telegraf_bridge.testing._managed import Managed
 
@@ -757,12 +757,19 @@ class FakeInfluxV2(_FakeInflux):
             return False
         return True
 
-    def _query(self, handler: _Handler, params: dict[str, str], raw: bytes) -> None:
+    def _caller_in_org(self, handler: _Handler, params: dict[str, str]) -> FakeAuthorization | None:
+        """The caller's authorization for a request naming a known org; None once answered."""
         auth = self.admin.auth_for(handler.headers.get("Authorization"))
         if auth is None:
             handler._send(401, {"code": "unauthorized", "message": "unauthorized access"})
-            return
+            return None
         if not self._org_known(handler, params):
+            return None
+        return auth
+
+    def _query(self, handler: _Handler, params: dict[str, str], raw: bytes) -> None:
+        auth = self._caller_in_org(handler, params)
+        if auth is None:
             return
         content_type = handler.headers.get("Content-Type", "").split(";")[0].strip().lower()
         annotations: list[str] = []
@@ -833,11 +840,8 @@ class FakeInfluxV2(_FakeInflux):
 
     def _delete(self, handler: _Handler, params: dict[str, str], raw: bytes) -> None:
         """``POST /api/v2/delete``: points of a bucket in [start, stop] matching the predicate."""
-        auth = self.admin.auth_for(handler.headers.get("Authorization"))
+        auth = self._caller_in_org(handler, params)
         if auth is None:
-            handler._send(401, {"code": "unauthorized", "message": "unauthorized access"})
-            return
-        if not self._org_known(handler, params):
             return
         ref = params.get("bucketID") or params.get("bucket")
         if not ref:
