@@ -294,8 +294,14 @@ class _Http:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        raise_refusals: bool = True,
     ) -> _Reply:
-        """Send one request; network failures and 401/403 raise :class:`SinkError`."""
+        """Send one request; network failures and 401/403 raise :class:`SinkError`.
+
+        ``raise_refusals=False`` returns a 401/403 as a reply like any other status, for a
+        caller that must tell "wrong token" from "token lacks this one right" itself (the v2
+        admin backend: a scoped token is refused some buckets by design).
+        """
         url = self.base + path
         if params:
             url += "?" + urllib.parse.urlencode(params)
@@ -307,7 +313,7 @@ class _Http:
             raw = err.read(_MAX_ERROR_BODY) if err.fp is not None else b""
             text = self.redact(raw.decode("utf-8", errors="replace").strip())
             err.close()
-            if err.code in (401, 403):
+            if raise_refusals and err.code in (401, 403):
                 raise SinkError(
                     "auth_failed",
                     f"sink {self.name!r}: {self.base} refused the credentials "

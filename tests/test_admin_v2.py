@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from telegraf_bridge.cli.influx_admin._http import AuthFailed, Unreachable
 from telegraf_bridge.cli.influx_admin._v2_flux import (
     count_flux,
     flux_float,
@@ -355,7 +356,7 @@ def test_usage_counts_points_and_delete_tier_removes_bucket_and_its_tasks(
 def test_a_bad_token_is_an_admin_error_that_never_shows_the_token(fake: FakeInfluxV2) -> None:
     bad = "Sekr3t-not-the-admin-token-" + "x" * 40
     admin, _ = _admin(fake, token=bad)
-    with pytest.raises(AdminError) as info:
+    with pytest.raises(AuthFailed) as info:  # verify's "credentials" row, not "connection"
         admin.connect()
     text = str(info.value) + "\n".join(info.value.next_steps)
     assert bad not in text and bad[4:12] not in text
@@ -369,7 +370,7 @@ def test_unreachable_server_and_unknown_org(fake: FakeInfluxV2) -> None:
     with pytest.raises(AdminError, match="organization 'nobody' not found"):
         admin.connect()
     sink, _, _ = _settings("http://127.0.0.1:9")
-    with pytest.raises(AdminError, match=r"cannot reach InfluxDB at http://127\.0\.0\.1:9") as info:
+    with pytest.raises(Unreachable, match=r"cannot reach http://127\.0\.0\.1:9") as info:
         InfluxV2Admin(sink, ADMIN, timeout=2).connect()
     assert ADMIN not in str(info.value) + "".join(info.value.next_steps)
     sink, _, _ = _settings(fake.url)

@@ -20,8 +20,7 @@ from typing import Any
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
 from telegraf_bridge.cli.influx_admin._context import MARK_FAIL, MARK_OK, MARK_SKIP, load
-from telegraf_bridge.cli.influx_admin._http import AuthFailed, Unreachable
-from telegraf_bridge.cli.influx_admin._v2_http import token_hint
+from telegraf_bridge.cli.influx_admin._http import AuthFailed, Unreachable, token_hint
 from telegraf_bridge.cli.influx_admin.base import AdminError, Check
 from telegraf_bridge.cli.influx_admin.registry import admin_token, backend_for
 from telegraf_bridge.cli.settings import Settings

@@ -2,8 +2,10 @@
 
 Why reuse :class:`telegraf_bridge.cli.sinkquery._Http`: it already knows the sink's TLS options
 and timeout, and redacts every secret from error text; the admin commands must behave the same
-way. Two subclasses of :class:`AdminError` let ``verify`` tell "cannot reach the server" from
-"the server refused the credentials" and print one row for each.
+way, so there is exactly one urllib/TLS/redaction implementation for every backend (v2's
+``Token`` adapter in :mod:`._v2_http` sits on top of this one). Two subclasses of
+:class:`AdminError` let ``verify`` tell "cannot reach the server" from "the server refused the
+credentials" and print one row for each.
 """
 
 from __future__ import annotations
@@ -18,6 +20,19 @@ from telegraf_bridge.cli.sinkquery import SinkError, _Http, _message
 
 # Bounded read of successful JSON answers (admin listings are small).
 _MAX_BODY = 16 * 2**20
+# Shorter tokens are shown not at all: four characters of a short one give too much away.
+_MIN_TOKEN_FOR_PREFIX = 12
+
+
+def token_hint(token: str) -> str:
+    """What a message may show of a token: its first 4 characters, for a long one.
+
+    Enough to tell which of several tokens is configured, never enough to use it. (Error text
+    is scrubbed separately, by :meth:`AdminHttp.redact`.)
+    """
+    if len(token) >= _MIN_TOKEN_FOR_PREFIX:
+        return token[:4] + "…"
+    return "(hidden)"
 
 
 class Unreachable(AdminError):
@@ -71,13 +86,22 @@ class AdminHttp:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        raise_refusals: bool = True,
     ) -> tuple[int, str, dict[str, str]]:
         """Send a request; returns status, the (redacted, bounded) body and the headers.
 
-        Network failures raise :class:`Unreachable`, 401/403 :class:`AuthFailed`.
+        Network failures raise :class:`Unreachable`, 401/403 :class:`AuthFailed` (or, with
+        ``raise_refusals=False``, come back as a status like any other).
         """
         try:
-            reply = self._http.request(method, path, params=params, body=body, headers=headers)
+            reply = self._http.request(
+                method,
+                path,
+                params=params,
+                body=body,
+                headers=headers,
+                raise_refusals=raise_refusals,
+            )
         except SinkError as exc:
             raise admin_error(exc, self.credential_steps) from None
         if reply.response is None:

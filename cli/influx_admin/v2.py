@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from telegraf_bridge.cli.fsutil import write_atomic
+from telegraf_bridge.cli.influx_admin._http import AuthFailed, token_hint
 from telegraf_bridge.cli.influx_admin._v2_flux import (
     VERIFY_FIELD,
     VERIFY_MEASUREMENT,
@@ -38,7 +39,7 @@ from telegraf_bridge.cli.influx_admin._v2_flux import (
     task_flux,
     task_name,
 )
-from telegraf_bridge.cli.influx_admin._v2_http import Reply, V2Http, token_hint
+from telegraf_bridge.cli.influx_admin._v2_http import Reply, V2Http
 from telegraf_bridge.cli.influx_admin.base import AdminError, Check, Step, TierUsage
 from telegraf_bridge.cli.sinkquery import SinkError, parse_annotated_csv
 from telegraf_bridge.cli.tiers import RAW_FIELD, Layout, Tier
@@ -177,7 +178,7 @@ class InfluxV2Admin:
     def _refused(self, reply: Reply) -> None:
         """401 means a wrong or revoked token: stop with the checklist."""
         if reply.status == 401:
-            raise AdminError(
+            raise AuthFailed(
                 f"InfluxDB at {self.url} refused the token {token_hint(self._token)} "
                 f"(HTTP 401: {self._http.redact(reply.message())})",
                 self._checklist(),
@@ -186,13 +187,16 @@ class InfluxV2Admin:
     def _failure(self, reply: Reply, what: str) -> AdminError:
         self._refused(reply)
         message = self._http.redact(reply.message()) or "no explanation given"
-        steps: tuple[str, ...] = ()
-        if reply.status == 403:
-            steps = (
-                "give the token all-access (admin) rights, or create the missing part by hand",
-                _CLOUD_LIMITS,
+        text = f"{what} failed (HTTP {reply.status}): {message}"
+        if reply.status == 403:  # the token is valid but lacks this right (or a plan limit)
+            return AuthFailed(
+                text,
+                (
+                    "give the token all-access (admin) rights, or create the missing part by hand",
+                    _CLOUD_LIMITS,
+                ),
             )
-        return AdminError(f"{what} failed (HTTP {reply.status}): {message}", steps)
+        return AdminError(text)
 
     def _expect(self, reply: Reply, statuses: tuple[int, ...], what: str) -> Any:
         if reply.status not in statuses:
@@ -633,7 +637,7 @@ class InfluxV2Admin:
         )
         if reply.status != 200:
             raise self._failure(reply, "Flux query")
-        lines = reply.body.decode("utf-8").splitlines(keepends=True)
+        lines = reply.text.splitlines(keepends=True)
         yield from parse_annotated_csv(lines, self.name)
 
     def _readback(self, bucket: str, start: str) -> list[str]:
