@@ -19,6 +19,7 @@ from telegraf_bridge.cli.toml_values import (
     toml_comment,
     toml_value,
 )
+from telegraf_bridge.plugins.common import format_duration
 
 from telegraf_bridge import __version__, paths
 
@@ -113,12 +114,11 @@ def token_file_problem(path: Path) -> str | None:
 def _tier_options(settings: Settings) -> dict[str, Any]:
     """Where a gpio_pulse source's points go: the route tag, the raw tier, own aggregates."""
     ds = settings.downsampling
-    options: dict[str, Any] = {"route_tag": ds["route_tag"], "raw_tier": ds["raw_name"]}
+    raw, *aggregates = tiers.tiers_of(ds)
+    options: dict[str, Any] = {"route_tag": ds["route_tag"], "raw_tier": raw.name}
     if tiers.plugin_writes_tiers(settings):
         options["tiers"] = [
-            {"window": "1m", "tier": ds["name_1m"]},
-            {"window": "5m", "tier": ds["name_5m"]},
-            {"window": "1h", "tier": ds["name_1h"]},
+            {"window": format_duration(t.every_s), "tier": t.name} for t in aggregates
         ]
     return options
 

@@ -106,22 +106,27 @@ def layout_from_settings(settings: Settings) -> Layout:
                 seen.add(channel.name)
                 channels.append(channel)
 
-    def seconds(key: str) -> int:
-        return round(parse_duration(ds[key], key=f"downsampling.{key}"))
-
-    tiers = (
-        Tier("raw", ds["raw_name"], seconds("raw_retention"), 0, None),
-        Tier("1m", ds["name_1m"], seconds("retention_1m"), 60, "raw"),
-        Tier("5m", ds["name_5m"], seconds("retention_5m"), 300, "1m"),
-        Tier("1h", ds["name_1h"], seconds("retention_1h"), 3600, "5m"),
-    )
     return Layout(
         measurement=measurements.pop() if measurements else DEFAULT_MEASUREMENT,
-        tiers=tiers,
+        tiers=tiers_of(ds),
         channels=tuple(channels),
-        lookback_s=seconds("lookback"),
+        lookback_s=_seconds(ds, "lookback"),
         route_tag=ds["route_tag"],
         gpio_sources=tuple(s["name"] for s in sources),
+    )
+
+
+def _seconds(ds: dict[str, Any], key: str) -> int:
+    return round(parse_duration(ds[key], key=f"downsampling.{key}"))
+
+
+def tiers_of(ds: dict[str, Any]) -> tuple[Tier, ...]:
+    """The four tiers of a validated ``downsampling`` section, raw first."""
+    return (
+        Tier("raw", ds["raw_name"], _seconds(ds, "raw_retention"), 0, None),
+        Tier("1m", ds["name_1m"], _seconds(ds, "retention_1m"), 60, "raw"),
+        Tier("5m", ds["name_5m"], _seconds(ds, "retention_5m"), 300, "1m"),
+        Tier("1h", ds["name_1h"], _seconds(ds, "retention_1h"), 3600, "5m"),
     )
 
 

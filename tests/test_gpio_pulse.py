@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from _support import plugin_ctx
-from telegraf_bridge.plugins.common import ConfigError, Point
+from telegraf_bridge.plugins.common import ConfigError, LineProtocolSerializer, Point
 from telegraf_bridge.plugins.gpio_pulse.channels import Channel
-from telegraf_bridge.plugins.gpio_pulse.plugin import PulseSource
+from telegraf_bridge.plugins.gpio_pulse.plugin import FIELD_TYPES, PulseSource
 from telegraf_bridge.plugins.gpio_pulse.sim import SimBackend, SimConfig
 
 S = 1_000_000_000
@@ -46,16 +46,15 @@ class Clock:
 def make(tmp_path: Path, clock: Clock, **extra: Any) -> tuple[PulseSource, io.BytesIO]:
     out = io.BytesIO()
     ctx = plugin_ctx("gpio_pulse", {**BASE, **extra}, tmp_path, stdout=out)
-    source = PulseSource(ctx, wall_ns=clock.wall_ns, monotonic=clock.monotonic)
-    source.serializer = ctx.serializer  # type: ignore[attr-defined]
-    return source, out
+    return PulseSource(ctx, wall_ns=clock.wall_ns, monotonic=clock.monotonic), out
 
 
 def gather(source: PulseSource) -> list[str]:
     points: list[Point] = []
     while source.gather(points.append):
         pass
-    return source.serializer.lines(points)  # type: ignore[attr-defined]
+    # Serialised with the types the plugin declares, as its own writer does.
+    return LineProtocolSerializer(field_types=FIELD_TYPES, time_floor_ns=0).lines(points)
 
 
 def test_raw_pulses_are_the_seeds_lines_stamped_at_the_edge(tmp_path: Path) -> None:

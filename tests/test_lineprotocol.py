@@ -159,3 +159,12 @@ def test_skip_counter_logs_first_and_powers_of_ten(caplog: pytest.LogCaptureFixt
         "100",
     ]
     assert counter.snapshot() == {"reason": 100}
+
+
+def test_worth_logging_between_agrees_with_worth_logging_for_bulk_counts() -> None:
+    from telegraf_bridge.plugins.common import worth_logging, worth_logging_between
+
+    for before in range(0, 130):
+        for now in range(before, 1200, 7):
+            expected = any(worth_logging(n) for n in range(before + 1, now + 1))
+            assert worth_logging_between(before, now) is expected, (before, now)

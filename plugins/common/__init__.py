@@ -17,6 +17,7 @@ from telegraf_bridge.plugins.common._lineprotocol import (
     Point,
     SkipCounter,
     worth_logging,
+    worth_logging_between,
 )
 from telegraf_bridge.plugins.common._log import ChangeLogger, setup_logging
 from telegraf_bridge.plugins.common._main import PluginContext, plugin_main
@@ -52,4 +53,5 @@ __all__ = [
     "retry",
     "setup_logging",
     "worth_logging",
+    "worth_logging_between",
 ]

@@ -101,6 +101,20 @@ def worth_logging(n: int) -> bool:
     return n == 1
 
 
+def worth_logging_between(before: int, now: int) -> bool:
+    """Whether a count that grew from ``before`` to ``now`` passed an occurrence that is logged.
+
+    For counters bumped in bulk (thousands of drops between two looks), where checking each
+    occurrence with :func:`worth_logging` would cost a loop per drop.
+    """
+    logged = 1
+    while logged <= now:
+        if logged > before:
+            return True
+        logged *= 10
+    return False
+
+
 def _replace(text: str, table: Mapping[str, str]) -> str:
     if not any(ch in text for ch in table):
         return text

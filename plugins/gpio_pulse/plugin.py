@@ -30,7 +30,7 @@ from telegraf_bridge.plugins.common import (
     format_duration,
     parse_duration,
     plugin_main,
-    worth_logging,
+    worth_logging_between,
 )
 from telegraf_bridge.plugins.gpio_pulse.backend import Backend, open_backend
 from telegraf_bridge.plugins.gpio_pulse.channels import Channel, parse_channels
@@ -112,9 +112,9 @@ def _parse_tiers(raw: object, where: str) -> list[TierRoute]:
         raise ConfigError(f'{where} = {raw!r} is invalid: expected [{{window = "1m", tier = ...}}]')
     routes = []
     for index, item in enumerate(raw):
-        sec = Section(item if isinstance(item, dict) else {}, f"{where}[{index}]")
         if not isinstance(item, dict):
             raise ConfigError(f"{where}[{index}] = {item!r} is invalid: expected a table")
+        sec = Section(item, f"{where}[{index}]")
         window = parse_duration(sec.raw("window"), key=f"{where}[{index}].window")
         tier = sec.string("tier", "")
         if window < 1 or window != int(window) or 86400 % int(window):
@@ -141,6 +141,7 @@ class PulseSource:
         cfg = ctx.config
         self.channels: list[Channel] = parse_channels(cfg)
         self.names = [c.name for c in self.channels]
+        self.by_name = {c.name: c for c in self.channels}
         self.measurement = cfg.string("measurement", "PowerPulse")
         self.meter_measurement = cfg.string("meter_measurement", "PowerMeter")
         self.status_measurement = cfg.string("status_measurement", "gpio_pulse_status")
@@ -289,17 +290,15 @@ class PulseSource:
                 self._emit_tier(route, row, emit)
 
     def _fields(self, row: WindowRow, window_s: int) -> dict[str, int | float]:
-        wh = self.channels[self.names.index(row.channel)].wh_per_pulse
-        energy = row.pulses * wh
+        energy = row.pulses * self.by_name[row.channel].wh_per_pulse
         return {"pulses": row.pulses, "energy_wh": energy, "power_w": energy * 3600 / window_s}
 
     def _emit_meter(self, row: WindowRow, emit: Emit) -> None:
         if not self.meter_measurement:
             return
-        wh = self.channels[self.names.index(row.channel)].wh_per_pulse
         fields = self._fields(row, self.meter.window_ns // NS)
         fields["pulses_total"] = row.pulses_total
-        fields["energy_total_wh"] = row.pulses_total * wh
+        fields["energy_total_wh"] = row.pulses_total * self.by_name[row.channel].wh_per_pulse
         tags = {"PulseType": row.channel}
         if self.route_tag:
             tags[self.route_tag] = self.raw_tier
@@ -322,27 +321,27 @@ class PulseSource:
                 "pulses": self.pulses[index],
                 "bounces": self.bounces[index],
                 "overflows": self.queue.overflows[index],
-                "late": self.meter.late_dropped,
+                "late": self.meter.late_dropped[name],
                 "queue_high_water": self.queue.high_water,
                 "running": self.backend is not None,
             }
             emit(Point(self.status_measurement, tags, fields, window_ns))
 
     def _log_overflows(self) -> None:
+        """Log a channel's drops when its count passes 1, 10, 100, ... since the last gather."""
         for index, count in enumerate(self.queue.overflows):
-            while self.logged_overflows[index] < count:
-                self.logged_overflows[index] += 1
-                n = self.logged_overflows[index]
-                if worth_logging(n):
-                    log.warning(
-                        "channel %s: edge queue full (queue_size = %d), %d edge(s) dropped so "
-                        "far; raise queue_size or check for a noisy input (min_interval)",
-                        self.names[index],
-                        self.queue.capacity,
-                        n,
-                    )
-                if count - self.logged_overflows[index] > 1000:
-                    self.logged_overflows[index] = count  # skip ahead, the next power of ten logs
+            before = self.logged_overflows[index]
+            if count == before:
+                continue
+            self.logged_overflows[index] = count
+            if worth_logging_between(before, count):
+                log.warning(
+                    "channel %s: edge queue full (queue_size = %d), %d edge(s) dropped so "
+                    "far; raise queue_size or check for a noisy input (min_interval)",
+                    self.names[index],
+                    self.queue.capacity,
+                    count,
+                )
 
     # -- the backend -------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from telegraf_bridge.plugins.common import ConfigError, Section
+from telegraf_bridge.plugins.common import ConfigError, Section, parse_duration
 from telegraf_bridge.plugins.gpio_pulse.channels import Channel
 
 EdgeSink = Callable[[int, int], None]
@@ -89,8 +89,6 @@ class SimConfig:
 
 
 def _parse_steps(raw: object, where: str) -> tuple[tuple[float, float], ...]:
-    from telegraf_bridge.plugins.common import parse_duration  # noqa: PLC0415 - tiny, avoids a cycle
-
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f'{where} = {raw!r} is invalid: expected [["30s", 2.5], ...] steps')
     steps = []

@@ -45,7 +45,6 @@ class WindowRow:
     start_ns: int
     pulses: int
     pulses_total: int
-    corrected: bool = False
 
 
 class WindowCounter:
@@ -63,7 +62,8 @@ class WindowCounter:
         self.grace_ns = grace_ns
         self.channels = {name: ChannelWindows() for name in channels}
         self.totals = dict.fromkeys(channels, 0)
-        self.late_dropped = 0
+        # Pulses older than the closed windows kept: in the raw points, not in any window row.
+        self.late_dropped = dict.fromkeys(channels, 0)
 
     def window_of(self, t_ns: int) -> int:
         """The start of the window holding ``t_ns``."""
@@ -83,14 +83,9 @@ class WindowCounter:
                 for later in state.closed:
                     if later.start_ns >= start:
                         later.pulses_total += 1
-                closed_total = closed.pulses_total
-                return WindowRow(channel, start, closed.pulses, closed_total, corrected=True)
-        self.late_dropped += 1
+                return WindowRow(channel, start, closed.pulses, closed.pulses_total)
+        self.late_dropped[channel] += 1
         return None
-
-    def open_windows(self, channel: str) -> dict[int, int]:
-        """The channel's open windows (start -> pulses)."""
-        return dict(self.channels[channel].open)
 
     def close_due(self, now_ns: int, since_ns: int) -> list[WindowRow]:
         """Close, in time order, every window whose end plus grace has passed.

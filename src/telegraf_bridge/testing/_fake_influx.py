@@ -907,6 +907,17 @@ _V2_BODIES: dict[int, dict[str, Any]] = {
 }
 
 
+def _answer_format(handler: _Handler, params: dict[str, str]) -> str | None:
+    """The v3 query's ``format`` (json or jsonl); None after answering 400 for another."""
+    fmt = params.get("format", "json")
+    if fmt in ("json", "jsonl"):
+        return fmt
+    handler._send(
+        400, f"the fake answers format json or jsonl, not {fmt}", content_type="text/plain"
+    )
+    return None
+
+
 class FakeInfluxV3(_FakeInflux):
     """InfluxDB 3 Core/Enterprise on loopback (write and query: see the module docstring).
 
@@ -1371,11 +1382,8 @@ class FakeInfluxV3(_FakeInflux):
         if not database or not sql:
             handler._send(400, "missing query parameters 'db' and 'q'", content_type="text/plain")
             return
-        fmt = params.get("format", "json")
-        if fmt not in ("json", "jsonl"):
-            handler._send(
-                400, f"the fake answers format json or jsonl, not {fmt}", content_type="text/plain"
-            )
+        fmt = _answer_format(handler, params)
+        if fmt is None:
             return
         if not self._may(auth, "read", database):
             handler._send(403)
@@ -1478,11 +1486,8 @@ class FakeInfluxV3(_FakeInflux):
         if not query:
             handler._send(400, "missing query parameters 'db' and 'q'", content_type="text/plain")
             return
-        fmt = params.get("format", "json")
-        if fmt not in ("json", "jsonl"):
-            handler._send(
-                400, f"the fake answers format json or jsonl, not {fmt}", content_type="text/plain"
-            )
+        fmt = _answer_format(handler, params)
+        if fmt is None:
             return
         if _INFLUXQL_SHOW_DATABASES.fullmatch(query.strip()):
             names = sorted(["_internal", *self._live_databases()])
