@@ -7,6 +7,7 @@ from telegraf_bridge.cli.commands import (
     check_config,
     config_reference,
     delete_buckets,
+    devices,
     healthcheck,
     init,
     migrate_ndjson,
@@ -41,6 +42,7 @@ cli.add_command(serial_ports.command)
 cli.add_command(setup_influxdb.command)
 cli.add_command(verify.command)
 cli.add_command(delete_buckets.command)
+cli.add_command(devices.command)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from telegraf_bridge.cli import schema, tiers
+from telegraf_bridge.cli import iotflow_files, schema, tiers
 from telegraf_bridge.cli.fsutil import write_atomic
 from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.cli.toml_values import (
@@ -19,7 +19,9 @@ from telegraf_bridge.cli.toml_values import (
     toml_comment,
     toml_value,
 )
-from telegraf_bridge.plugins.common import format_duration
+from telegraf_bridge.plugins.common import ConfigError, Section, format_duration
+from telegraf_bridge.plugins.iotflow import options as iotflow_options
+from telegraf_bridge.plugins.iotflow import registry
 
 from telegraf_bridge import __version__, paths
 
@@ -70,25 +72,38 @@ def plugin_config_dir(settings: Settings, output: Path) -> Path:
     return output.resolve().parent / f"{output.stem}.plugins"
 
 
-def _token_ref(sink: dict[str, Any], stores: list[dict[str, str]]) -> str:
-    if sink.get("token_env"):
-        return "${" + str(sink["token_env"]) + "}"
-    token_file = sink.get("token_file")
-    if not token_file:
+def _secret_ref(
+    label: str, owner: tuple[str, str], env_name: str, file_name: str, stores: list[dict[str, str]]
+) -> str:
+    """``${ENV}``, or ``@{store:key}`` over a docker secret store for a file; "" for neither."""
+    if env_name:
+        return "${" + env_name + "}"
+    if not file_name:
         return ""
-    file_path = Path(token_file)
+    file_path = Path(file_name)
     if not _SECRET_KEY.match(file_path.name):
         raise InvalidConfig(
-            "token_file",
+            label,
             [
-                f"sinks ({sink['name']}).token_file = {token_file!r}: Telegraf reads token files "
-                "by name, which must be letters, digits and '_' only (e.g. influxdb_token); "
-                "rename the file or use token_env"
+                f"{label} = {file_name!r}: Telegraf reads secret files by name, which must be "
+                "letters, digits and '_' only (e.g. influxdb_token); rename the file or use "
+                "an environment variable"
             ],
         )
-    store_id = "tokenfile_" + re.sub(r"\W", "_", sink["name"])
-    stores.append({"id": store_id, "path": str(file_path.parent), "sink": sink["name"]})
+    kind, name = owner
+    store_id = ("tokenfile_" if kind == "sink" else f"{kind}file_") + re.sub(r"\W", "_", name)
+    stores.append({"id": store_id, "path": str(file_path.parent), "owner": f"{kind} {name}"})
     return "@{" + store_id + ":" + file_path.name + "}"
+
+
+def _token_ref(sink: dict[str, Any], stores: list[dict[str, str]]) -> str:
+    return _secret_ref(
+        f"sinks ({sink['name']}).token_file",
+        ("sink", sink["name"]),
+        str(sink.get("token_env") or ""),
+        str(sink.get("token_file") or ""),
+        stores,
+    )
 
 
 def token_file_problem(path: Path) -> str | None:
@@ -123,13 +138,75 @@ def _tier_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def _iotflow_options(source: dict[str, Any]) -> iotflow_options.IotflowOptions:
+    where = f"sources ({source['name']}).options"
+    try:
+        return iotflow_options.parse(Section(source["options"], where))
+    except ConfigError as exc:
+        raise InvalidConfig(where, [str(exc)]) from None
+
+
+def _iotflow_mqtt(
+    source: dict[str, Any],
+    opts: iotflow_options.IotflowOptions,
+    stores: list[dict[str, str]],
+    order: int,
+) -> dict[str, Any]:
+    """The MQTT half of an iotflow source: Telegraf's consumer and its two processors."""
+    mqtt = opts.mqtt
+    password_file = mqtt.password_file
+    if not (mqtt.password_env or password_file):
+        password_file = str(opts.default_password_file)
+    prefix_depth = len(opts.topic_prefix.split("/"))
+    skip = "_/" * prefix_depth
+    return {
+        "source": source["name"],
+        "alias": f"{source['name']}-mqtt",
+        "servers": list(mqtt.servers),
+        "topic": f"{opts.topic_prefix}/+/telemetry/+",
+        "topic_glob": f"{opts.topic_prefix}/*",
+        "measurement_pattern": f"{skip}_/_/measurement",
+        "tags_pattern": f"{skip}device_id/_/_",
+        "qos": mqtt.qos,
+        "client_id": mqtt.client_id,
+        "max_undelivered_messages": mqtt.max_undelivered_messages,
+        "username": mqtt.username,
+        "password_ref": _secret_ref(
+            f"sources ({source['name']}).options.mqtt.password_file",
+            ("source", source["name"]),
+            mqtt.password_env,
+            password_file,
+            stores,
+        ),
+        "tls_ca": mqtt.tls_ca,
+        "insecure_skip_verify": mqtt.insecure_skip_verify,
+        "string_tags": list(opts.string_tags),
+        "reserved": list(iotflow_options.RESERVED_KEYS),
+        "lookup_file": str(opts.lookup_file),
+        "lookup_key": '{{.Tag "device_id"}}',
+        "timestamp_format": mqtt.timestamp_format,
+        "order": order,
+    }
+
+
 def render(settings: Settings, output: Path, *, config_source: str = "bridge.yaml") -> Rendered:
     """Render without writing anything, so a failure leaves no half-written file."""
     python = settings.agent["python"] or sys.executable
     plugin_dir = plugin_config_dir(settings, output)
     rendered = Rendered(telegraf_conf="")
     sources = []
+    mqtt_inputs: list[dict[str, Any]] = []
+    stores: list[dict[str, str]] = []
     for source in settings.active_sources():
+        if source["plugin"] == "iotflow":
+            opts = _iotflow_options(source)
+            if opts.mqtt.enabled:
+                mqtt_inputs.append(
+                    _iotflow_mqtt(source, opts, stores, order=1 + 2 * len(mqtt_inputs))
+                )
+                rendered.plugin_configs[opts.lookup_file] = _lookup_table(opts)
+            if not opts.http.enabled:
+                continue
         conf_path = plugin_dir / f"{source['name']}.toml"
         plugin_doc: dict[str, Any] = {
             "signal": source["signal"],
@@ -155,7 +232,6 @@ def render(settings: Settings, output: Path, *, config_source: str = "bridge.yam
         )
         module = schema.PLUGINS[source["plugin"]]
         sources.append({**source, "command": [python, "-m", module, "--config", str(conf_path)]})
-    stores: list[dict[str, str]] = []
     sinks = []
     routes = any(s["plugin"] == "gpio_pulse" for s in settings.active_sources())
     route_tag = settings.downsampling["route_tag"] if routes else ""
@@ -167,10 +243,19 @@ def render(settings: Settings, output: Path, *, config_source: str = "bridge.yam
         config_source=config_source,
         agent=settings.agent,
         sources=sources,
+        mqtt_inputs=mqtt_inputs,
         sinks=sinks,
         secretstores=stores,
     )
     return rendered
+
+
+def _lookup_table(opts: iotflow_options.IotflowOptions) -> str:
+    """The registry's tag table, rendered with the config so Telegraf never starts without one."""
+    try:
+        return iotflow_files.lookup_table(registry.load(opts.registry))
+    except registry.RegistryError as exc:
+        raise InvalidConfig(str(opts.registry), [str(exc)]) from None
 
 
 def write(rendered: Rendered, output: Path) -> list[Path]:

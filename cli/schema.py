@@ -21,6 +21,7 @@ PLUGINS: dict[str, str] = {
     "hoymiles": "telegraf_bridge.plugins.hoymiles",
     "taptap": "telegraf_bridge.plugins.taptap",
     "gpio_pulse": "telegraf_bridge.plugins.gpio_pulse",
+    "iotflow": "telegraf_bridge.plugins.iotflow",
 }
 # Sources whose devices must not be polled at the agent's pace: their interval, when the
 # source sets none (a DTU is polled every 60 s, as the seed did).

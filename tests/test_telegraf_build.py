@@ -15,7 +15,7 @@ def _template_plugins() -> set[str]:
     found: set[str] = set()
     for template in (REPO / "templates").rglob("*.j2"):
         text = template.read_text()
-        found |= set(re.findall(r"^\s*\[\[((?:inputs|outputs|secretstores)\.\w+)\]\]", text, re.M))
+        found |= set(re.findall(r"^\s*\[\[((?:inputs|outputs|processors|secretstores)\.\w+)\]\]", text, re.M))
         kind = "parsers" if template.parent.name == "inputs" else "serializers"
         found |= {f"{kind}.{fmt}" for fmt in re.findall(r'data_format = "(\w+)"', text)}
     # outputs.file offers both serializers through the sink's `format` option.
@@ -49,4 +49,8 @@ def test_binary_has_only_the_bundles_plugins(telegraf_bin: Path) -> None:
     out = subprocess.run(
         [str(telegraf_bin), "plugins", "inputs"], capture_output=True, text=True, check=True
     )
-    assert set(out.stdout.split()) == {"inputs.execd", "inputs.internal"}
+    assert set(out.stdout.split()) == {"inputs.execd", "inputs.internal", "inputs.mqtt_consumer"}
+    out = subprocess.run(
+        [str(telegraf_bin), "plugins", "processors"], capture_output=True, text=True, check=True
+    )
+    assert set(out.stdout.split()) == {"processors.converter", "processors.lookup"}

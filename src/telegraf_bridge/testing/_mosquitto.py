@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -22,24 +23,45 @@ def find_mosquitto() -> str | None:
 class Mosquitto(Managed):
     """``mosquitto -c`` with a generated config: loopback only, anonymous unless told otherwise."""
 
-    def __init__(self, workdir: Path, *, extra_config: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        extra_config: str = "",
+        port: int | None = None,
+        persistence: bool = False,
+    ) -> None:
+        """``extra_config`` may bring its own ``listener`` line (then on ``port``).
+
+        With ``persistence`` the broker keeps sessions and queued QoS 1 messages in
+        ``workdir`` across :meth:`restart`, as a production broker does.
+        """
         found = find_mosquitto()
         if not found:
             raise RuntimeError("mosquitto is not installed: run `make setup`")
         self.binary = found
         self.workdir = Path(workdir)
-        self.port = free_port()
+        self.port = port or free_port()
         self.extra_config = extra_config
+        self.persistence = persistence
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
-        allow = "" if "allow_anonymous" in self.extra_config else "allow_anonymous true\n"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{allow}persistence false\n{self.extra_config}\n"
-        )
-        log = (self.workdir / "mosquitto.log").open("wb")
+        # Started as root, Mosquitto would drop to its own user, which cannot read files in
+        # pytest's private (0700) temporary directories.
+        lines = ["user root"] if os.geteuid() == 0 else []
+        if "listener " not in self.extra_config:
+            lines.append(f"listener {self.port} 127.0.0.1")
+        if "allow_anonymous" not in self.extra_config:
+            lines.append("allow_anonymous true")
+        if self.persistence:
+            lines += ["persistence true", f"persistence_location {self.workdir}/"]
+        else:
+            lines.append("persistence false")
+        conf.write_text("\n".join([*lines, self.extra_config]) + "\n")
+        log = (self.workdir / "mosquitto.log").open("ab")
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
         )
@@ -59,3 +81,9 @@ class Mosquitto(Managed):
 
     def stop(self) -> None:
         stop_process(self.proc, timeout=10)
+
+    def restart(self) -> None:
+        """Stop (SIGTERM: a persistent broker saves its sessions) and start on the same port."""
+        self.stop()
+        self.start()
+
