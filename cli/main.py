@@ -7,10 +7,12 @@ from telegraf_bridge.cli.commands import (
     check_config,
     config_reference,
     delete_buckets,
+    delete_data,
     devices,
     healthcheck,
     init,
     migrate_ndjson,
+    query,
     render_config,
     rssi_report,
     run,
@@ -43,6 +45,8 @@ cli.add_command(setup_influxdb.command)
 cli.add_command(verify.command)
 cli.add_command(delete_buckets.command)
 cli.add_command(devices.command)
+cli.add_command(query.command)
+cli.add_command(delete_data.command)
 
 
 def main() -> None:

@@ -444,6 +444,13 @@ class InfluxV1Query:
                     raise SinkError(reason or "query_failed", f"sink {self.name!r}: {error}")
                 yield result
 
+    def statements(self, query: str, *, chunked: bool = False) -> Iterator[dict[str, Any]]:
+        """Each statement result of ``query`` (statements separated by ``;``), errors raised.
+
+        For callers that build their own (quoted) InfluxQL, such as the per-device queries.
+        """
+        return self._results(self._post(query, chunked=chunked))
+
     def newest_point(self, measurement: str, field: str | None, *, since_ns: int) -> int | None:
         """``SELECT <field|*> FROM m WHERE time >= since ORDER BY time DESC LIMIT 1``."""
         selection = influxql_ident(field) if field else "*"
@@ -507,6 +514,14 @@ class InfluxV2Query:
         return f"{self.kind} {self.http.base} org={self.org} bucket={self.bucket}"
 
     def _records(self, flux: str) -> Iterator[dict[str, str]]:
+        yield from parse_annotated_csv(self.csv_lines(flux), self.name)
+
+    def csv_lines(self, flux: str) -> Iterator[str]:
+        """The annotated CSV answer to ``flux`` as text lines, streamed.
+
+        For callers that need more than :func:`parse_annotated_csv` keeps (the per-device
+        queries read each value's ``#datatype``).
+        """
         body = json.dumps(
             {
                 "query": flux,
@@ -519,8 +534,8 @@ class InfluxV2Query:
         )
         if reply.response is None:
             raise self.http.failure(reply, "Flux query")
-        lines = (raw.decode("utf-8") for raw in _read_guarded(reply.response, self.name))
-        yield from parse_annotated_csv(lines, self.name)
+        for raw in _read_guarded(reply.response, self.name):
+            yield raw.decode("utf-8")
 
     def _base(self, measurement: str, field: str | None, since_ns: int) -> str:
         predicate = f"r._measurement == {flux_string(measurement)}"
@@ -645,6 +660,13 @@ class InfluxV3Query:
                 ) from None
             if isinstance(row, dict):
                 yield row
+
+    def rows(self, sql: str) -> Iterator[dict[str, Any]]:
+        """The rows of ``sql`` as JSON objects, streamed; a missing table or column is no rows.
+
+        For callers that build their own (quoted) SQL, such as the per-device queries.
+        """
+        return self._rows(sql)
 
     def newest_point(self, measurement: str, field: str | None, *, since_ns: int) -> int | None:
         """``SELECT time FROM m WHERE time >= since [AND f IS NOT NULL] ORDER BY time DESC``."""

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install what the tests and builds need from Debian's packages, only when missing:
-# influxd (InfluxDB 1.x, package `influxdb`), mosquitto (package `mosquitto`), and the libudev
-# development files with pkg-config that building taptap from crates.io needs.
+# influxd (InfluxDB 1.x, package `influxdb`), mosquitto and mosquitto_pub (packages `mosquitto`,
+# `mosquitto-clients`), and the libudev development files with pkg-config that building taptap
+# from crates.io needs.
 set -euo pipefail
 
-declare -A packages=([influxd]=influxdb [mosquitto]=mosquitto [pkg-config]=pkg-config)
+declare -A packages=(
+  [influxd]=influxdb [mosquitto]=mosquitto [mosquitto_pub]=mosquitto-clients [pkg-config]=pkg-config
+)
 missing=()
 for tool in "${!packages[@]}"; do
   if ! command -v "$tool" >/dev/null 2>&1 && [[ ! -x "/usr/sbin/$tool" ]]; then

@@ -29,6 +29,11 @@ pytestmark = pytest.mark.telegraf
             {"max_rate_zero_loss_pulses_per_s", "plugin_cpu_us_per_pulse_at_max"},
         ),
         (
+            "http_ingest.py",
+            ["--seconds", "2", "--concurrency", "8", "--workers", "4"],
+            {"accepted_requests_per_s", "p99_latency_ms", "points_lost"},
+        ),
+        (
             "backlog_drain.py",
             ["--points", "5000", "--batch", "1000"],
             {"drain_points_per_s", "direct_points_per_s", "ratio"},
@@ -55,6 +60,10 @@ def test_benchmark_prints_its_figures_as_json_last(
     assert figures.get("ratio", 1) > 0
     if script == "gpio_pulse_rate.py":
         assert figures["max_rate_zero_loss_pulses_per_s"] == 300, figures
+    if script == "http_ingest.py":
+        assert figures["accepted_requests"] > 0, figures
+        assert figures["non_2xx"] == 0, figures
+        assert figures["points_lost"] == 0, figures
     if "identical_points" in figures:
         assert figures["identical_points"] == 2000, "both pipelines must produce the same points"
     if "points_stored" in figures:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from _support import REPO
 from click.testing import CliRunner
@@ -22,23 +23,19 @@ def test_version() -> None:
     assert result.output == f"bridge-cli {__version__}\n"
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        "init",
-        "render-config",
-        "check-config",
-        "telegraf-path",
-        "run",
-        "config-reference",
-        "migrate-ndjson",
-        "healthcheck",
-        "rssi-report",
-        "serial-ports",
-    ],
-)
-def test_every_command_has_help(command: str) -> None:
-    result = CliRunner().invoke(cli, [command, "--help"])
+def _all_commands() -> list[list[str]]:
+    """Every command and every subcommand of a group, so a new one cannot miss its help."""
+    found = []
+    for name, command in sorted(cli.commands.items()):
+        found.append([name])
+        if isinstance(command, click.Group):
+            found += [[name, sub] for sub in sorted(command.commands)]
+    return found
+
+
+@pytest.mark.parametrize("command", _all_commands(), ids=" ".join)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage: " in result.output and len(result.output.splitlines()) > 4
 

@@ -15,7 +15,9 @@ def _template_plugins() -> set[str]:
     found: set[str] = set()
     for template in (REPO / "templates").rglob("*.j2"):
         text = template.read_text()
-        found |= set(re.findall(r"^\s*\[\[((?:inputs|outputs|processors|secretstores)\.\w+)\]\]", text, re.M))
+        found |= set(
+            re.findall(r"^\s*\[\[((?:inputs|outputs|processors|secretstores)\.\w+)\]\]", text, re.M)
+        )
         kind = "parsers" if template.parent.name == "inputs" else "serializers"
         found |= {f"{kind}.{fmt}" for fmt in re.findall(r'data_format = "(\w+)"', text)}
     # outputs.file offers both serializers through the sink's `format` option.

@@ -30,8 +30,14 @@ They are no query engines:
   ``#datatype``/``#group``/``#default`` only when the JSON dialect asks for them, as the
   server does). Evaluated shapes: ``from |> range(start:) |> filter(_measurement [and
   _field]) |> last() |> keep(columns: ["_time"]) |> group() |> max(column: "_time")`` and
-  ``... |> keep(columns: ["_value", "<tag>"])``. Errors: 400 ``{"code":"invalid",...}``, 401,
-  404 for an unknown org or bucket.
+  ``... |> keep(columns: ["_value", "<tag>"])``; for ``bridge-cli query``/``delete-data``
+  ``from |> range(start:, stop:) |> filter(r["<tag>"] == "<v>" [and _measurement]) |>``
+  ``last()``, ``limit(n:)`` (one table per series and field, full columns and group key) or
+  ``pivot(...) |> keep(columns: ["_time"]) |> group() |> reduce(...)`` (a point count in
+  column ``n``). Errors: 400 ``{"code":"invalid",...}``, 401, 404 for an unknown org or
+  bucket. ``POST /api/v2/delete`` takes ``start``/``stop`` (both inclusive, as the storage
+  engine's ``[min, max]``) and the predicate grammar ``key="value"`` joined by AND, values
+  unescaped as influxql's scanner does (``\"``, ``\\``, ``\n``).
 - v3 ``GET|POST /api/v3/query_sql`` (``db``, ``q``, ``format`` = ``json`` | ``jsonl``):
   ``Authorization: Bearer``; rows as JSON objects (null columns left out, naive UTC times as
   Core prints them); 400 text ``missing query parameters 'db' and 'q'``; 404
@@ -39,7 +45,12 @@ They are no query engines:
   table 'public.iox.<m>' not found`` and ``Schema error: No field named ...`` for a table or
   column never written. Evaluated shapes: ``SELECT time FROM "m" WHERE time >= '<t>' [AND
   "f" IS NOT NULL] ORDER BY time DESC LIMIT 1`` and ``SELECT "tag", "f" FROM "m" WHERE time
-  >= '<t>' AND "f" IS NOT NULL``.
+  >= '<t>' AND "f" IS NOT NULL``; for ``bridge-cli query``: ``SELECT table_name,
+  column_name, data_type FROM information_schema.columns WHERE table_schema = 'iox' [AND
+  table_name = 'm']`` (tags ``Dictionary(Int32, Utf8)``, ``time`` ``Timestamp(Nanosecond,
+  None)``, fields ``Float64``/``Int64``/``UInt64``/``Utf8``/``Boolean``), ``SELECT * FROM "m"
+  WHERE "tag" = 'v' AND time >= '<t>' AND time < '<t>' ORDER BY time LIMIT n`` and
+  ``SELECT time, "f" FROM "m" WHERE ... AND "f" IS NOT NULL ORDER BY time DESC LIMIT 1``.
 """
 
 from __future__ import annotations
@@ -516,6 +527,20 @@ _FLUX_COUNT = re.compile(
     rf"\s+and\s+r\._field\s*==\s*(?P<field>{_FLUX_STR})\)\s*"
     r"\|>\s*count\(\)\s*\|>\s*group\(\)\s*\|>\s*sum\(\)"
 )
+# The per-device queries of ``bridge-cli query`` / ``delete-data``: a tag filter (and maybe a
+# measurement) in a window, then ``last()``, ``limit(n:)`` or a pivot-and-reduce point count.
+_FLUX_DEVICE = re.compile(
+    rf"from\(bucket:\s*(?P<bucket>{_FLUX_STR})\)\s*"
+    rf"\|>\s*range\(start:\s*(?P<start>{_TIME}),\s*stop:\s*(?P<stop>{_TIME})\)\s*"
+    rf"\|>\s*filter\(fn:\s*\(r\)\s*=>\s*r\[(?P<tag>{_FLUX_STR})\]\s*==\s*(?P<value>{_FLUX_STR})"
+    rf"(?:\s+and\s+r\._measurement\s*==\s*(?P<measurement>{_FLUX_STR}))?\)\s*"
+    r"(?:(?P<last>\|>\s*last\(\))"
+    r"|\|>\s*limit\(n:\s*(?P<limit>\d+)\)"
+    r"|(?P<count>\|>\s*pivot\(rowKey:\s*\[\s*\"_time\"\s*\],\s*columnKey:\s*\[\s*\"_field\"\s*\],"
+    r"\s*valueColumn:\s*\"_value\"\)\s*\|>\s*keep\(columns:\s*\[\s*\"_time\"\s*\]\)\s*"
+    r"\|>\s*group\(\)\s*\|>\s*reduce\(identity:\s*\{n:\s*0\},\s*fn:\s*\(r,\s*accumulator\)\s*=>"
+    r"\s*\(\{n:\s*accumulator\.n\s*\+\s*1\}\)\)))"
+)
 # One ``key="value"`` (or ``!=``) term of a delete predicate; terms are joined by AND.
 _DELETE_TERM = re.compile(
     r'\s*(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)\s*(?P<op>!=|=)\s*"(?P<value>(?:[^"\\]|\\.)*)"\s*'
@@ -535,8 +560,7 @@ def _delete_predicate(text: str) -> list[tuple[str, bool, str]]:
         match = _DELETE_TERM.match(rest)
         if match is None:
             raise ValueError(f"invalid delete predicate: {text!r}")
-        value = match["value"].replace('\\"', '"').replace("\\\\", "\\")
-        terms.append((match["key"], match["op"] == "=", value))
+        terms.append((match["key"], match["op"] == "=", _influxql_unescape(match["value"])))
         rest = rest[match.end() :]
         if rest:
             joiner = _DELETE_AND.match(rest)
@@ -546,6 +570,31 @@ def _delete_predicate(text: str) -> list[tuple[str, bool, str]]:
             if not rest.strip():
                 raise ValueError(f"invalid delete predicate: {text!r}")
     return terms
+
+
+_INFLUXQL_ESCAPES = {"n": "\n", "\\": "\\", '"': '"', "'": "'"}
+
+
+def _influxql_unescape(body: str) -> str:
+    r"""A double-quoted predicate value as influxql's scanner reads it (``ScanString``).
+
+    ``\n``, ``\\``, ``\"`` and ``\'`` are escapes; any other backslash sequence is
+    the server's ``bad escape`` error.
+    """
+    out = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            nxt = body[i + 1] if i + 1 < len(body) else ""
+            if nxt not in _INFLUXQL_ESCAPES:
+                raise ValueError(f"bad escape \\{nxt} in delete predicate")
+            out.append(_INFLUXQL_ESCAPES[nxt])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def _predicate_matches(point: ParsedPoint, terms: list[tuple[str, bool, str]]) -> bool:
@@ -790,7 +839,8 @@ class FakeInfluxV2(_FakeInflux):
             return
         match = _FLUX_QUERY.fullmatch(flux.strip())
         count = None if match else _FLUX_COUNT.fullmatch(flux.strip())
-        shape = match or count
+        device = None if match or count else _FLUX_DEVICE.fullmatch(flux.strip())
+        shape = match or count or device
         if shape is None:
             handler._send(
                 400,
@@ -812,6 +862,10 @@ class FakeInfluxV2(_FakeInflux):
                     f'"{bucket}"',
                 },
             )
+            return
+        if device is not None:
+            body = _annotated_csv(self._device_tables(bucket, device), annotations)
+            handler._send(200, body, content_type="text/csv; charset=utf-8")
             return
         start = 0 if count else _parse_time(shape["start"])
         stop = time.time_ns()
@@ -835,6 +889,57 @@ class FakeInfluxV2(_FakeInflux):
             tables = _flux_keep(records, _flux_unquote(shape["tag"]))
         body = _annotated_csv(tables, annotations)
         handler._send(200, body, content_type="text/csv; charset=utf-8")
+
+    def _device_tables(self, bucket: str, shape: re.Match[str]) -> list[_Table]:
+        """The per-device shapes, as the storage engine yields them.
+
+        One table per series and field, sorted by series key, then field; rows in time order.
+
+        Columns as InfluxDB 2 writes them: ``_start, _stop, _time, _value, _field,
+        _measurement`` and the series' tags; the group key is everything but ``_time`` and
+        ``_value``. ``last()`` keeps each table's last row, ``limit(n:)`` its first n; the
+        count pivots each series' fields into one row per time and counts all rows.
+        """
+        start, stop = _parse_time(shape["start"]), _parse_time(shape["stop"])
+        tag, value = _flux_unquote(shape["tag"]), _flux_unquote(shape["value"])
+        measurement = _flux_unquote(shape["measurement"]) if shape["measurement"] else None
+        series: dict[tuple[str, tuple[tuple[str, str], ...], str], list[tuple[int, Any, str]]]
+        series = {}
+        for t, p in self.stored(bucket):
+            if not (start <= t < stop) or p.tags.get(tag) != value:
+                continue
+            if measurement is not None and p.measurement != measurement:
+                continue
+            key_tags = tuple(sorted(p.tags.items()))
+            for name, field_value in p.fields.items():
+                kind = _flux_type(field_value, name in p.unsigned)
+                series.setdefault((p.measurement, key_tags, name), []).append(
+                    (t, field_value, kind)
+                )
+        if shape["count"]:
+            points = {(m, tags, t) for (m, tags, _), rows in series.items() for t, _, _ in rows}
+            return [([("n", "long", False)], [[str(len(points))]])] if points else []
+        tables: list[_Table] = []
+        bounds = [format_rfc3339_ns(start), format_rfc3339_ns(stop)]
+        for (name, tags, field_name), rows in sorted(series.items()):
+            rows.sort(key=lambda row: row[0])
+            kept = rows[-1:] if shape["last"] else rows[: int(shape["limit"])]
+            columns = [
+                ("_start", "dateTime:RFC3339", True),
+                ("_stop", "dateTime:RFC3339", True),
+                ("_time", "dateTime:RFC3339", False),
+                ("_value", kept[0][2], False),
+                ("_field", "string", True),
+                ("_measurement", "string", True),
+                *((k, "string", True) for k, _ in tags),
+            ]
+            cells = [
+                [*bounds, format_rfc3339_ns(t), _flux_cell(v), field_name, name]
+                + [tag_value for _, tag_value in tags]
+                for t, v, _ in kept
+            ]
+            tables.append((columns, cells))
+        return tables
 
     # -- deletes ---------------------------------------------------------------------------------
 
@@ -1404,6 +1509,15 @@ class FakeInfluxV3(_FakeInflux):
                 }
             _send_rows(handler, _show_tables(tables), fmt)
             return
+        schema = _SQL_COLUMNS.fullmatch(text)
+        if schema is not None:
+            only = _sql_unstring(schema["table"]) if schema["table"] else None
+            _send_rows(handler, self._columns(database, only), fmt)
+            return
+        device = _SQL_DEVICE_RANGE.fullmatch(text) or _SQL_DEVICE_LATEST.fullmatch(text)
+        if device is not None:
+            self._device_query(handler, database, device, fmt)
+            return
         newest = _SQL_NEWEST.fullmatch(text)
         series = None if newest else _SQL_SERIES.fullmatch(text)
         count = None if newest or series else _SQL_COUNT.fullmatch(text)
@@ -1474,6 +1588,88 @@ class FakeInfluxV3(_FakeInflux):
                     row[tag] = p.tags[tag]
                 row[str(field_name)] = p.fields[str(field_name)]
                 rows.append(row)
+        _send_rows(handler, rows, fmt)
+
+    def _columns(self, database: str, only: str | None) -> list[dict[str, Any]]:
+        """``information_schema.columns`` rows of the ``iox`` tables.
+
+        Tags are dictionary columns, ``time`` a nanosecond timestamp, fields their Arrow type.
+        """
+        columns: dict[str, dict[str, str]] = {}
+        for _, p in self.stored(database):
+            if only is not None and p.measurement != only:
+                continue
+            table = columns.setdefault(p.measurement, {"time": "Timestamp(Nanosecond, None)"})
+            for tag in p.tags:
+                table[tag] = "Dictionary(Int32, Utf8)"
+            for key, value in p.fields.items():
+                table[key] = _ARROW_TYPES[_kind(key, value, p)]
+        return [
+            {
+                "table_catalog": "public",
+                "table_schema": "iox",
+                "table_name": name,
+                "column_name": column,
+                "data_type": kind,
+                "is_nullable": "NO" if column == "time" else "YES",
+            }
+            for name in sorted(columns)
+            for column, kind in sorted(columns[name].items())
+        ]
+
+    def _device_query(
+        self, handler: _Handler, database: str, shape: re.Match[str], fmt: str
+    ) -> None:
+        """A device's rows of one table in a window (``SELECT *``), or a field's newest value.
+
+        A table never written is the planner's ``table not found``, a tag or field column
+        the table lacks its ``No field named`` error, as for the other shapes.
+        """
+        table = _sql_unquote(shape["table"])
+        points = [(t, p) for t, p in self.stored(database) if p.measurement == table]
+        if not points:
+            handler._send(
+                400,
+                f"Error during planning: table 'public.iox.{table}' not found",
+                content_type="text/plain",
+            )
+            return
+        columns = {"time"} | {k for _, p in points for k in (*p.tags, *p.fields)}
+        tag = _sql_unquote(shape["tag"])
+        latest = "field" in shape.re.groupindex
+        field_name = _sql_unquote(shape["field"]) if latest else None
+        for name in (tag, field_name):
+            if name is not None and name not in columns:
+                valid = ", ".join(f"{table}.{c}" for c in sorted(columns))
+                handler._send(
+                    400,
+                    f'Schema error: No field named "{name}". Valid fields are {valid}.',
+                    content_type="text/plain",
+                )
+                return
+        value = _sql_unstring(shape["value"])
+        start = _parse_time(_sql_unstring(shape["start"]))
+        stop = _parse_time(_sql_unstring(shape["stop"]))
+        matching = sorted(
+            (
+                (t, p)
+                for t, p in points
+                if p.tags.get(tag) == value
+                and start <= t < stop
+                and (field_name is None or field_name in p.fields)
+            ),
+            key=lambda tp: tp[0],
+            reverse=latest,
+        )
+        rows: list[dict[str, Any]]
+        if field_name is not None:
+            rows = [{"time": _naive_time(t), field_name: p.fields[field_name]} for t, p in matching]
+            rows = rows[:1]
+        else:
+            rows = [
+                {"time": _naive_time(t), **p.tags, **p.fields}
+                for t, p in matching[: int(shape["limit"])]
+            ]
         _send_rows(handler, rows, fmt)
 
     def _influxql(self, handler: _Handler, params: dict[str, str]) -> None:
@@ -1551,6 +1747,29 @@ _SQL_LOOKUP = re.compile(
     rf"SELECT (?P<field>{_SQL_IDENT}) FROM (?P<table>{_SQL_IDENT}) "  # noqa: S608
     rf"WHERE (?P<tag>{_SQL_IDENT}) = (?P<value>{_SQL_STR})"
 )
+# The per-device queries of ``bridge-cli query``: the schema, a window, a field's newest value.
+_SQL_COLUMNS = re.compile(
+    r"SELECT table_name, column_name, data_type FROM information_schema\.columns "  # noqa: S608
+    rf"WHERE table_schema = 'iox'(?: AND table_name = (?P<table>{_SQL_STR}))?"
+)
+_SQL_DEVICE_RANGE = re.compile(
+    rf"SELECT \* FROM (?P<table>{_SQL_IDENT}) WHERE (?P<tag>{_SQL_IDENT}) = "  # noqa: S608
+    rf"(?P<value>{_SQL_STR}) AND time >= (?P<start>{_SQL_STR}) AND time < (?P<stop>{_SQL_STR}) "
+    r"ORDER BY time LIMIT (?P<limit>\d+)"
+)
+_SQL_DEVICE_LATEST = re.compile(
+    rf"SELECT time, (?P<field>{_SQL_IDENT}) FROM (?P<table>{_SQL_IDENT}) "  # noqa: S608
+    rf"WHERE (?P<tag>{_SQL_IDENT}) = (?P<value>{_SQL_STR}) AND time >= (?P<start>{_SQL_STR}) "
+    rf"AND time < (?P<stop>{_SQL_STR}) AND (?P=field) IS NOT NULL ORDER BY time DESC LIMIT 1"
+)
+# Arrow types of columns as ``information_schema.columns`` names them.
+_ARROW_TYPES = {
+    "float": "Float64",
+    "integer": "Int64",
+    "unsigned": "UInt64",
+    "string": "Utf8",
+    "boolean": "Boolean",
+}
 _INFLUXQL_SHOW_DATABASES = re.compile(r"(?i)SHOW\s+DATABASES")
 _INFLUXQL_SHOW_RPS = re.compile(r'(?i)SHOW\s+RETENTION\s+POLICIES(?:\s+ON\s+(?P<db>"[^"]+"|\w+))?')
 _HUMANTIME_UNITS = {

@@ -86,4 +86,3 @@ class Mosquitto(Managed):
         """Stop (SIGTERM: a persistent broker saves its sessions) and start on the same port."""
         self.stop()
         self.start()
-
