@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
 from pathlib import Path
 
+import pytest
+from _support import plugin_ctx
 from telegraf_bridge.plugins.ndjson_tail.files import FileSet
+from telegraf_bridge.plugins.ndjson_tail.plugin import NdjsonTail
 
 
 def lines_of(files: FileSet, now: float | None = None) -> list[str]:
@@ -134,3 +138,17 @@ def test_overlong_last_line_of_a_complete_file_is_reported(tmp_path: Path) -> No
     got = list(files.read(key, 100, time.time()))
     assert [ln.too_long for ln in got] == [False, True]
     assert files.positions[key].offset == old.stat().st_size and files.positions[key].done
+
+
+def test_watchdogs_own_stop_race_is_not_logged_as_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """watchdog logs its stop() meeting a pending read at ERROR; Telegraf would show E!."""
+    options = {"files": [str(tmp_path / "*.ndjson")], "watch": "inotify"}
+    source = NdjsonTail(plugin_ctx("ndjson_tail", options, tmp_path / "state"))
+    watchdog_log = logging.getLogger("watchdog.observers.inotify")
+    with caplog.at_level(logging.ERROR):
+        watchdog_log.error("InotifyEmitter.queue_events() called when the thread is inactive")
+        watchdog_log.error("a real watchdog problem")
+    source.close()
+    assert [r.getMessage() for r in caplog.records] == ["a real watchdog problem"]
