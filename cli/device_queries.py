@@ -33,7 +33,6 @@ Deleting, per sink (time windows are half-open, ``start <= time < stop``, everyw
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import unicodedata
@@ -47,6 +46,7 @@ from telegraf_bridge.cli.sinkquery import (
     InfluxV3Query,
     SinkError,
     SinkQuery,
+    annotated_rows,
     flux_string,
     influxql_ident,
     parse_influx_time_ns,
@@ -435,36 +435,14 @@ def _flux_value(cell: str, datatype: str) -> Any:
 def typed_annotated_csv(lines: Iterable[str], sink: str = "") -> Iterator[dict[str, Any]]:
     """Records of an annotated CSV answer with values typed by each table's ``#datatype``.
 
-    Like :func:`telegraf_bridge.cli.sinkquery.parse_annotated_csv` (several tables, blank
-    separator lines, ``#default``, the error table), but a ``double`` becomes a float, a
-    ``long`` an int and a ``boolean`` a bool, so a string field "12" stays a string. An empty
-    cell of a typed column is a null and left out of the record.
+    :func:`~telegraf_bridge.cli.sinkquery.annotated_rows` with a ``double`` as a float, a
+    ``long`` as an int and a ``boolean`` as a bool, so a string field "12" stays a string. An
+    empty cell of a typed column is a null and left out of the record.
     """
-    header: list[str] | None = None
-    defaults: list[str] = []
-    datatypes: list[str] = []
-    for row in csv.reader(lines):
-        if not row or all(cell == "" for cell in row):
-            header, defaults, datatypes = None, [], []
-            continue
-        if row[0].startswith("#"):
-            if row[0] == "#default":
-                defaults = row
-            elif row[0] == "#datatype":
-                datatypes = row
-            header = None
-            continue
-        if header is None:
-            header = row
-            continue
+    for texts, kinds in annotated_rows(lines, sink):
         record: dict[str, Any] = {}
-        for index, name in enumerate(header):
-            if not name:
-                continue
-            cell = row[index] if index < len(row) else ""
-            if cell == "" and index < len(defaults):
-                cell = defaults[index]
-            kind = datatypes[index] if index < len(datatypes) else "string"
+        for name, cell in texts.items():
+            kind = kinds[name]
             if cell == "" and kind != "string":
                 continue
             try:
@@ -473,8 +451,6 @@ def typed_annotated_csv(lines: Iterable[str], sink: str = "") -> Iterator[dict[s
                 raise SinkError(
                     "query_failed", f"sink {sink!r}: a {kind} cell holds {cell[:40]!r}"
                 ) from None
-        if "error" in record and "_value" not in record and "_time" not in record:
-            raise SinkError("query_failed", f"sink {sink!r}: {record['error']}")
         yield record
 
 

@@ -580,30 +580,35 @@ class InfluxV2Query:
             yield record.get(tag, ""), value
 
 
-def parse_annotated_csv(lines: Iterable[str], sink: str = "") -> Iterator[dict[str, str]]:
-    """Records of an InfluxDB 2 (annotated) CSV answer as ``{column: text}``, streamed.
+def annotated_rows(
+    lines: Iterable[str], sink: str = ""
+) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """Rows of an InfluxDB 2 (annotated) CSV answer: ``({column: text}, {column: datatype})``.
 
     Handles several tables with their own annotation and header rows, blank separator lines,
-    answers without annotations, ``#datatype`` ``boolean``/numbers kept as text, and the error
-    table (columns ``error``, ``reference``) that the server writes when a query fails after
-    the answer has started.
+    ``#default`` cells, answers without annotations (every datatype then ``string``), and the
+    error table (columns ``error``, ``reference``) that the server writes when a query fails
+    after the answer has started. Streamed: one row in memory at a time.
     """
     header: list[str] | None = None
     defaults: list[str] = []
+    datatypes: list[str] = []
     for row in csv.reader(lines):
         if not row or all(cell == "" for cell in row):
-            header = None
-            defaults = []
+            header, defaults, datatypes = None, [], []
             continue
         if row[0].startswith("#"):
             if row[0] == "#default":
                 defaults = row
+            elif row[0] == "#datatype":
+                datatypes = row
             header = None
             continue
         if header is None:
             header = row
             continue
-        record = {}
+        record: dict[str, str] = {}
+        kinds: dict[str, str] = {}
         for index, name in enumerate(header):
             if not name:
                 continue
@@ -611,8 +616,15 @@ def parse_annotated_csv(lines: Iterable[str], sink: str = "") -> Iterator[dict[s
             if cell == "" and index < len(defaults):
                 cell = defaults[index]
             record[name] = cell
+            kinds[name] = datatypes[index] if index < len(datatypes) else "string"
         if "error" in record and "_value" not in record and "_time" not in record:
             raise SinkError("query_failed", f"sink {sink!r}: {record['error']}")
+        yield record, kinds
+
+
+def parse_annotated_csv(lines: Iterable[str], sink: str = "") -> Iterator[dict[str, str]]:
+    """Records of an annotated CSV answer as ``{column: text}`` (numbers and booleans as text)."""
+    for record, _kinds in annotated_rows(lines, sink):
         yield record
 
 
@@ -706,6 +718,7 @@ __all__ = [
     "InfluxV3Query",
     "SinkError",
     "SinkQuery",
+    "annotated_rows",
     "flux_string",
     "influxql_ident",
     "load_query_settings",

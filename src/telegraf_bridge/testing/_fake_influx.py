@@ -1531,13 +1531,8 @@ class FakeInfluxV3(_FakeInflux):
             )
             return
         table = _sql_unquote(shape["table"])
-        points = [(t, p) for t, p in self.stored(database) if p.measurement == table]
+        points = self._table_points(handler, database, table)
         if not points:
-            handler._send(
-                400,
-                f"Error during planning: table 'public.iox.{table}' not found",
-                content_type="text/plain",
-            )
             return
         if count is not None:
             alias = count["alias"]
@@ -1617,6 +1612,19 @@ class FakeInfluxV3(_FakeInflux):
             for column, kind in sorted(columns[name].items())
         ]
 
+    def _table_points(
+        self, handler: _Handler, database: str, table: str
+    ) -> list[tuple[int, ParsedPoint]]:
+        """The stored points of one table; none (and the planner's error sent) if unwritten."""
+        points = [(t, p) for t, p in self.stored(database) if p.measurement == table]
+        if not points:
+            handler._send(
+                400,
+                f"Error during planning: table 'public.iox.{table}' not found",
+                content_type="text/plain",
+            )
+        return points
+
     def _device_query(
         self, handler: _Handler, database: str, shape: re.Match[str], fmt: str
     ) -> None:
@@ -1626,13 +1634,8 @@ class FakeInfluxV3(_FakeInflux):
         the table lacks its ``No field named`` error, as for the other shapes.
         """
         table = _sql_unquote(shape["table"])
-        points = [(t, p) for t, p in self.stored(database) if p.measurement == table]
+        points = self._table_points(handler, database, table)
         if not points:
-            handler._send(
-                400,
-                f"Error during planning: table 'public.iox.{table}' not found",
-                content_type="text/plain",
-            )
             return
         columns = {"time"} | {k for _, p in points for k in (*p.tags, *p.fields)}
         tag = _sql_unquote(shape["tag"])
