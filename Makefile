@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DURATION ?= 60
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv telegraf taptap system-deps run test lint typecheck unit soak docs clean
+.PHONY: help setup venv telegraf telegraf-armv6 taptap system-deps run test lint typecheck unit soak docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ $(STAMP): pyproject.toml
 telegraf: ## Build (or reuse from ~/.cache) the custom Telegraf with the bundle's plugins
 	@telegraf/build.sh >/dev/null
 
+telegraf-armv6: ## Cross-compile the same Telegraf for the Pi Zero (GOARCH=arm GOARM=6; cached)
+	@GOOS=linux GOARCH=arm GOARM=6 telegraf/build.sh >/dev/null
+
 taptap: system-deps ## Build (or reuse from ~/.cache) the pinned taptap decoder from crates.io
 	@scripts/install-taptap.sh >/dev/null
 
@@ -44,7 +47,7 @@ lint: venv
 typecheck: venv
 	MYPY=$(BIN)/mypy scripts/typecheck.sh
 
-test: setup lint typecheck ## Lint, type-check and run every test (short fault-injection runs)
+test: setup telegraf-armv6 lint typecheck ## Lint, type-check and run every test (short fault-injection runs)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 soak: setup ## The long fault-injection and soak tests

@@ -58,6 +58,21 @@ class Settings:
         """Sources that are enabled."""
         return [s for s in self.sources if s["enabled"]]
 
+    def anchor_paths(self, base: Path) -> None:
+        """Make relative buffer, state, log and file-sink paths absolute under ``base``.
+
+        Telegraf and its plugins may run with another working directory than the one the
+        config was written for (``bridge-cli run``, the container entrypoint), so the rendered
+        config must not depend on it.
+        """
+        for key in ("buffer_directory", "state_directory", "logfile"):
+            value = self.agent.get(key)
+            if value and not Path(value).is_absolute():
+                self.agent[key] = str((base / value).resolve())
+        for sink in self.sinks:
+            if sink["type"] == "file" and not Path(sink["path"]).is_absolute():
+                sink["path"] = str((base / sink["path"]).resolve())
+
     def referenced_env(self) -> list[str]:
         """Environment variables the rendered config reads at Telegraf start-up."""
         names = []

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install what the tests and builds need from Debian's packages, only when missing:
 # influxd (InfluxDB 1.x, package `influxdb`), mosquitto and mosquitto_pub (packages `mosquitto`,
-# `mosquitto-clients`), and the libudev development files with pkg-config that building taptap
-# from crates.io needs.
+# `mosquitto-clients`), the libudev development files with pkg-config that building taptap
+# from crates.io needs, and qemu-arm (package `qemu-user`), which runs the ARMv6 Telegraf build
+# on an emulated ARM1176 (the Pi Zero's core).
 set -euo pipefail
 
 declare -A packages=(
   [influxd]=influxdb [mosquitto]=mosquitto [mosquitto_pub]=mosquitto-clients [pkg-config]=pkg-config
+  [qemu-arm]=qemu-user
 )
 missing=()
 for tool in "${!packages[@]}"; do

@@ -45,6 +45,7 @@ if [[ "${1:-}" == "--path-only" ]]; then
 fi
 
 mkdir -p "$out_dir"
+started=$SECONDS
 echo "I! building telegraf v$version ($goos/$goarch${goarm:+ v$goarm}) with tags: $tags" >&2
 src="$(GOFLAGS=-mod=mod go mod download -json "github.com/influxdata/telegraf@v$version" \
   | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit("E! go mod download failed: " + d.get("Error","no Dir")))')"
@@ -55,12 +56,14 @@ cp -r "$src/." "$work/"
 chmod -R u+w "$work"
 (
   cd "$work"
-  CGO_ENABLED=0 GOOS="$goos" GOARCH="$goarch" ${goarm:+GOARM="$goarm"} \
+  # `env` because an expansion such as ${goarm:+GOARM=6} is not an assignment in a command
+  # prefix: bash would run it as the command name.
+  env CGO_ENABLED=0 GOOS="$goos" GOARCH="$goarch" ${goarm:+GOARM="$goarm"} \
     go build -trimpath -tags "$tags" \
       -ldflags "-s -w -X github.com/influxdata/telegraf/internal.Version=$version -X github.com/influxdata/telegraf/internal.Branch=HEAD -X github.com/influxdata/telegraf/internal.Commit=v$version" \
       -o "$out.tmp" ./cmd/telegraf
 )
 mv "$out.tmp" "$out"
 printf '%s\n' "$tags" > "$out_dir/TAGS"
-echo "I! built $out ($(du -h "$out" | cut -f1))" >&2
+echo "I! built $out ($(du -h "$out" | cut -f1)) in $((SECONDS - started)) s" >&2
 echo "$out"

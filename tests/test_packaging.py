@@ -53,6 +53,9 @@ def test_wheel_maps_every_folder_under_one_import_package(wheel: Path) -> None:
         "telegraf_bridge/templates/outputs/influxdb_v3.toml.j2",
         "telegraf_bridge/telegraf/VERSION",
         "telegraf_bridge/telegraf/build.sh",
+        "telegraf_bridge/telegraf/entrypoint.py",
+        "telegraf_bridge/telegraf/healthprobe.py",
+        "telegraf_bridge/telegraf/container.yaml",
         "telegraf_bridge/cli/starter.yaml",
     ):
         assert expected in names

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.commands.init import starter_text
-from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
+from telegraf_bridge.cli.settings import InvalidConfig, load_settings
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
 
 
@@ -33,17 +33,6 @@ class _LineCounter:
         self.offset += len(chunk)
         self.lines += chunk.count(b"\n")
         return self.lines
-
-
-def _absolutise(settings: Settings) -> None:
-    """Relative paths are relative to where `run` was started, also for Telegraf."""
-    for key in ("buffer_directory", "state_directory", "logfile"):
-        value = settings.agent[key]
-        if value and not Path(value).is_absolute():
-            settings.agent[key] = str(Path(value).resolve())
-    for sink in settings.sinks:
-        if sink["type"] == "file" and not Path(sink["path"]).is_absolute():
-            sink["path"] = str(Path(sink["path"]).resolve())
 
 
 @click.command("run")
@@ -83,7 +72,8 @@ def command(config_path: Path | None, duration: float, workdir: Path) -> None:
             settings = load_settings(None, text=starter_text())
         else:
             settings = load_settings(config_path)
-        _absolutise(settings)
+        # Relative paths are relative to where `run` was started, also for Telegraf.
+        settings.anchor_paths(Path.cwd())
         output = workdir.resolve() / "telegraf.conf"
         rendered = render.render(
             settings, output, config_source=str(config_path or "embedded starter config")
