@@ -11,6 +11,7 @@ from telegraf_bridge.cli.commands import (
     devices,
     healthcheck,
     init,
+    install_systemd,
     migrate_ndjson,
     query,
     render_config,
@@ -47,6 +48,7 @@ cli.add_command(delete_buckets.command)
 cli.add_command(devices.command)
 cli.add_command(query.command)
 cli.add_command(delete_data.command)
+cli.add_command(install_systemd.command)
 
 
 def main() -> None:

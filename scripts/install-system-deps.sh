@@ -3,12 +3,13 @@
 # influxd (InfluxDB 1.x, package `influxdb`), mosquitto and mosquitto_pub (packages `mosquitto`,
 # `mosquitto-clients`), the libudev development files with pkg-config that building taptap
 # from crates.io needs, and qemu-arm (package `qemu-user`), which runs the ARMv6 Telegraf build
-# on an emulated ARM1176 (the Pi Zero's core).
+# on an emulated ARM1176 (the Pi Zero's core), and systemd-analyze (package `systemd`), which
+# verifies the units `bridge-cli install-systemd` writes.
 set -euo pipefail
 
 declare -A packages=(
   [influxd]=influxdb [mosquitto]=mosquitto [mosquitto_pub]=mosquitto-clients [pkg-config]=pkg-config
-  [qemu-arm]=qemu-user
+  [qemu-arm]=qemu-user [systemd-analyze]=systemd
 )
 missing=()
 for tool in "${!packages[@]}"; do
