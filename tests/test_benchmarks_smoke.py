@@ -68,3 +68,46 @@ def test_benchmark_prints_its_figures_as_json_last(
         assert figures["identical_points"] == 2000, "both pipelines must produce the same points"
     if "points_stored" in figures:
         assert figures["points_stored"] == 5000
+
+
+def test_edge_footprint_measures_every_plugin_and_reports_json_last(telegraf_bin: Path) -> None:
+    # Memory targets are the machine's verdict, not the code's: exit 1 on a missed target is
+    # the benchmark's contract, so the status is checked against the figures it printed.
+    env = {**os.environ, "TELEGRAF_BRIDGE_CACHE": str(telegraf_bin.parents[2])}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "edge_footprint.py"),
+            *("--seconds", "8", "--no-build-armv6"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=REPO,
+        env=env,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {
+        "telegraf_binary_bytes_amd64",
+        "telegraf_binary_bytes_armv6",
+        "bundle_pss_peak_mib",
+        "telegraf",
+        "plugins",
+        "points",
+        "targets_met",
+    } <= set(figures), figures
+    assert figures["all_plugins_wrote"], figures["points"]
+    assert figures["telegraf_errors"] == 0, result.stdout[-3000:]
+    assert all(n > 0 for n in figures["points"].values()), figures["points"]
+    assert {"demo", "gpio_pulse", "ndjson_tail", "hoymiles", "taptap", "iotflow"} <= set(
+        figures["plugins"]
+    ), "every plugin process is found under Telegraf and measured"
+    assert figures["plugins"]["taptap/taptap"]["pss_peak_mib"] > 0, "taptap's decoder too"
+    for name in ("telegraf", *figures["plugins"]):
+        process = figures["telegraf"] if name == "telegraf" else figures["plugins"][name]
+        assert 0 < process["pss_peak_mib"] <= process["rss_peak_mib"], (name, process)
+        assert process["restarts"] == 0, (name, process)
+    assert figures["binaries"]["amd64"]["stripped"] and not figures["binaries"]["amd64"]["dwarf"]
+    assert figures["target_results"]["telegraf_binary_le_30mb"], figures["binaries"]
+    assert result.returncode == (0 if figures["targets_met"] else 1), result.stdout[-3000:]
