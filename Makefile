@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DURATION ?= 60
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv telegraf telegraf-armv6 taptap system-deps run test lint typecheck unit soak docs clean
+.PHONY: help setup venv telegraf telegraf-armv6 armel-python taptap system-deps run test lint typecheck unit soak docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ telegraf: ## Build (or reuse from ~/.cache) the custom Telegraf with the bundle'
 telegraf-armv6: ## Cross-compile the same Telegraf for the Pi Zero (GOARCH=arm GOARM=6; cached)
 	@GOOS=linux GOARCH=arm GOARM=6 telegraf/build.sh >/dev/null
 
+armel-python: system-deps ## Debian armel's Python 3.11 for the emulated Pi Zero tests (cached)
+	@scripts/armel-python.sh >/dev/null
+
 taptap: system-deps ## Build (or reuse from ~/.cache) the pinned taptap decoder from crates.io
 	@scripts/install-taptap.sh >/dev/null
 
@@ -47,7 +50,7 @@ lint: venv
 typecheck: venv
 	MYPY=$(BIN)/mypy scripts/typecheck.sh
 
-test: setup telegraf-armv6 lint typecheck ## Lint, type-check and run every test (short fault-injection runs)
+test: setup telegraf-armv6 armel-python lint typecheck ## Lint, type-check and run every test (short fault-injection runs)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 soak: setup ## The long fault-injection and soak tests
