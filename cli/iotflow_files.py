@@ -20,6 +20,10 @@ from telegraf_bridge.plugins.iotflow.options import IotflowOptions
 from telegraf_bridge.plugins.iotflow.registry import SERVICE_USER, Registry
 
 BROKER_GROUP = "mosquitto"
+# The broker's group where it differs from this machine's `mosquitto` group: a name or a
+# numeric gid. Containers need it: the bridge's image has no `mosquitto` group, and the
+# eclipse-mosquitto image's broker runs as gid 1883 (docker-compose.yml sets 1883).
+BROKER_GROUP_ENV = "BRIDGE_MOSQUITTO_GROUP"
 
 
 @dataclass
@@ -130,19 +134,35 @@ def regenerate(opts: IotflowOptions, reg: Registry) -> Generated:
     return gen
 
 
+def broker_group() -> tuple[str, int | None]:
+    """The group Mosquitto reads its password file as: (what was asked for, its gid or None).
+
+    ``$BRIDGE_MOSQUITTO_GROUP`` (a group name or a numeric gid) overrides the ``mosquitto``
+    group; a gid needs no entry in this machine's group database (a broker in another
+    container has its own).
+    """
+    wanted = os.environ.get(BROKER_GROUP_ENV, "").strip() or BROKER_GROUP
+    if wanted.isdigit():
+        return wanted, int(wanted)
+    try:
+        return wanted, grp.getgrnam(wanted).gr_gid
+    except KeyError:
+        return wanted, None
+
+
 def _let_broker_read(passwd: Path, gen: Generated) -> None:
     """Give the password file to the broker's group: Mosquitto drops root for its own user.
 
     The file stays 0640 (Mosquitto 2.0.16+ warns about world-readable password files).
     """
-    try:
-        gid = grp.getgrnam(BROKER_GROUP).gr_gid
-    except KeyError:
+    name, gid = broker_group()
+    if gid is None:
         gen.notes.append(
-            f"no '{BROKER_GROUP}' group here: make {passwd} readable by the broker's user"
+            f"no '{name}' group here: make {passwd} readable by the broker's user "
+            f"(or set {BROKER_GROUP_ENV} to the broker's group name or gid)"
         )
         return
     try:
         os.chown(passwd, -1, gid)
     except PermissionError:
-        gen.notes.append(f"could not give {passwd} to group {BROKER_GROUP}: run `chgrp` as root")
+        gen.notes.append(f"could not give {passwd} to group {name}: run `chgrp` as root")

@@ -107,6 +107,11 @@ def load(env: dict[str, str], data_dir: Path) -> tuple[Settings, ConfigChoice]:
         settings = load_settings(choice.path, env, text=choice.text)
     except InvalidConfig as exc:
         raise EntrypointError(str(exc).replace("<embedded>", choice.label)) from None
+    # The schema's defaults name the images' volume; on another data dir (balena's /data) they
+    # must follow it, or the buffer would live outside the volume and vanish with the container.
+    for key, sub in (("buffer_directory", "buffer"), ("state_directory", "state")):
+        if settings.agent.get(key) == str(DEFAULT_DATA_DIR / sub) and data_dir != DEFAULT_DATA_DIR:
+            settings.agent[key] = str(data_dir / sub)
     settings.anchor_paths(data_dir)
     if not settings.agent.get("health_listen"):
         listen = env.get(HEALTH_ENV) or DEFAULT_HEALTH

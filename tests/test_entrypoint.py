@@ -122,6 +122,19 @@ def test_relative_paths_land_in_the_data_dir_and_health_is_always_on(
     assert settings.agent["health_listen"] == "127.0.0.1:9999"
 
 
+def test_default_buffer_and_state_follow_the_data_dir(tmp_path: Path) -> None:
+    """balena mounts /data: a config that names no directories must still buffer there."""
+    yaml_text = (
+        "sources: [{name: demo, plugin: demo}]\nsinks: [{name: o, type: file, path: o.lp}]\n"
+    )
+    settings, _ = entrypoint.load({"BRIDGE_CONFIG_YAML": yaml_text}, tmp_path)
+    assert settings.agent["buffer_directory"] == str(tmp_path / "buffer")
+    assert settings.agent["state_directory"] == str(tmp_path / "state")
+    explicit = "agent: {buffer_directory: /elsewhere/buf}\n" + yaml_text
+    settings, _ = entrypoint.load({"BRIDGE_CONFIG_YAML": explicit}, tmp_path)
+    assert settings.agent["buffer_directory"] == "/elsewhere/buf"
+
+
 # -- env -> rendered config -> check -> Telegraf --------------------------------------------------
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import json
+import os
 import stat
 import subprocess
 from pathlib import Path
@@ -143,6 +145,34 @@ def test_rotate_key_revokes_the_old_key(tmp_path: Path) -> None:
     stored = registry.load(reg_path)
     assert new != old
     assert stored.authenticate(new) is not None and stored.authenticate(old) is None
+
+
+@pytest.mark.parametrize("group", ["1883", "mosquitto"])
+def test_passwd_goes_to_the_broker_group_named_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group: str
+) -> None:
+    """A container's broker has its own gid (eclipse-mosquitto: 1883): a gid or a name works."""
+    monkeypatch.setenv("BRIDGE_MOSQUITTO_GROUP", group)
+    reg_path = tmp_path / "devices.yaml"
+    result = CliRunner().invoke(cli, ["devices", "add", "esp32_001", "--registry", str(reg_path)])
+    assert result.exit_code == 0, result.output
+    passwd = (tmp_path / "mosquitto" / "passwd").stat()
+    expected = 1883 if group.isdigit() else grp.getgrnam(group).gr_gid
+    assert passwd.st_gid == expected, result.output
+    assert stat.S_IMODE(passwd.st_mode) == 0o640
+    assert "note:" not in result.output
+
+
+def test_an_unknown_broker_group_is_a_note_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRIDGE_MOSQUITTO_GROUP", "no-such-group-here")
+    reg_path = tmp_path / "devices.yaml"
+    result = CliRunner().invoke(cli, ["devices", "add", "esp32_001", "--registry", str(reg_path)])
+    assert result.exit_code == 0, result.output
+    assert "no 'no-such-group-here' group here" in result.output
+    assert "BRIDGE_MOSQUITTO_GROUP" in result.output
+    assert (tmp_path / "mosquitto" / "passwd").stat().st_gid == os.getegid()
 
 
 def test_bad_requests_are_refused_clearly(tmp_path: Path) -> None:
