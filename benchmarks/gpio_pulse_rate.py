@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from _bench import telegraf_binary
+from _footprint import children
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.settings import load_settings
 
@@ -67,16 +68,6 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
 
 
 def count_pulses(path: Path) -> tuple[int, int]:

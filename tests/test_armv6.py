@@ -12,21 +12,18 @@ scripts/armel-python.sh (Debian's archive) with the edge packages of docs/edge-d
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
 import struct
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
-from _support import REPO, render_yaml
+from _support import REPO, load_script, render_yaml
 
 from telegraf_bridge import paths
 from telegraf_bridge.testing import ParsedPoint, TelegrafProcess, parse_lines, wait_for
@@ -347,20 +344,6 @@ def test_demo_pipeline_runs_through_the_armv6_telegraf(arm_wrapper: Path, tmp_pa
 # --- Debian armel's CPython 3.11 on the emulated ARM1176 (what Dockerfile.armv6 runs) ---------
 
 
-def _load_edge_script() -> ModuleType:
-    """scripts/edge_dependencies.py as a module (scripts/ is no package), loaded once."""
-    if "edge_dependencies" in sys.modules:
-        return sys.modules["edge_dependencies"]
-    spec = importlib.util.spec_from_file_location(
-        "edge_dependencies", REPO / "scripts" / "edge_dependencies.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
 def _bundle_tree(site: Path) -> None:
     """telegraf_bridge laid out as the wheel installs it (scripts/typecheck.sh does the same)."""
     package = site / "telegraf_bridge"
@@ -392,7 +375,7 @@ def armel_python(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[s
     if setup.returncode != 0:
         pytest.fail(f"scripts/armel-python.sh failed:\n{setup.stderr[-3000:]}")
     root = Path(setup.stdout.strip().splitlines()[-1])
-    edge = _load_edge_script()
+    edge = load_script("edge_dependencies")
     cache = edge.cache_dir(_ORIGINAL_ENV)
     site = tmp_path_factory.mktemp("armel") / "site"
     modules: list[str] = []

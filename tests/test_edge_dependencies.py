@@ -10,37 +10,20 @@ gcc alone. Needs network access to PyPI; builds are cached in ~/.cache/telegraf-
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import tarfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from _support import REPO
+from _support import REPO, load_script
 
 # Captured at import, before conftest's isolated_env points the caches into tmp_path, so a
 # rerun reuses the builds (keyed by name and version) instead of redoing them.
 _ORIGINAL_ENV = dict(os.environ)
 
 
-def _load_script() -> ModuleType:
-    """scripts/edge_dependencies.py as a module (scripts/ is no package), loaded once."""
-    if "edge_dependencies" in sys.modules:
-        return sys.modules["edge_dependencies"]
-    spec = importlib.util.spec_from_file_location(
-        "edge_dependencies", REPO / "scripts" / "edge_dependencies.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-edge = _load_script()
+edge = load_script("edge_dependencies")
 CACHE: Path = edge.cache_dir(_ORIGINAL_ENV)
 
 
