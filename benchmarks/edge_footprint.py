@@ -64,6 +64,7 @@ from telegraf_bridge.testing import InfluxD1, Mosquitto, TelegrafProcess, free_p
 sys.path.insert(0, str(REPO / "tests"))
 from _hoymiles_rig import ModbusDtu, Row
 from _taptap_bus import PowerReading, TapBus, repeat_cycles, taptap_server
+from _taptap_rig import taptap_bin
 
 BINARY_TARGET_BYTES = 30 * 10**6
 BUNDLE_PSS_TARGET_BYTES = 80 * 10**6
@@ -126,20 +127,6 @@ def official_binary(explicit: str | None, custom: Path) -> Path | None:
         if path != custom.resolve() and "telegraf-bridge" not in str(path):
             return path
     return None
-
-
-def taptap_binary() -> Path:
-    """The pinned taptap: $TAPTAP_BIN or scripts/install-taptap.sh (built if missing)."""
-    explicit = os.environ.get("TAPTAP_BIN")
-    if explicit:
-        return Path(explicit)
-    out = subprocess.run(
-        ["bash", str(REPO / "scripts" / "install-taptap.sh")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 # --- the config -------------------------------------------------------------------------------
@@ -369,7 +356,7 @@ def peers(tmp: Path, with_influxd: bool) -> Iterator[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    taptap = taptap_binary()
+    taptap = taptap_bin()
     with peers(tmp, args.influxd) as rig:
         doc = bridge_yaml(
             tmp,

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from telegraf_bridge.cli import render
+from telegraf_bridge.cli import device_nodes, render
 from telegraf_bridge.cli.commands.check_config import config_check
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
@@ -54,10 +54,6 @@ DEFAULT_HEALTH = "127.0.0.1:8080"
 RENDERED_NAME = "telegraf.conf"
 # Where the health probe learns the address the rendered config really listens on.
 HEALTH_FILE_NAME = ".health-listen"
-
-# Device nodes the plugins open: GPIO (gpio_pulse) and serial adapters (taptap's RS485). The
-# run-as user joins the group of each one present, as a `dialout`/`gpio` member would.
-DEVICE_GLOBS = ("gpiochip*", "gpiomem", "ttyUSB*", "ttyACM*", "ttyAMA*", "serial[0-9]*")
 
 EX_CONFIG = 78  # sysexits.h: configuration error; a restart loop will not fix it
 
@@ -135,23 +131,9 @@ def render_into(settings: Settings, data_dir: Path, label: str) -> Path:
 
 
 def device_groups(dev: Path = Path("/dev")) -> tuple[set[int], list[str]]:
-    """Groups that open the device nodes present, and warnings for nodes no group may open."""
-    gids: set[int] = set()
-    warnings = []
-    for pattern in DEVICE_GLOBS:
-        for node in sorted(dev.glob(pattern)):
-            try:
-                info = node.stat()
-            except OSError:
-                continue
-            if info.st_gid != 0 and info.st_mode & 0o060 == 0o060:
-                gids.add(info.st_gid)
-            else:
-                warnings.append(
-                    f"{node} is open to root only (mode {info.st_mode & 0o777:o}, gid "
-                    f"{info.st_gid}): give it a group with rw access, or set {RUN_AS_ENV}=root"
-                )
-    return gids, warnings
+    """The device nodes' groups; the warnings name the container's way out."""
+    gids, warnings = device_nodes.device_groups(dev)
+    return gids, [f"{warning}, or set {RUN_AS_ENV}=root" for warning in warnings]
 
 
 def hand_over(data_dir: Path, uid: int, gid: int) -> int:

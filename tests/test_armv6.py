@@ -20,6 +20,7 @@ import subprocess
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -304,6 +305,33 @@ def test_broken_config_is_rejected_on_arm1176(
     assert reason in output, output
 
 
+def _demo_doc(tmp_path: Path, out: Path, python: Path | None = None) -> dict[str, Any]:
+    """bridge.yaml for the demo plugin into a file, with a disk buffer, every second."""
+    agent: dict[str, Any] = {
+        "interval": "1s",
+        "flush_interval": "1s",
+        "buffer_strategy": "disk",
+        "buffer_directory": str(tmp_path / "buffer"),
+        "state_directory": str(tmp_path / "state"),
+        "require_clock_sync": False,
+        "health_listen": "",
+    }
+    if python is not None:
+        agent["python"] = str(python)
+    return {
+        "agent": agent,
+        "sources": [{"name": "demo", "plugin": "demo", "options": {"devices": 2}}],
+        "sinks": [{"name": "local", "type": "file", "path": str(out)}],
+    }
+
+
+def _demo_points(out: Path) -> list[ParsedPoint]:
+    """The demo's points in the file sink, complete lines only."""
+    text = out.read_text() if out.exists() else ""
+    complete = text[: text.rfind("\n") + 1]
+    return [p for p in parse_lines(complete) if p.measurement == "demo"]
+
+
 def test_demo_pipeline_runs_through_the_armv6_telegraf(arm_wrapper: Path, tmp_path: Path) -> None:
     """execd -> influx parser -> disk buffer -> file output, all in the emulated ARMv6 binary.
 
@@ -311,33 +339,16 @@ def test_demo_pipeline_runs_through_the_armv6_telegraf(arm_wrapper: Path, tmp_pa
     the kernel, so only Telegraf is emulated.
     """
     out = tmp_path / "metrics.lp"
-    doc = {
-        "agent": {
-            "interval": "1s",
-            "flush_interval": "1s",
-            "buffer_strategy": "disk",
-            "buffer_directory": str(tmp_path / "buffer"),
-            "state_directory": str(tmp_path / "state"),
-            "require_clock_sync": False,
-            "health_listen": "",
-        },
-        "sources": [{"name": "demo", "plugin": "demo", "options": {"devices": 2}}],
-        "sinks": [{"name": "local", "type": "file", "path": str(out)}],
-    }
+    doc = _demo_doc(tmp_path, out)
     conf = render_yaml(yaml.safe_dump(doc), tmp_path / "out")
 
-    def demo_points() -> list[ParsedPoint]:
-        text = out.read_text() if out.exists() else ""
-        complete = text[: text.rfind("\n") + 1]
-        return [p for p in parse_lines(complete) if p.measurement == "demo"]
-
     with TelegrafProcess(arm_wrapper, conf, tmp_path / "tg") as telegraf:
-        wait_for(lambda: len(demo_points()) >= 4, timeout=60, what="demo points in the file")
+        wait_for(lambda: len(_demo_points(out)) >= 4, timeout=60, what="demo points in the file")
         assert telegraf.running()
         # Read while running: execd logs its pipes closing at shutdown as E!, which is noise.
         log = telegraf.log()
     assert not [line for line in log.splitlines() if "E! " in line], log
-    devices = {p.tags["device"] for p in demo_points()}
+    devices = {p.tags["device"] for p in _demo_points(out)}
     assert len(devices) == 2, devices
 
 
@@ -441,20 +452,7 @@ def test_pi_zero_stack_end_to_end(
     """
     python, _modules = armel_python
     out = tmp_path / "metrics.lp"
-    doc = {
-        "agent": {
-            "interval": "1s",
-            "flush_interval": "1s",
-            "buffer_strategy": "disk",
-            "buffer_directory": str(tmp_path / "buffer"),
-            "state_directory": str(tmp_path / "state"),
-            "require_clock_sync": False,
-            "health_listen": "",
-            "python": str(python),
-        },
-        "sources": [{"name": "demo", "plugin": "demo", "options": {"devices": 2}}],
-        "sinks": [{"name": "local", "type": "file", "path": str(out)}],
-    }
+    doc = _demo_doc(tmp_path, out, python=python)
     bridge_yaml = tmp_path / "bridge.yaml"
     bridge_yaml.write_text(yaml.safe_dump(doc))
     conf = tmp_path / "out" / "telegraf.conf"
@@ -477,16 +475,11 @@ def test_pi_zero_stack_end_to_end(
     assert render.returncode == 0, render.stdout + render.stderr
     assert f'command = ["{python}", "-m", "telegraf_bridge.plugins.demo"' in conf.read_text()
 
-    def demo_points() -> list[ParsedPoint]:
-        text = out.read_text() if out.exists() else ""
-        complete = text[: text.rfind("\n") + 1]
-        return [p for p in parse_lines(complete) if p.measurement == "demo"]
-
     with TelegrafProcess(arm_wrapper, conf, tmp_path / "tg") as telegraf:
-        wait_for(lambda: len(demo_points()) >= 4, timeout=120, what="demo points in the file")
+        wait_for(lambda: len(_demo_points(out)) >= 4, timeout=120, what="demo points in the file")
         log = telegraf.log()
     assert not [line for line in log.splitlines() if "E! " in line], log
-    points = demo_points()
+    points = _demo_points(out)
     assert {p.tags["device"] for p in points} == {"demo-1", "demo-2"}
     for point in points:
         assert isinstance(point.fields["energy_wh"], int)

@@ -26,7 +26,8 @@ def _errors(text: str) -> list[str]:
     ]
 
 
-def _env_refs(config_text: str) -> list[str]:
+def env_refs(config_text: str) -> list[str]:
+    """The ``${VAR}`` names a rendered config reads, outside comments."""
     body = "\n".join(line for line in config_text.splitlines() if not line.lstrip().startswith("#"))
     return sorted(set(re.findall(r"(?<!\$)\$\{(\w+)\}", body)))
 
@@ -88,7 +89,7 @@ def command(config_file: Path, test_wait: int, skip_test: bool) -> None:
     except TelegrafNotFound as exc:
         raise click.ClickException(str(exc)) from None
     text = config_file.read_text(encoding="utf-8")
-    unset = [name for name in _env_refs(text) if name not in os.environ]
+    unset = [name for name in env_refs(text) if name not in os.environ]
     for name in unset:
         click.echo(f"warning: ${{{name}}} is referenced but not set in this environment")
     for problem in _token_file_problems(text):

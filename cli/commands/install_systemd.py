@@ -26,6 +26,8 @@ import click
 import jinja2
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.commands import healthcheck
+from telegraf_bridge.cli.commands.check_config import env_refs
+from telegraf_bridge.cli.device_nodes import device_groups
 from telegraf_bridge.cli.fsutil import write_atomic
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
 from telegraf_bridge.cli.sinkquery import QUERYABLE_TYPES, SinkError, select_sink
@@ -46,7 +48,6 @@ DATA_DIR_MODE = 0o750
 STATE_ROOT = Path("/var/lib")
 # Groups that own GPIO chips (Raspberry Pi OS: gpio) and serial ports (Debian: dialout).
 DEVICE_GROUPS = ("gpio", "dialout")
-DEVICE_GLOBS = ("gpiochip*", "gpiomem", "ttyUSB*", "ttyACM*", "ttyAMA*")
 # Where `systemctl` finds units an administrator installs; --enable is refused elsewhere.
 SYSTEM_UNIT_DIRS = (
     Path("/etc/systemd/system"),
@@ -56,7 +57,6 @@ SYSTEM_UNIT_DIRS = (
     Path("/lib/systemd/system"),
 )
 _PLAIN_ARG = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
-_ENV_REF = re.compile(r"(?<!\$)\$\{(\w+)\}")
 _CHECK_TIMEOUT = 60.0
 
 
@@ -214,15 +214,13 @@ def _device_groups(extra: tuple[str, ...]) -> tuple[list[str], list[str]]:
             chosen.append(name)
         except KeyError:
             notes.append(f"group {name} does not exist here; it is left out of SupplementaryGroups")
-    for pattern in DEVICE_GLOBS:
-        for node in sorted(Path("/dev").glob(pattern)):
-            try:
-                gid = node.stat().st_gid
-                name = grp.getgrgid(gid).gr_name
-            except (OSError, KeyError):
-                continue
-            if gid != 0:
-                chosen.append(name)
+    gids, warnings = device_groups()
+    notes.extend(warnings)
+    for gid in sorted(gids):
+        try:
+            chosen.append(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            notes.append(f"gid {gid} of a device node has no name here; add it with --group")
     for name in extra:
         try:
             grp.getgrnam(name)
@@ -319,11 +317,6 @@ def _access_problems(
             f"/root or another home; `sudo chown {who}` the data directories), or pass --user"
         )
     return list(dict.fromkeys(problems)), []
-
-
-def _env_refs(text: str) -> list[str]:
-    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    return _ENV_REF.findall(body)
 
 
 def _writable_dirs(
@@ -456,7 +449,7 @@ def make_plan(opts: Options) -> Plan:
         rendered = render.render(settings, output, config_source=str(config))
     except InvalidConfig as exc:
         raise InstallError(f"the config does not render:\n{exc}") from None
-    env_names = sorted(set(settings.referenced_env()) | set(_env_refs(rendered.telegraf_conf)))
+    env_names = sorted(set(settings.referenced_env()) | set(env_refs(rendered.telegraf_conf)))
 
     writable = _writable_dirs(settings, rendered, output, data_dir)
     state_dirs = [str(p.relative_to(STATE_ROOT)) for p in writable if _is_state_dir(p)]
