@@ -189,7 +189,25 @@ def _iotflow_mqtt(
     }
 
 
-def render(settings: Settings, output: Path, *, config_source: str = "bridge.yaml") -> Rendered:
+@dataclass(frozen=True)
+class RunStatus:
+    """Telegraf's own counters for ``bridge-cli run``'s console (never sent to a sink).
+
+    ``inputs.internal`` with ``prefix`` on its measurement names feeds an ``outputs.file`` on
+    Telegraf's stdout in JSON; every sink drops those names.
+    """
+
+    interval: str = "2s"
+    prefix: str = "bridge_run_status_"
+
+
+def render(
+    settings: Settings,
+    output: Path,
+    *,
+    config_source: str = "bridge.yaml",
+    run_status: RunStatus | None = None,
+) -> Rendered:
     """Render without writing anything, so a failure leaves no half-written file."""
     python = settings.agent["python"] or sys.executable
     plugin_dir = plugin_config_dir(settings, output)
@@ -246,6 +264,7 @@ def render(settings: Settings, output: Path, *, config_source: str = "bridge.yam
         mqtt_inputs=mqtt_inputs,
         sinks=sinks,
         secretstores=stores,
+        run_status=run_status,
     )
     return rendered
 

@@ -1,38 +1,160 @@
-"""``bridge-cli run``: render a config and run the real Telegraf with it, showing progress."""
+"""``bridge-cli run``: render a config and run the real Telegraf with it, telling the truth.
+
+What it shows comes from Telegraf itself (its counters and its log, see
+:mod:`telegraf_bridge.cli.run_tally`), per sink and per source, and every ``W!``/``E!`` line
+reaches the console, grouped with a count. It exits non-zero when a sink dropped points or never
+accepted a write, so "0 points, OK" can no longer hide a refused token.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import click
-from telegraf_bridge.cli import render
+from telegraf_bridge.cli import dir_lock, envmap, render
 from telegraf_bridge.cli.commands.init import starter_text
-from telegraf_bridge.cli.settings import InvalidConfig, load_settings
+from telegraf_bridge.cli.run_console import Console, progress_line, status_table
+from telegraf_bridge.cli.run_tally import RunTally
+from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
+from telegraf_bridge.cli.telegraf_log import LogDigest, LogFollower, parse_line
+
+EXIT_FAILED = 1
+_PR_SET_PDEATHSIG = 1
+# Telegraf's own warning on every start with the disk buffer; it says nothing about the data.
+_BENIGN = ("Using disk-write-through buffer strategy",)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class _LineCounter:
-    """Counts lines appended to a file without re-reading it."""
+def seed_variables(env: Mapping[str, str]) -> dict[str, list[str]]:
+    """The seeds' variables set in ``env``, by seed; they configure sinks and sources."""
+    found: dict[str, list[str]] = {}
+    for group in envmap.ALIAS_GROUPS:
+        names = [v for v in (*group.trigger, *group.keys.values()) if env.get(v)]
+        if names:
+            found.setdefault(group.seed, []).extend(names)
+    for alias in envmap.SOURCE_ALIASES:
+        if env.get(alias.trigger):
+            found.setdefault(alias.seed, []).append(alias.trigger)
+    tiers = [v for v in envmap.DOWNSAMPLING_ALIASES if env.get(v)]
+    if tiers:
+        found.setdefault("003 PowerLogger", []).extend(tiers)
+    return {seed: sorted(set(names)) for seed, names in found.items()}
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.lines = 0
 
-    def poll(self) -> int:
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self.offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return self.lines
-        self.offset += len(chunk)
-        self.lines += chunk.count(b"\n")
-        return self.lines
+def _demo_settings() -> Settings:
+    """The embedded demo: local files only, whatever the environment says."""
+    settings = load_settings(None, env={}, text=starter_text())
+    settings.anchor_paths(Path.cwd())
+    settings.sinks = [s for s in settings.sinks if s["type"] == "file"]
+    return settings
+
+
+def _settings(config_path: Path | None) -> Settings:
+    if config_path is not None:
+        settings = load_settings(config_path)
+        settings.anchor_paths(Path.cwd())
+        return settings
+    seeds = seed_variables(os.environ)
+    if seeds:
+        listing = "; ".join(f"seed {seed}: {', '.join(names)}" for seed, names in seeds.items())
+        first = next(iter(seeds)).split()[0]
+        raise click.UsageError(
+            f"variables of a system this bundle replaces are set ({listing}). Without --config, "
+            "`run` only runs the demo, and never into a database configured from the "
+            f"environment. Write your setup with `bridge-cli init --seed {first}`, then run "
+            "`bridge-cli run --config bridge.yaml`."
+        )
+    return _demo_settings()
+
+
+def _exit_with_parent() -> None:
+    """In the child before exec: SIGTERM when ``run`` dies, so Telegraf never outlives it."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(libc_name).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class _Feeds:
+    """What ``run`` reads while Telegraf runs: its status stream and its log files."""
+
+    tally: RunTally
+    prefix: str
+    logs: list[LogFollower]
+    digest: LogDigest
+    lock: threading.Lock
+
+    def read_status(self, stream: IO[bytes]) -> None:
+        """Thread: Telegraf's stdout carries only the status counters, one JSON per line."""
+        for raw in stream:
+            with self.lock:
+                self.tally.feed_status(raw.decode("utf-8", "replace"), self.prefix)
+
+    def drain_logs(self, show: Callable[[str], None]) -> None:
+        """Feed new log lines to the tally; show each new warning or error once."""
+        for follower in self.logs:
+            for raw in follower.new_lines():
+                line = parse_line(raw)
+                if line is None:
+                    continue
+                with self.lock:
+                    self.tally.feed_log(line)
+                visible = line.level in ("E", "W") and not line.message.startswith(_BENIGN)
+                if visible and self.digest.add(line):
+                    show(line.text)
+
+
+def _summary(tally: RunTally, digest: LogDigest, why: str) -> dict[str, Any]:
+    repeated = [
+        {"line": g.first.text, "count": g.count}
+        for g in digest.groups.values()
+        if not g.first.message.startswith(_BENIGN)
+    ]
+    return {
+        "stopped": why,
+        "sources": [s.as_dict() for s in tally.sources.values()],
+        "sinks": [s.as_dict() for s in tally.sinks.values()],
+        "warnings": repeated,
+        "problems": tally.problems(),
+    }
+
+
+def _print_summary(console: Console, summary: dict[str, Any], files: list[str]) -> None:
+    for src in summary["sources"]:
+        skips = ", ".join(f"{reason}: {n}" for reason, n in sorted(src["skips"].items()))
+        console.line(
+            f"source {src['name']} ({src['plugin']}): {src['points']} point(s)"
+            + (f"; skipped {skips}" if skips else "")
+            + (f"; held: {src['held']}" if src["held"] else "")
+        )
+    for sink in summary["sinks"]:
+        console.line(
+            f"sink {sink['name']} ({sink['type']}): {sink['written']} written, "
+            f"{sink['buffered']} buffered, {sink['dropped']} dropped, {sink['errors']} error(s)"
+        )
+    for item in summary["warnings"]:
+        if item["count"] > 1:
+            console.line(f"{item['line']}  (x{item['count']})")
+    for problem in summary["problems"]:
+        console.line(f"FAILED: {problem}")
+    written = sum(s["written"] for s in summary["sinks"])
+    where = ", ".join(files) or ", ".join(s["name"] for s in summary["sinks"])
+    console.line(f"stopped ({summary['stopped']}); {written} point(s) written to {where}")
 
 
 @click.command("run")
@@ -41,7 +163,8 @@ class _LineCounter:
     "config_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     envvar="BRIDGE_CONFIG",
-    help="bridge.yaml to run; default: the embedded starter config (demo source, file sink).",
+    help="bridge.yaml to run (env: BRIDGE_CONFIG); default: the embedded demo, which writes "
+    "to local files only.",
 )
 @click.option(
     "--duration",
@@ -57,86 +180,164 @@ class _LineCounter:
     show_default=True,
     help="Where the rendered config and Telegraf's log go.",
 )
-def command(config_path: Path | None, duration: float, workdir: Path) -> None:
-    """Render the config and run Telegraf with every source in it, showing points written.
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the final summary as one JSON object on stdout (progress goes to stderr).",
+)
+def command(config_path: Path | None, duration: float, workdir: Path, as_json: bool) -> None:
+    """Render the config and run Telegraf with every source in it, showing what happens.
 
-    Progress counts the lines in the file sinks. Ctrl-C (or --duration) stops Telegraf
-    gracefully, which lets every plugin save its state.
+    Per sink: points written, buffered and dropped, and write errors, from Telegraf's own
+    counters and log; per source: points and skipped records. Telegraf's warnings and errors
+    are shown as they happen, each once with a count. Ctrl-C, SIGTERM, SIGHUP (a closed SSH
+    session), a closed stdout or --duration stop Telegraf gracefully, which lets every plugin
+    save its state.
+
+    Without --config it runs the embedded demo into local files only; when variables of a
+    system this bundle replaces (INFLUX_TOKEN, INFLUXDB_HOST, ...) are set it refuses and
+    names `bridge-cli init --seed`.
+
+    Exit status: 0 when every sink accepted what it was given; 1 when a sink dropped points
+    or never accepted a write, or Telegraf failed; 2 for a usage or config error.
     """
+    console = Console(sys.stderr if as_json else sys.stdout)
     try:
         binary = telegraf_path()
     except TelegrafNotFound as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        if config_path is None:
-            settings = load_settings(None, text=starter_text())
-        else:
-            settings = load_settings(config_path)
-        # Relative paths are relative to where `run` was started, also for Telegraf.
-        settings.anchor_paths(Path.cwd())
+        settings = _settings(config_path)
         output = workdir.resolve() / "telegraf.conf"
+        status = render.RunStatus()
         rendered = render.render(
-            settings, output, config_source=str(config_path or "embedded starter config")
+            settings,
+            output,
+            config_source=str(config_path or "embedded demo"),
+            run_status=status,
         )
     except InvalidConfig as exc:
         raise click.ClickException(str(exc)) from None
-    render.write(rendered, output)
+    unset = [name for name in settings.referenced_env() if name not in os.environ]
+    if unset:
+        raise click.ClickException(
+            f"{', '.join(unset)} referenced by the config but not set; export "
+            f"{'it' if len(unset) == 1 else 'them'} (Telegraf would send an empty credential)"
+        )
+    agent = settings.agent
+    try:
+        locks = dir_lock.lock_directories(
+            [Path(agent["buffer_directory"]), Path(agent["state_directory"])]
+        )
+    except dir_lock.DirectoryBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        render.write(rendered, output)
+        _run(_Launch(settings, binary, output, status, locks), duration, console, as_json)
+    finally:
+        dir_lock.release(locks)
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """Everything prepared before Telegraf starts."""
+
+    settings: Settings
+    binary: Path
+    output: Path
+    status: render.RunStatus
+    locks: list[int]
+
+
+def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> None:
+    settings, binary, output, locks = launch.settings, launch.binary, launch.output, launch.locks
     for note in settings.notes:
-        click.echo(f"note: {note}")
-    for key in ("buffer_directory", "state_directory"):
-        Path(settings.agent[key]).mkdir(parents=True, exist_ok=True)
-    files = [Path(s["path"]) for s in settings.active_sinks() if s["type"] == "file"]
+        console.line(f"note: {note}")
+    files = [str(s["path"]) for s in settings.active_sinks() if s["type"] == "file"]
     for path in files:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    counters = [_LineCounter(p) for p in files]
-    for counter in counters:
-        counter.offset = counter.path.stat().st_size if counter.path.exists() else 0
-    log_path = workdir.resolve() / "telegraf.log"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    log_path = output.parent / "telegraf.log"
+    logs = [LogFollower(log_path)]
+    if settings.agent["logfile"]:
+        logs.append(LogFollower(Path(settings.agent["logfile"])))
+    tally = RunTally(
+        {s["name"]: s["type"] for s in settings.active_sinks()},
+        {s["name"]: s["plugin"] for s in settings.active_sources()},
+    )
+    feeds = _Feeds(tally, launch.status.prefix, logs, LogDigest(), threading.Lock())
     sinks = ", ".join(f"{s['name']} ({s['type']})" for s in settings.active_sinks())
-    click.echo(f"telegraf {binary}\nconfig   {output}\nsinks    {sinks}\nlog      {log_path}")
+    console.line(f"telegraf {binary}\nconfig   {output}\nsinks    {sinks}\nlog      {log_path}")
 
     stop = {"why": ""}
 
     def on_signal(signum: int, _frame: object) -> None:
-        stop["why"] = signal.Signals(signum).name
+        stop["why"] = stop["why"] or f"received {signal.Signals(signum).name}"
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
     started = time.monotonic()
-    with log_path.open("ab") as log_file:
-        proc = subprocess.Popen(
-            [str(binary), "--config", str(output), "--strict-env-handling"],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+    try:
+        with log_path.open("ab") as log_file:
+            proc = subprocess.Popen(
+                [str(binary), "--config", str(output), "--strict-env-handling"],
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=locks,
+                preexec_fn=_exit_with_parent,  # noqa: PLW1509 - only a prctl, before any thread
+            )
+        for fd in locks:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{proc.pid}\n".encode(), 0)
+        assert proc.stdout is not None  # noqa: S101 - stdout=PIPE above
+        reader = threading.Thread(
+            target=feeds.read_status, args=(proc.stdout,), name="status", daemon=True
         )
-        interactive = sys.stdout.isatty()
-        last_print = 0.0
-        total = 0
+        reader.start()
+        last_table = -10.0
         while not stop["why"]:
             time.sleep(0.5)
             elapsed = time.monotonic() - started
-            total = sum(c.poll() for c in counters)
+            feeds.drain_logs(console.line)
             if proc.poll() is not None:
                 stop["why"] = f"telegraf exited with status {proc.returncode}"
                 break
             if duration and elapsed >= duration:
                 stop["why"] = f"duration of {duration:g}s reached"
-            if interactive or elapsed - last_print >= 5 or stop["why"]:
-                line = f"{elapsed:6.1f}s  points written: {total}"
-                click.echo(("\r" + line) if interactive else line, nl=not interactive)
-                last_print = elapsed
+            if console.broken:
+                stop["why"] = "the console's output was closed"
+            if console.interactive and elapsed - last_table >= 1:
+                with feeds.lock:
+                    console.table(status_table(tally, elapsed))
+                last_table = elapsed
+            elif not console.interactive and elapsed - last_table >= 5:
+                with feeds.lock:
+                    console.line(progress_line(tally, elapsed))
+                last_table = elapsed
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    total = sum(c.poll() for c in counters)
-    if interactive:
-        click.echo("")
-    click.echo(f"stopped ({stop['why']}); {total} point(s) written to {', '.join(map(str, files))}")
-    if proc.returncode not in (0, -signal.SIGTERM) and not stop["why"].startswith("duration"):
-        raise click.ClickException(f"Telegraf failed; see {log_path}")
+        reader.join(timeout=5)
+        feeds.drain_logs(console.line)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.done()
+    summary = _summary(tally, feeds.digest, stop["why"])
+    _print_summary(console, summary, files)
+    if as_json:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            click.echo(json.dumps(summary, sort_keys=True))
+    failed = proc.returncode not in (0, -signal.SIGTERM) and not stop["why"].startswith(
+        ("duration", "received", "the console")
+    )
+    if failed:
+        console.line(f"Telegraf failed; see {log_path}")
+    if failed or summary["problems"]:
+        sys.exit(EXIT_FAILED)
