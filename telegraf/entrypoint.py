@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from telegraf_bridge.cli import device_nodes, render
+from telegraf_bridge.cli import device_nodes, dir_lock, render
 from telegraf_bridge.cli.commands.check_config import config_check
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
@@ -178,8 +178,8 @@ def drop_privileges(user: str, data_dir: Path, env: dict[str, str]) -> None:
     env.update(HOME=entry.pw_dir, USER=user, LOGNAME=user)
 
 
-def prepare(env: dict[str, str], data_dir: Path, *, check: bool) -> tuple[Path, Path]:
-    """Render and validate; returns (telegraf binary, rendered config)."""
+def prepare(env: dict[str, str], data_dir: Path, *, check: bool) -> tuple[Path, Path, list[Path]]:
+    """Render and validate; returns (telegraf binary, rendered config, directories to lock)."""
     try:
         binary = telegraf_path()
     except TelegrafNotFound as exc:
@@ -214,7 +214,8 @@ def prepare(env: dict[str, str], data_dir: Path, *, check: bool) -> tuple[Path, 
                 log("E", line)
             raise EntrypointError(f"Telegraf rejects {conf}; fix {choice.label}")
         log("I", "telegraf config check: OK")
-    return binary, conf
+    agent = settings.agent
+    return binary, conf, [Path(agent["buffer_directory"]), Path(agent["state_directory"])]
 
 
 def main(argv: list[str] | None = None) -> int:  # noqa: RET503 - ends in execve
@@ -231,7 +232,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: RET503 - ends in execve
         if args and not args[0].startswith("-"):
             log("I", f"running {args[0]} instead of Telegraf")
             os.execvpe(args[0], args, env)  # noqa: S606 - the user's own command, as given
-        binary, conf = prepare(env, data_dir, check=env.get(CHECK_ENV, "1") != "0")
+        binary, conf, directories = prepare(env, data_dir, check=env.get(CHECK_ENV, "1") != "0")
+        # Kept open across exec: the lock lasts as long as Telegraf does.
+        dir_lock.lock_directories(directories)
+    except dir_lock.DirectoryBusy as exc:
+        log("E", str(exc))
+        return 1
     except EntrypointError as exc:
         log("E", str(exc))
         return EX_CONFIG

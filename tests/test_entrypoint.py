@@ -207,6 +207,26 @@ def test_demo_default_writes_into_the_data_dir(tmp_path: Path) -> None:
     assert any((data / "smartsolar").glob("*.ndjson"))
 
 
+def test_a_second_container_on_the_same_data_dir_refuses(tmp_path: Path) -> None:
+    """The first Telegraf keeps the directory lock across exec; the second start says who."""
+    data = tmp_path / "data"
+    env = _env(data, BRIDGE_AGENT_INTERVAL="1s", BRIDGE_AGENT_FLUSH_INTERVAL="1s")
+    first = _start(env)
+    try:
+        wait_for(
+            lambda: (data / "metrics.lp").exists() or first.poll() is not None,
+            timeout=60,
+            what="the first Telegraf writing",
+        )
+        second = _run({**env, "BRIDGE_AGENT_HEALTH_LISTEN": f"127.0.0.1:{free_port()}"})
+    finally:
+        os.killpg(first.pid, signal.SIGTERM)
+        first.communicate(timeout=60)
+    assert second.returncode == 1, second.stderr
+    assert "in use by another Telegraf of this bundle" in second.stderr
+    assert f"pid {first.pid}" in second.stderr, "the pid is Telegraf's (exec kept it)"
+
+
 def test_invalid_config_exits_78_naming_every_problem(tmp_path: Path) -> None:
     env = _env(
         tmp_path / "data",
