@@ -10,6 +10,9 @@ Options common to all plugins (top level of the plugin's TOML file):
 - ``time_floor``: RFC 3339 instant; points stamped before it are refused.
 - ``require_clock_sync``: hold gathers while the kernel says the clock is unsynchronised.
 - ``debug``: log at debug level.
+
+Every instance reports its skips, holds and points in ``<state_dir>/<name>-<instance>.status
+.json`` (:mod:`._status`), written when they change (at most every 5 s) and at exit.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from telegraf_bridge.plugins.common._config import ConfigError, Section, load_to
 from telegraf_bridge.plugins.common._lineprotocol import LineProtocolSerializer, SkipCounter
 from telegraf_bridge.plugins.common._log import setup_logging
 from telegraf_bridge.plugins.common._runner import LineWriter, Runner, Source
+from telegraf_bridge.plugins.common._status import STATUS_SUFFIX, StatusReporter
 from telegraf_bridge.plugins.common._wakeup import Wakeup
 
 from telegraf_bridge._version import __version__
@@ -134,7 +138,20 @@ def plugin_main(
         once=args.once,
     )
     ctx.wakeup.bind(runner.request_gather)
-    status = runner.run()
+    reporter = StatusReporter(
+        ctx.state_path(STATUS_SUFFIX),
+        plugin=name,
+        instance=instance,
+        counter=serializer.counter,
+        writer=writer,
+        guard=guard,
+    )
+    if not args.once:
+        reporter.start()
+    try:
+        status = runner.run()
+    finally:
+        reporter.close()
     skipped = serializer.counter.snapshot()
     if skipped:
         log.info("skip/sanitise counts at exit: %s", skipped)
