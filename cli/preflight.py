@@ -13,8 +13,10 @@ write. The questions:
   renders without the health output and lets data flow;
 - the clock: the kernel's sync flag against ``agent.require_clock_sync``, and the floor.
 
-Levels: ``ok`` (nothing to do), ``warn`` (data flows, but something is degraded or held),
-``fail`` (data will not reach that sink until the fix is applied).
+Levels: ``ok`` (nothing to do); ``warn`` (nothing is lost, but data is buffered, held or a
+feature is off: an unreachable sink, a busy health port, an unsynchronised clock); ``fail``
+(data would be refused or dropped until the fix is applied: credentials refused, a token
+variable unset or a token file unreadable).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import dataclasses
 import errno
 import json
 import os
+import re
 import socket
 import time
+import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import click
+from telegraf_bridge.cli import schema
 from telegraf_bridge.cli.settings import Settings
 from telegraf_bridge.cli.sinkquery import (
     InfluxV1Query,
@@ -167,11 +172,14 @@ def check_sink(sink: Mapping[str, Any], env: Mapping[str, str], timeout: float) 
         if exc.reason == "auth_failed":
             return Finding("fail", subject, message, _credential_fix(sink), "sink_auth_failed")
         if exc.reason == "unreachable":
+            # A warning, not a failure: Telegraf buffers on disk until the sink answers, so
+            # nothing is lost, and a start-up check must not keep Telegraf (and the plugins
+            # that read devices) from running through an outage.
             fix = (
-                f"start InfluxDB or correct sinks.{sink['name']}.url; Telegraf buffers on "
-                "disk until it answers"
+                f"start InfluxDB or correct sinks.{sink['name']}.url; until then Telegraf "
+                "buffers on disk"
             )
-            return Finding("fail", subject, message, fix, "sink_unreachable")
+            return Finding("warn", subject, message, fix, "sink_unreachable")
         return Finding(
             "fail", subject, message, f"check sinks.{sink['name']} in the config", "sink_refused"
         )
@@ -409,3 +417,129 @@ def check_clock(
     if synced is None:
         return Finding("ok", "clock", "the kernel's sync flag cannot be read here")
     return Finding("ok", "clock", "synchronised (kernel flag)")
+
+
+# -- a rendered telegraf.conf --------------------------------------------------------------------
+
+_OUTPUT_TYPES = {
+    "influxdb": "influxdb_v1",
+    "influxdb_v2": "influxdb_v2",
+    "influxdb_v3": "influxdb_v3",
+    "file": "file",
+}
+_ENV_REF = re.compile(r"^\$\{(\w+)\}$")
+_STORE_REF = re.compile(r"^@\{(\w+):(\w+)\}$")
+_MODULE = re.compile(r"^telegraf_bridge\.plugins\.(\w+)$")
+
+
+def _agent_default(key: str) -> Any:
+    return next(o.default for o in schema.AGENT if o.key == key)
+
+
+def _secret_keys(
+    value: Any, stores: Mapping[str, str], env_key: str, file_key: str
+) -> dict[str, str]:
+    """``token_env``/``token_file`` (or ``password_env``) for a ``${VAR}``/``@{store:key}``."""
+    text = str(value or "")
+    env_ref = _ENV_REF.match(text)
+    if env_ref:
+        return {env_key: env_ref[1]}
+    store_ref = _STORE_REF.match(text)
+    if store_ref and store_ref[1] in stores:
+        return {file_key: str(Path(stores[store_ref[1]]) / store_ref[2])}
+    return {}
+
+
+def _sink_of(
+    kind: str, out: Mapping[str, Any], stores: Mapping[str, str], index: int
+) -> dict[str, Any]:
+    sink: dict[str, Any] = {
+        "name": str(out.get("alias") or f"{kind}-{index + 1}"),
+        "type": kind,
+        "enabled": True,
+        "url": str((out.get("urls") or [""])[0]),
+        "timeout": str(out.get("timeout") or "5s"),
+        "tls_ca": str(out.get("tls_ca") or ""),
+        "insecure_skip_verify": bool(out.get("insecure_skip_verify")),
+    }
+    if kind == "influxdb_v1":
+        sink.update(
+            database=str(out.get("database") or "telegraf"),
+            retention_policy=str(out.get("retention_policy") or ""),
+            username=str(out.get("username") or ""),
+        )
+        sink.update(_secret_keys(out.get("password"), stores, "password_env", "password_file"))
+    elif kind == "influxdb_v2":
+        sink.update(
+            organization=str(out.get("organization") or ""), bucket=str(out.get("bucket") or "")
+        )
+        sink.update(_secret_keys(out.get("token"), stores, "token_env", "token_file"))
+    elif kind == "influxdb_v3":
+        sink.update(database=str(out.get("database") or ""))
+        sink.update(_secret_keys(out.get("token"), stores, "token_env", "token_file"))
+    return sink
+
+
+def _plugin_source(execd: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The source (name, plugin) and its plugin config, for an execd input bridge-cli rendered."""
+    command = [str(c) for c in execd.get("command") or []]
+    module = next((m[1] for c in command if (m := _MODULE.match(c))), None)
+    if module is None or "--config" not in command[:-1]:
+        return None
+    conf_path = Path(command[command.index("--config") + 1])
+    try:
+        conf = tomllib.loads(conf_path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        conf = {}
+    name = str(conf.get("instance") or execd.get("alias") or module)
+    return {"name": name, "plugin": module, "enabled": True}, conf
+
+
+def settings_from_rendered(config_file: Path) -> Settings:
+    """What preflight and the status reader need, read back from a rendered telegraf.conf.
+
+    For ``check-config FILE`` (a telegraf.conf rendered by bridge-cli, perhaps on another
+    host): the InfluxDB outputs with their ``${VAR}``/``@{store:key}`` credentials, the health
+    output's address, and from the plugins' own configs the execd sources, their state
+    directory and the clock options. An unreadable file gives empty settings: Telegraf's own
+    check reports the syntax error better.
+    """
+    try:
+        doc = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        doc = {}
+    stores = {
+        str(s.get("id")): str(s.get("path", "/run/secrets"))
+        for s in doc.get("secretstores", {}).get("docker", [])
+    }
+    sinks = []
+    for table, kind in _OUTPUT_TYPES.items():
+        for index, out in enumerate(doc.get("outputs", {}).get(table, [])):
+            if kind == "file":
+                sinks.append(
+                    {"name": str(out.get("alias") or "file"), "type": kind, "enabled": True}
+                )
+            else:
+                sinks.append(_sink_of(kind, out, stores, index))
+    health = doc.get("outputs", {}).get("health", [])
+    listen = str(health[0].get("service_address", "")).removeprefix("http://") if health else ""
+    sources, confs = [], []
+    for execd in doc.get("inputs", {}).get("execd", []):
+        found = _plugin_source(execd)
+        if found is not None:
+            sources.append(found[0])
+            confs.append(found[1])
+    agent = {
+        "health_listen": listen,
+        "require_clock_sync": any(bool(c.get("require_clock_sync", True)) for c in confs),
+        "time_floor": min(
+            (str(c["time_floor"]) for c in confs if c.get("time_floor")),
+            key=parse_time_floor,
+            default=str(_agent_default("time_floor")),
+        ),
+        "state_directory": next(
+            (str(c["state_dir"]) for c in confs if c.get("state_dir")),
+            str(_agent_default("state_directory")),
+        ),
+    }
+    return Settings(agent=agent, sources=sources, sinks=sinks)

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from _support import fast_agent_yaml
+from click.testing import CliRunner
 from telegraf_bridge.cli import preflight as pf
 from telegraf_bridge.cli import render
+from telegraf_bridge.cli.main import cli
 from telegraf_bridge.cli.settings import Settings, load_settings
 
 from telegraf_bridge.testing import (
@@ -89,14 +91,14 @@ def test_v1_database_missing_is_a_warning(influxd_auth: InfluxD1, tmp_path: Path
     assert "'nowhere'" in found.message
 
 
-def test_refused_connection_fails_quickly(tmp_path: Path) -> None:
+def test_refused_connection_is_a_quick_warning_because_telegraf_buffers(tmp_path: Path) -> None:
     started = time.monotonic()
     found = _sink_finding(
         pf.preflight(
             _settings(tmp_path, _v1(f"http://127.0.0.1:{free_port()}")), env={"HOME_PW": "x"}
         )
     )
-    assert (found.level, found.code) == ("fail", "sink_unreachable"), found
+    assert (found.level, found.code) == ("warn", "sink_unreachable"), found
     assert "Connection refused" in found.message
     assert "sinks.home.url" in found.fix
     assert time.monotonic() - started < 5
@@ -227,3 +229,30 @@ def test_free_health_port_is_ok_and_no_fallback(tmp_path: Path) -> None:
     findings = [pf.check_health_port(settings.agent["health_listen"])]
     assert findings[0] is not None and findings[0].level == "ok"
     assert pf.health_fallback(settings, [f for f in findings if f]) is settings
+
+
+@pytest.mark.telegraf
+def test_check_config_fails_on_refused_credentials_in_both_conventions(
+    influxd_auth: InfluxD1, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME_PW", "wrong-pw")
+    bridge_yaml = tmp_path / "bridge.yaml"
+    bridge_yaml.write_text(
+        fast_agent_yaml(tmp_path)
+        + "sources:\n  - name: demo\n    plugin: demo\n"
+        + _v1(influxd_auth.url)
+    )
+    rendered = tmp_path / "out" / "telegraf.conf"
+    settings = load_settings(bridge_yaml)
+    render.write(render.render(settings, rendered), rendered)
+    for args in (["--config", str(bridge_yaml)], [str(rendered)]):
+        result = CliRunner().invoke(cli, ["check-config", *args])
+        assert result.exit_code == 1, result.output
+        assert "preflight fail  sink home (influxdb_v1)" in result.output
+        assert "HTTP 401" in result.output and "$HOME_PW" in result.output
+        assert "wrong-pw" not in result.output
+        assert "test run" not in result.output
+    monkeypatch.setenv("HOME_PW", "right-pw")
+    result = CliRunner().invoke(cli, ["check-config", str(rendered), "--test-wait", "1"])
+    assert result.exit_code == 0, result.output
+    assert "preflight ok    sink home (influxdb_v1)" in result.output
