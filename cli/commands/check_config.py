@@ -194,7 +194,7 @@ def command(  # noqa: PLR0917 - click passes every option positionally
     no_preflight: bool,
     strict: bool,
 ) -> None:
-    r"""Check a config with the real Telegraf and say what would be lost.
+    """Check a config with the real Telegraf and say what would be lost.
 
     \b
     bridge-cli check-config telegraf.conf         a rendered telegraf.conf
@@ -213,7 +213,7 @@ def command(  # noqa: PLR0917 - click passes every option positionally
       1  Telegraf rejects the config, the test run fails, or preflight fails (a sink
          refuses the credentials, a token variable is unset or a token file unreadable)
       3  with --strict, when there is any warning
-    """
+    """  # noqa: D301 - click's \b keeps the next paragraph's line breaks
     if config_file is not None and bridge_yaml is not None:
         raise click.UsageError("give either CONFIG_FILE (a rendered telegraf.conf) or --config")
     try:
