@@ -152,7 +152,7 @@ def plugin_main(
         guard=guard,
     )
     if not args.once:
-        reporter.start()
+        runner.on_start.append(reporter.start)
     try:
         status = runner.run()
     finally:
