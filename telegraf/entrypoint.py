@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from telegraf_bridge.cli import device_nodes, dir_lock, render
+from telegraf_bridge.cli import device_nodes, dir_lock, preflight, render
 from telegraf_bridge.cli.commands.check_config import config_check
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
@@ -178,6 +178,22 @@ def drop_privileges(user: str, data_dir: Path, env: dict[str, str]) -> None:
     env.update(HOME=entry.pw_dir, USER=user, LOGNAME=user)
 
 
+_PREFLIGHT_LEVELS = {"ok": "I", "warn": "W", "fail": "E"}
+
+
+def run_preflight(settings: Settings, env: dict[str, str]) -> Settings:
+    """Log the preflight; returns the settings to render (without a health output on a busy port).
+
+    Nothing here stops start-up: an unreachable sink is buffered for, a refused credential
+    only affects its own sink (the others still get data), and a busy health port is rendered
+    away so Telegraf does not stop on it. Each line names its fix in ``docker logs``.
+    """
+    findings = preflight.preflight(settings, env=env)
+    for finding in findings:
+        log(_PREFLIGHT_LEVELS[finding.level], finding.line())
+    return preflight.health_fallback(settings, findings)
+
+
 def prepare(env: dict[str, str], data_dir: Path, *, check: bool) -> tuple[Path, Path, list[Path]]:
     """Render and validate; returns (telegraf binary, rendered config, directories to lock)."""
     try:
@@ -187,6 +203,7 @@ def prepare(env: dict[str, str], data_dir: Path, *, check: bool) -> tuple[Path, 
     settings, choice = load(env, data_dir)
     for note in settings.notes:
         log("I", note)
+    settings = run_preflight(settings, env)
     conf = render_into(settings, data_dir, choice.label)
     log("I", f"rendered {conf} from {choice.label}")
     unset = [name for name in settings.referenced_env() if not env.get(name)]

@@ -90,3 +90,65 @@ def test_telegraf_path_explains_a_bad_override(monkeypatch: pytest.MonkeyPatch) 
     result = CliRunner().invoke(cli, ["telegraf-path"])
     assert result.exit_code == 1
     assert "TELEGRAF_BIN=/nonexistent/telegraf is not an executable file" in result.output
+
+
+def _seed000_yaml(tmp_path: Path) -> Path:
+    """ndjson_tail over seed 000's own sample record (2025) and a 2026 one, floor 2026."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.ndjson").write_text(
+        '{"timestamp":"2025-05-25T23:13:07.914587+00:00","device_name":"x",'
+        '"parsed_data":{"v":1}}\n'
+        '{"timestamp":"2026-02-25T23:13:07+00:00","device_name":"x","parsed_data":{"v":2}}\n'
+    )
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        f"""
+agent:
+  interval: 1s
+  require_clock_sync: false
+  health_listen: ""
+  time_floor: "2026-01-01T00:00:00Z"
+  state_directory: {tmp_path / "state"}
+  buffer_directory: {tmp_path / "buffer"}
+sources:
+  - name: smartsolar
+    plugin: ndjson_tail
+    options:
+      files: ["{data}/*.ndjson"]
+sinks:
+  - name: local
+    type: file
+    path: {tmp_path / "out.lp"}
+"""
+    )
+    return path
+
+
+def test_config_option_renders_and_test_shows_points_and_every_skip_with_its_fix(
+    tmp_path: Path,
+) -> None:
+    bridge_yaml = _seed000_yaml(tmp_path)
+    result = CliRunner().invoke(cli, ["check-config", "--config", str(bridge_yaml), "--test"])
+    assert result.exit_code == 0, result.output
+    assert "config check: OK" in result.output
+    assert "> smartsolar,device_name=x v=2 1772061187000000000" in result.output
+    assert "  smartsolar (ndjson_tail): 1 point(s), 1 skipped" in result.output
+    assert "1 x timestamp_before_floor: " in result.output
+    assert "test run: OK" not in result.output
+    assert "1 record(s) skipped (timestamp_before_floor: set agent.time_floor" in result.output
+    assert not (tmp_path / "state").exists(), "a check must not touch the live state directory"
+    strict = CliRunner().invoke(cli, ["check-config", "--config", str(bridge_yaml), "--strict"])
+    assert strict.exit_code == 3, strict.output
+
+
+def test_bridge_yaml_given_positionally_suggests_config(tmp_path: Path) -> None:
+    bridge_yaml = _seed000_yaml(tmp_path)
+    result = CliRunner().invoke(cli, ["check-config", str(bridge_yaml)])
+    assert result.exit_code == 1
+    assert f"run `bridge-cli check-config --config {bridge_yaml}`" in result.output
+    assert "TOML" not in result.output and "config check failed" not in result.output
+    both = CliRunner().invoke(cli, ["check-config", str(bridge_yaml), "--config", str(bridge_yaml)])
+    assert both.exit_code == 2 and "either" in both.output
+    neither = CliRunner().invoke(cli, ["check-config"])
+    assert neither.exit_code == 2 and "--config bridge.yaml" in neither.output

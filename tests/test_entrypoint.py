@@ -11,6 +11,7 @@ import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -407,3 +408,33 @@ def test_probe_imports_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.telegraf
+def test_busy_health_port_is_named_and_telegraf_still_delivers(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = _env(data, BRIDGE_AGENT_INTERVAL="1s", BRIDGE_AGENT_FLUSH_INTERVAL="1s")
+    port = int(env["BRIDGE_AGENT_HEALTH_LISTEN"].rpartition(":")[2])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        proc = _start(env)
+        try:
+            wait_for(
+                lambda: (
+                    ((data / "metrics.lp").exists() and (data / "metrics.lp").stat().st_size > 0)
+                    or proc.poll() is not None
+                ),
+                timeout=60,
+                what="demo points in the file sink",
+            )
+            assert proc.poll() is None, "Telegraf stopped on the busy health port"
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            output = proc.communicate(timeout=60)[0]
+    assert (
+        f"W! [entrypoint] preflight warn  health port: cannot listen on 127.0.0.1:{port}" in output
+    )
+    assert "agent.health_listen" in output
+    assert "[[outputs.health]]" not in (data / "telegraf.conf").read_text()
+    assert (data / "metrics.lp").read_text().startswith("demo,")

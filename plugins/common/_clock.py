@@ -102,6 +102,7 @@ class ClockGuard:
         self._probe = probe
         self._now_ns = now_ns
         self._held = False
+        self.held: str | None = None  # why data is held right now (for the status file)
         self._lock = threading.Lock()
 
     def reason_unsane(self) -> str | None:
@@ -118,6 +119,7 @@ class ClockGuard:
         """True when data may be stamped with the system clock; logs changes once."""
         reason = self.reason_unsane()
         with self._lock:
+            self.held = reason
             if reason and not self._held:
                 self._held = True
                 log.warning("holding data: %s", reason)

@@ -10,14 +10,19 @@ Options common to all plugins (top level of the plugin's TOML file):
 - ``time_floor``: RFC 3339 instant; points stamped before it are refused.
 - ``require_clock_sync``: hold gathers while the kernel says the clock is unsynchronised.
 - ``debug``: log at debug level.
+
+Every instance reports its skips, holds and points in ``<state_dir>/<name>-<instance>.status
+.json`` (:mod:`._status`), written when they change (at most every 5 s) and at exit.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +32,7 @@ from telegraf_bridge.plugins.common._config import ConfigError, Section, load_to
 from telegraf_bridge.plugins.common._lineprotocol import LineProtocolSerializer, SkipCounter
 from telegraf_bridge.plugins.common._log import setup_logging
 from telegraf_bridge.plugins.common._runner import LineWriter, Runner, Source
+from telegraf_bridge.plugins.common._status import STATUS_SUFFIX, StatusReporter
 from telegraf_bridge.plugins.common._wakeup import Wakeup
 
 from telegraf_bridge._version import __version__
@@ -35,6 +41,9 @@ DEFAULT_STATE_DIR = "/var/lib/telegraf-bridge/state"
 # Set by `bridge-cli check-config` so a test run never moves a live file position or counter.
 STATE_OVERRIDE_ENV = "TELEGRAF_BRIDGE_STATE_DIR"
 EXIT_CONFIG = 2
+# How long a plugin lingers after closing its pipes, so Telegraf reads end-of-file before the
+# exit (see _close_pipes_before_exit).
+PIPE_CLOSE_GRACE_S = 0.2
 
 log = logging.getLogger("telegraf_bridge.plugin")
 
@@ -134,22 +143,45 @@ def plugin_main(
         once=args.once,
     )
     ctx.wakeup.bind(runner.request_gather)
-    status = runner.run()
+    reporter = StatusReporter(
+        ctx.state_path(STATUS_SUFFIX),
+        plugin=name,
+        instance=instance,
+        counter=serializer.counter,
+        writer=writer,
+        guard=guard,
+    )
+    if not args.once:
+        runner.on_start.append(reporter.start)
+    try:
+        status = runner.run()
+    finally:
+        reporter.close()
     skipped = serializer.counter.snapshot()
     if skipped:
         log.info("skip/sanitise counts at exit: %s", skipped)
-    _quiet_stdout_at_exit()
+    _close_pipes_before_exit()
     return status
 
 
-def _quiet_stdout_at_exit() -> None:
-    """Keep Python's final flush from printing a BrokenPipeError traceback.
+def _close_pipes_before_exit() -> None:
+    """Flush, then close our ends of Telegraf's stdout and stderr pipes, then pause briefly.
 
-    Telegraf may have closed our stdout already, and it would log the traceback's lines as
-    errors.
+    Telegraf's execd reads our stdout while Go's ``exec.Cmd.Wait`` closes that pipe once we
+    have exited: when our exit wins that race, Telegraf logs ``E! Error in plugin: read |0:
+    file already closed`` on every normal stop. Closing the pipes first lets Telegraf read
+    end-of-file while we still run; the pause gives its reader time to see it. Both now point
+    at /dev/null, so Python's final flush cannot print a BrokenPipeError traceback either
+    (Telegraf would log its lines as errors).
     """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError, OSError):
+            stream.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        sys.stdout.flush()
-    except (BrokenPipeError, ValueError, OSError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(ValueError, OSError):
+                os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
+    time.sleep(PIPE_CLOSE_GRACE_S)

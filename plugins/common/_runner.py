@@ -144,6 +144,9 @@ class Runner:
         self._watch_stdin = watch_stdin
         self.gathers = 0
         self.prompts = 0
+        # Called once the signal handlers are in place (the status reporter starts here, so
+        # nothing widens the window in which SIGTERM still has its default action).
+        self.on_start: list[Callable[[], None]] = []
 
     # -- control -----------------------------------------------------------------------------
 
@@ -206,6 +209,8 @@ class Runner:
         if threading.current_thread() is threading.main_thread():
             signals.signal(signals.SIGTERM, self._on_signal)
             signals.signal(signals.SIGINT, self._on_signal)
+        for hook in self.on_start:
+            hook()
         if self._watch_stdin and not self.once:
             threading.Thread(target=self._read_stdin, name="stdin", daemon=True).start()
         status = 0
