@@ -83,7 +83,11 @@ def progress_line(tally: RunTally, elapsed: float) -> str:
     dropped = sum(s.total_dropped for s in tally.sinks.values())
     buffered = sum(s.buffered for s in tally.sinks.values())
     errors = sum(s.errors for s in tally.sinks.values())
+    skipped = sum(sum(src.skips.values()) for src in tally.sources.values())
+    held = [src.name for src in tally.sources.values() if src.held]
     return (
         f"{elapsed:6.1f}s  points written: {written}  buffered: {buffered}  dropped: {dropped}"
         f"  write errors: {errors}"
+        + (f"  skipped: {skipped}" if skipped else "")
+        + (f"  held: {', '.join(held)}" if held else "")
     )

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from telegraf_bridge.cli.source_status import SourceStatus
 from telegraf_bridge.cli.telegraf_log import LogLine
 
 _WROTE = re.compile(r"^Wrote batch of (\d+) metrics")
@@ -183,11 +184,37 @@ class RunTally:
                 source.by_input[alias] = int(fields.get("metrics_gathered", 0))
                 source.points = sum(source.by_input.values())
 
+    # -- the plugins' own status files --------------------------------------------------------
+
+    def feed_sources(self, statuses: dict[str, SourceStatus], since_ns: int) -> None:
+        """Skips, clock holds and points as each plugin reports them (files of this run only).
+
+        A plugin counts the points it wrote at exit, which Telegraf's counters may not have
+        reported yet, so the larger count wins.
+        """
+        for name, status in statuses.items():
+            source = self.sources.get(name)
+            if source is None or status.started_ns < since_ns:
+                continue
+            source.skips = dict(status.skips)
+            source.held = status.held or ""
+            source.points = max(source.points, status.points)
+
     # -- verdict -------------------------------------------------------------------------------
 
     def problems(self) -> list[str]:
-        """Why this run must not end with "OK": dropped points, sinks that never accepted one."""
-        found = []
+        """Why this run must not end with "OK".
+
+        Dropped points, sinks that never accepted one, and sources still holding their data at
+        the end (an unsynchronised clock).
+        """
+        found = [
+            f"source {src.name!r} is holding its data: {src.held}; fix: wait for NTP to sync "
+            "the clock, or (on hosts without the kernel's sync flag) set "
+            "agent.require_clock_sync: false; points before agent.time_floor are never sent"
+            for src in self.sources.values()
+            if src.held
+        ]
         for sink in self.sinks.values():
             reason = f": {sink.last_error}" if sink.last_error else ""
             if sink.total_dropped or sink.drop_seen:

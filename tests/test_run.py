@@ -112,20 +112,40 @@ def test_a_v1_batch_after_will_be_dropped_counts_as_dropped_not_written() -> Non
 # -- finding 1: a sink that refuses or cannot be reached is never "OK" -------------------------
 
 
-@pytest.mark.telegraf
-@pytest.mark.influxd
-def test_run_with_a_refused_credential_says_dropped_and_exits_1(
-    tmp_path: Path, influxd_auth: InfluxD1
-) -> None:
-    sink = f"""  - name: influx
+def _auth_sink(server: InfluxD1, database: str) -> str:
+    return f"""  - name: influx
     type: influxdb_v1
-    url: {influxd_auth.url}
-    database: refused
+    url: {server.url}
+    database: {database}
     username: admin
     password_env: BRIDGE_TEST_PW"""
-    config = _config(tmp_path, sink)
+
+
+@pytest.mark.influxd
+def test_preflight_stops_run_before_a_refused_credential_loses_a_point(
+    tmp_path: Path, influxd_auth: InfluxD1
+) -> None:
+    config = _config(tmp_path, _auth_sink(influxd_auth, "refused"))
     proc = _run(
-        ["--config", str(config), "--duration", "6", "--json"],
+        ["--config", str(config), "--duration", "6"], tmp_path, {"BRIDGE_TEST_PW": "wrong"}
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "401" in proc.stdout
+    assert "BRIDGE_TEST_PW" in proc.stdout, "the fix names the variable"
+    assert "wrong" not in proc.stdout + proc.stderr, "never a secret on the console"
+    assert "preflight failed" in proc.stderr
+    assert not (tmp_path / "var" / "telegraf.log").exists(), "Telegraf must not have started"
+
+
+@pytest.mark.telegraf
+@pytest.mark.influxd
+def test_a_credential_refused_while_running_says_dropped_and_exits_1(
+    tmp_path: Path, influxd_auth: InfluxD1
+) -> None:
+    """As when a token is revoked mid-run: Telegraf's v1 output drops the batches it is refused."""
+    config = _config(tmp_path, _auth_sink(influxd_auth, "refused"))
+    proc = _run(
+        ["--config", str(config), "--duration", "6", "--json", "--no-preflight"],
         tmp_path,
         {"BRIDGE_TEST_PW": "wrong-password"},
     )
@@ -148,13 +168,7 @@ def test_run_with_a_refused_credential_says_dropped_and_exits_1(
 def test_run_with_the_right_credential_writes_and_counts_exactly(
     tmp_path: Path, influxd_auth: InfluxD1
 ) -> None:
-    sink = f"""  - name: influx
-    type: influxdb_v1
-    url: {influxd_auth.url}
-    database: accepted
-    username: admin
-    password_env: BRIDGE_TEST_PW"""
-    config = _config(tmp_path, sink)
+    config = _config(tmp_path, _auth_sink(influxd_auth, "accepted"))
     proc = _run(
         ["--config", str(config), "--duration", "5", "--json"],
         tmp_path,
@@ -178,6 +192,7 @@ def test_run_against_a_closed_port_says_never_accepted_and_exits_1(tmp_path: Pat
     database: nowhere"""
     proc = _run(["--config", str(_config(tmp_path, sink)), "--duration", "5"], tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "preflight warn" in proc.stdout, "an outage is a warning: Telegraf buffers"
     assert "never accepted a write" in proc.stdout
     assert "connection refused" in proc.stdout
     assert "0 point(s) written" in proc.stdout
@@ -194,6 +209,55 @@ def test_run_with_an_unset_credential_refuses_to_start(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "BRIDGE_TEST_UNSET_TOKEN referenced by the config but not set" in proc.stderr
     assert not (tmp_path / "var" / "telegraf.log").exists(), "Telegraf must not have started"
+
+
+@pytest.mark.telegraf
+def test_a_clock_hold_is_shown_and_is_not_ok(tmp_path: Path) -> None:
+    """A floor in the future is what a Pi without a clock looks like to the plugins."""
+    sink = """  - name: local
+    type: file
+    path: ./var/out.lp"""
+    config = _config(tmp_path, sink)
+    config.write_text(
+        config.read_text().replace("agent:\n", "agent:\n  time_floor: '2100-01-01T00:00:00Z'\n")
+    )
+    proc = _run(["--config", str(config), "--duration", "6"], tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "preflight warn" in proc.stdout
+    assert "source demo (demo): 0 point(s); held: system clock reads" in proc.stdout
+    assert "source 'demo' is holding its data" in proc.stdout
+    assert "require_clock_sync" in proc.stdout
+
+
+@pytest.mark.telegraf
+def test_skipped_records_reach_runs_console_with_count_and_fix(tmp_path: Path) -> None:
+    data = tmp_path / "ndjson"
+    data.mkdir()
+    records = [
+        '{"timestamp":"1999-05-25T23:13:07.914587+00:00","parsed_data":{"p":1}}',
+        '{"timestamp":"2025-05-25T23:13:07.914587+00:00","parsed_data":{"p":2}}',
+        "not json",
+    ]
+    (data / "a.ndjson").write_text("\n".join(records) + "\n")
+    source = f"""  - name: solar
+    plugin: ndjson_tail
+    interval: 1s
+    options:
+      files: ["{data}/*.ndjson"]
+      commit_delay: 1s"""
+    sink = """  - name: local
+    type: file
+    path: ./var/out.lp"""
+    proc = _run(
+        ["--config", str(_config(tmp_path, sink, sources=source)), "--duration", "6", "--json"],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    solar = next(s for s in summary["sources"] if s["name"] == "solar")
+    assert solar["skips"] == {"timestamp_before_floor": 1, "invalid_json": 1}
+    assert "skipped 1 x timestamp_before_floor" in proc.stderr
+    assert "agent.time_floor" in proc.stderr
 
 
 # -- finding 3: the demo never writes to a database configured from the environment ------------

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
-from telegraf_bridge.cli import dir_lock, envmap, render
+from telegraf_bridge.cli import dir_lock, envmap, preflight, render, source_status
 from telegraf_bridge.cli.commands.init import starter_text
 from telegraf_bridge.cli.run_console import Console, progress_line, status_table
 from telegraf_bridge.cli.run_tally import RunTally
@@ -119,6 +119,13 @@ class _Feeds:
                     show(line.text)
 
 
+def _read_sources(tally: RunTally, settings: Settings, since_ns: int) -> None:
+    statuses = source_status.source_statuses(
+        Path(settings.agent["state_directory"]), settings.active_sources()
+    )
+    tally.feed_sources(statuses, since_ns)
+
+
 def _summary(tally: RunTally, digest: LogDigest, why: str) -> dict[str, Any]:
     repeated = [
         {"line": g.first.text, "count": g.count}
@@ -136,12 +143,16 @@ def _summary(tally: RunTally, digest: LogDigest, why: str) -> dict[str, Any]:
 
 def _print_summary(console: Console, summary: dict[str, Any], files: list[str]) -> None:
     for src in summary["sources"]:
-        skips = ", ".join(f"{reason}: {n}" for reason, n in sorted(src["skips"].items()))
+        skipped = sum(src["skips"].values())
         console.line(
             f"source {src['name']} ({src['plugin']}): {src['points']} point(s)"
-            + (f"; skipped {skips}" if skips else "")
+            + (f", {skipped} skipped" if skipped else "")
             + (f"; held: {src['held']}" if src["held"] else "")
         )
+        for reason, count in sorted(src["skips"].items(), key=lambda kv: (-kv[1], kv[0])):
+            info = source_status.explain(reason)
+            fix = f"; fix: {info.fix}" if info.fix else ""
+            console.line(f"  skipped {count} x {reason}: {info.meaning}{fix}")
     for sink in summary["sinks"]:
         console.line(
             f"sink {sink['name']} ({sink['type']}): {sink['written']} written, "
@@ -181,12 +192,19 @@ def _print_summary(console: Console, summary: dict[str, Any], files: list[str]) 
     help="Where the rendered config and Telegraf's log go.",
 )
 @click.option(
+    "--no-preflight",
+    is_flag=True,
+    help="Start without checking the sinks' credentials, the health port and the clock.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
     help="Print the final summary as one JSON object on stdout (progress goes to stderr).",
 )
-def command(config_path: Path | None, duration: float, workdir: Path, as_json: bool) -> None:
+def command(
+    config_path: Path | None, duration: float, workdir: Path, no_preflight: bool, as_json: bool
+) -> None:
     """Render the config and run Telegraf with every source in it, showing what happens.
 
     Per sink: points written, buffered and dropped, and write errors, from Telegraf's own
@@ -195,12 +213,18 @@ def command(config_path: Path | None, duration: float, workdir: Path, as_json: b
     session), a closed stdout or --duration stop Telegraf gracefully, which lets every plugin
     save its state.
 
+    Before Telegraf starts, a preflight checks each InfluxDB sink (reachable, credentials
+    accepted by a read-only request), the health port and the clock, one line each with its
+    fix. A refused credential stops `run` before any point is sent (InfluxDB 1.x outputs drop
+    what a sink refuses); a busy health port only loses the health endpoint, never data.
+
     Without --config it runs the embedded demo into local files only; when variables of a
     system this bundle replaces (INFLUX_TOKEN, INFLUXDB_HOST, ...) are set it refuses and
     names `bridge-cli init --seed`.
 
     Exit status: 0 when every sink accepted what it was given; 1 when a sink dropped points
-    or never accepted a write, or Telegraf failed; 2 for a usage or config error.
+    or never accepted a write, preflight failed, or Telegraf failed; 2 for a usage or config
+    error.
     """
     console = Console(sys.stderr if as_json else sys.stdout)
     try:
@@ -209,6 +233,20 @@ def command(config_path: Path | None, duration: float, workdir: Path, as_json: b
         raise click.ClickException(str(exc)) from None
     try:
         settings = _settings(config_path)
+        unset = [name for name in settings.referenced_env() if name not in os.environ]
+        if unset:
+            raise click.ClickException(
+                f"{', '.join(unset)} referenced by the config but not set; export "
+                f"{'it' if len(unset) == 1 else 'them'} (Telegraf would send an empty credential)"
+            )
+        if not no_preflight:
+            findings = preflight.preflight(settings)
+            preflight.print_findings(findings, console.line, quiet_ok=True)
+            if preflight.has_failures(findings):
+                raise click.ClickException(
+                    "preflight failed: fix the lines above (or pass --no-preflight)"
+                )
+            settings = preflight.health_fallback(settings, findings)
         output = workdir.resolve() / "telegraf.conf"
         status = render.RunStatus()
         rendered = render.render(
@@ -219,12 +257,6 @@ def command(config_path: Path | None, duration: float, workdir: Path, as_json: b
         )
     except InvalidConfig as exc:
         raise click.ClickException(str(exc)) from None
-    unset = [name for name in settings.referenced_env() if name not in os.environ]
-    if unset:
-        raise click.ClickException(
-            f"{', '.join(unset)} referenced by the config but not set; export "
-            f"{'it' if len(unset) == 1 else 'them'} (Telegraf would send an empty credential)"
-        )
     agent = settings.agent
     try:
         locks = dir_lock.lock_directories(
@@ -276,6 +308,7 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
 
     previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
     started = time.monotonic()
+    started_ns = time.time_ns()
     try:
         with log_path.open("ab") as log_file:
             proc = subprocess.Popen(
@@ -296,7 +329,7 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
             target=feeds.read_status, args=(proc.stdout,), name="status", daemon=True
         )
         reader.start()
-        last_table = -10.0
+        last_table = last_sources = -10.0
         while not stop["why"]:
             time.sleep(0.5)
             elapsed = time.monotonic() - started
@@ -308,6 +341,10 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
                 stop["why"] = f"duration of {duration:g}s reached"
             if console.broken:
                 stop["why"] = "the console's output was closed"
+            if elapsed - last_sources >= 2:
+                with feeds.lock:
+                    _read_sources(tally, settings, started_ns)
+                last_sources = elapsed
             if console.interactive and elapsed - last_table >= 1:
                 with feeds.lock:
                     console.table(status_table(tally, elapsed))
@@ -325,6 +362,7 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
                 proc.wait()
         reader.join(timeout=5)
         feeds.drain_logs(console.line)
+        _read_sources(tally, settings, started_ns)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
