@@ -126,9 +126,7 @@ def test_preflight_stops_run_before_a_refused_credential_loses_a_point(
     tmp_path: Path, influxd_auth: InfluxD1
 ) -> None:
     config = _config(tmp_path, _auth_sink(influxd_auth, "refused"))
-    proc = _run(
-        ["--config", str(config), "--duration", "6"], tmp_path, {"BRIDGE_TEST_PW": "wrong"}
-    )
+    proc = _run(["--config", str(config), "--duration", "6"], tmp_path, {"BRIDGE_TEST_PW": "wrong"})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "401" in proc.stdout
     assert "BRIDGE_TEST_PW" in proc.stdout, "the fix names the variable"
