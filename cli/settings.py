@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import yaml
-from telegraf_bridge.cli import envmap, schema
+from telegraf_bridge.cli import envmap, plugin_options, schema
 from telegraf_bridge.plugins.common import ConfigError, parse_duration
 from telegraf_bridge.plugins.common._clock import parse_time_floor
 
@@ -205,6 +205,8 @@ def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings
         src = _section(schema.SOURCE, item, where, problems)
         if not src["interval"]:
             src["interval"] = schema.PLUGIN_INTERVALS.get(src["plugin"], agent["interval"])
+        if src["enabled"]:
+            problems.extend(plugin_options.problems(src, where))
         sources.append(src)
 
     sinks: list[dict[str, Any]] = []
@@ -314,6 +316,7 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     *,
     text: str | None = None,
+    base_dir: Path | None = None,
 ) -> Settings:
     """Read ``path`` (or ``text``), apply the environment and validate.
 

@@ -263,7 +263,9 @@ def test_seed_001_dtu_variables_configure_a_hoymiles_source() -> None:
 
 
 def test_hoymiles_source_defaults_to_a_60s_interval() -> None:
-    text = MINIMAL.replace("name: demo\n    plugin: demo", "name: dtu\n    plugin: hoymiles")
+    text = MINIMAL.replace(
+        "name: demo\n    plugin: demo", "name: dtu\n    plugin: hoymiles\n    options: {host: dtu}"
+    )
     (source,) = load_settings(None, {}, text=text).sources
     assert source["interval"] == "60s"
 
