@@ -172,8 +172,10 @@ def _section(
     return result
 
 
-def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings:
-    problems: list[str] = []
+def _validate(
+    doc: Mapping[str, Any], source: str, notes: list[str], env_problems: list[str]
+) -> Settings:
+    problems: list[str] = list(env_problems)
     for key in doc:
         if key not in _SECTIONS:
             problems.append(f"{key} is not a known section; allowed: {', '.join(_SECTIONS)}")
@@ -250,6 +252,11 @@ def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings
                 problems.append(f"{label}: name {name!r} is used twice; names must be unique")
             if isinstance(name, str):
                 seen.add(name)
+    if any(s["enabled"] for s in sources) and not any(k["enabled"] for k in sinks):
+        problems.append(
+            "no enabled sink: every point the sources produce would go nowhere; add one under "
+            "sinks (an InfluxDB sink, or `type: file` to keep the data locally) or enable one"
+        )
     if problems:
         raise InvalidConfig(source, problems)
     _note_tiers(sources, sinks, downsampling, notes)
@@ -342,8 +349,9 @@ def load_settings(
     if not isinstance(doc, dict):
         raise InvalidConfig(source, ["the top level must be a mapping with agent, sources, sinks"])
     notes: list[str] = []
-    envmap.apply_aliases(doc, environ, notes)
-    envmap.apply_source_aliases(doc, environ, notes)
+    env_problems: list[str] = []
+    envmap.apply_aliases(doc, environ, notes, env_problems)
+    envmap.apply_source_aliases(doc, environ, notes, env_problems)
     envmap.apply_downsampling_aliases(doc, environ, notes)
     envmap.apply_canonical(doc, environ)
-    return _validate(doc, source, notes)
+    return _validate(doc, source, notes, env_problems)

@@ -41,7 +41,7 @@ def test_example_matches_golden_file(name: str, tmp_path: Path) -> None:
 def test_no_rendered_file_contains_a_token(name: str, tmp_path: Path) -> None:
     env = dict.fromkeys(SECRET_VARS, CANARY)
     env |= {"INFLUXDB_HOST": "https://h3", "INFLUXDB_ENABLED": "true"}
-    env |= {"INFLUX_HOST": "http://h2", "INFLUX_ORG": "o", "INFLUXDB_URL": "http://h4"}
+    env |= {"INFLUX_HOST": "http://h2", "INFLUX_ORG": "o"}
     out = tmp_path / "out"
     _render_example(name, out, env)
     files = list(out.rglob("*"))
