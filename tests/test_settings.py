@@ -294,7 +294,7 @@ def test_hoymiles_source_defaults_to_a_60s_interval() -> None:
         ),
         (
             {"TAPTAP_CMD": "taptap observe --serial '/dev/x"},
-            "TAPTAP_CMD=\"taptap observe --serial '/dev/x\" is invalid: expected a command line",
+            'TAPTAP_CMD="taptap observe --serial \'/dev/x" is invalid: expected a command line',
         ),
     ],
 )
