@@ -56,7 +56,7 @@ sinks:
     type: file
     path: {workdir / "metrics.lp"}
 """
-    settings = load_settings(None, {}, text=text)
+    settings = load_settings(None, {}, text=text, base_dir=workdir)
     output = workdir / "telegraf.conf"
     render.write(render.render(settings, output), output)
     return output

@@ -58,21 +58,6 @@ class Settings:
         """Sources that are enabled."""
         return [s for s in self.sources if s["enabled"]]
 
-    def anchor_paths(self, base: Path) -> None:
-        """Make relative buffer, state, log and file-sink paths absolute under ``base``.
-
-        Telegraf and its plugins may run with another working directory than the one the
-        config was written for (``bridge-cli run``, the container entrypoint), so the rendered
-        config must not depend on it.
-        """
-        for key in ("buffer_directory", "state_directory", "logfile"):
-            value = self.agent.get(key)
-            if value and not Path(value).is_absolute():
-                self.agent[key] = str((base / value).resolve())
-        for sink in self.sinks:
-            if sink["type"] == "file" and not Path(sink["path"]).is_absolute():
-                sink["path"] = str((base / sink["path"]).resolve())
-
     def referenced_env(self) -> list[str]:
         """Environment variables the rendered config reads at Telegraf start-up."""
         names = []
@@ -81,6 +66,48 @@ class Settings:
                 if sink.get(key):
                     names.append(sink[key])
         return sorted(set(names))
+
+
+def _anchored(value: Any, base: Path) -> Any:
+    """``value`` (a path, or a list of paths or globs) made absolute under ``base``."""
+    if isinstance(value, list):
+        return [_anchored(item, base) for item in value]
+    if not isinstance(value, str) or not value or Path(value).is_absolute():
+        return value
+    return os.path.normpath(base / value)
+
+
+def _anchor_options(options: dict[str, Any], keys: tuple[str, ...], base: Path) -> None:
+    """Anchor a plugin's path options; dotted keys name an option in a table."""
+    for dotted in keys:
+        *tables, key = dotted.split(".")
+        table: Any = options
+        for name in tables:
+            table = table.get(name) if isinstance(table, dict) else None
+        if isinstance(table, dict) and key in table:
+            table[key] = _anchored(table[key], base)
+
+
+def _anchor_paths(settings: Settings, base: Path) -> None:
+    """Make every relative path of the config absolute under ``base``.
+
+    The same bridge.yaml must mean the same files wherever it is run from: Telegraf and its
+    plugins run with another working directory than the user's shell (``bridge-cli run``, the
+    container entrypoint, systemd), and a path that followed the current directory would
+    start fresh tail positions and meter totals in another place.
+    """
+    base = base.resolve()
+    sections = [(schema.AGENT, settings.agent)]
+    sections += [(schema.SINK_COMMON + schema.SINK_TYPE_OPTS[s["type"]], s) for s in settings.sinks]
+    for opts, values in sections:
+        for opt in opts:
+            value = values.get(opt.key)
+            # `python` may be a bare name looked up on PATH, like a shell does.
+            if opt.kind == "path" and not (opt.key == "python" and "/" not in str(value)):
+                values[opt.key] = _anchored(value, base)
+    for source in settings.sources:
+        keys = plugin_options.PATH_KEYS.get(source["plugin"], ())
+        _anchor_options(source["options"], keys, base)
 
 
 def _coerce(opt: schema.Opt, value: Any, where: str, problems: list[str]) -> Any:
@@ -327,8 +354,15 @@ def load_settings(
 ) -> Settings:
     """Read ``path`` (or ``text``), apply the environment and validate.
 
+    Relative paths (agent directories and log, file sinks, token files, plugins' path
+    options) are made absolute under ``base_dir``, by default the config file's directory;
+    ``text`` without ``path`` has no directory, so its caller must say where it belongs.
     Raises :class:`InvalidConfig` naming every problem.
     """
+    if base_dir is None:
+        if path is None:
+            raise ValueError("load_settings(text=...) without a path needs base_dir")
+        base_dir = Path(path).absolute().parent
     environ = dict(os.environ if env is None else env)
     source = str(path) if path is not None else "<embedded>"
     if text is None:
@@ -354,4 +388,6 @@ def load_settings(
     envmap.apply_source_aliases(doc, environ, notes, env_problems)
     envmap.apply_downsampling_aliases(doc, environ, notes)
     envmap.apply_canonical(doc, environ)
-    return _validate(doc, source, notes, env_problems)
+    settings = _validate(doc, source, notes, env_problems)
+    _anchor_paths(settings, base_dir)
+    return settings

@@ -69,11 +69,9 @@ def command(config_path: Path | None, duration: float, workdir: Path) -> None:
         raise click.ClickException(str(exc)) from None
     try:
         if config_path is None:
-            settings = load_settings(None, text=starter_text())
+            settings = load_settings(None, text=starter_text(), base_dir=Path.cwd())
         else:
             settings = load_settings(config_path)
-        # Relative paths are relative to where `run` was started, also for Telegraf.
-        settings.anchor_paths(Path.cwd())
         output = workdir.resolve() / "telegraf.conf"
         rendered = render.render(
             settings, output, config_source=str(config_path or "embedded starter config")
