@@ -169,12 +169,15 @@ def declared(group: AliasGroup) -> frozenset[str]:
     return frozenset(names - {""})
 
 
-def _harmless(var: str, env: Mapping[str, str]) -> bool:
+def _harmless(var: str, env: Mapping[str, str], referenced: frozenset[str]) -> bool:
     """Whether a variable set without its group is used elsewhere, so not ignored.
 
-    A token a bridge.yaml names in token_env, a tier name, or a seed's "InfluxDB disabled".
+    A token a bridge.yaml names in token_env, a variable it references as ``${VAR}``, a tier
+    name, or a seed's "InfluxDB disabled".
     """
     if any(var == g.token_env for g in ALIAS_GROUPS) or var in DOWNSAMPLING_ALIASES:
+        return True
+    if var in referenced:
         return True
     is_flag = any(var == g.enabled_env for g in ALIAS_GROUPS)
     return is_flag and env.get(var, "").strip().lower() in FALSE_WORDS
@@ -193,7 +196,11 @@ _RESOLVE = (
 
 
 def _alias_problems(
-    env: Mapping[str, str], active: list[AliasGroup], notes: list[str], problems: list[str]
+    env: Mapping[str, str],
+    active: list[AliasGroup],
+    notes: list[str],
+    problems: list[str],
+    referenced: frozenset[str],
 ) -> None:
     """Competing groups are conflicts; a group's variables that would be ignored are errors."""
     claimed = frozenset().union(*(declared(g) for g in active))
@@ -209,7 +216,9 @@ def _alias_problems(
     for group in ALIAS_GROUPS:
         if group in active:
             continue
-        stray = sorted(v for v in declared(group) - claimed if env.get(v) and not _harmless(v, env))
+        stray = sorted(
+            v for v in declared(group) - claimed if env.get(v) and not _harmless(v, env, referenced)
+        )
         present = [v for v in group.trigger if env.get(v)]
         winners = [v for v in group.unless if env.get(v)]
         if winners and len(present) == len(group.trigger):
@@ -249,7 +258,12 @@ def _enabled(group: AliasGroup, env: Mapping[str, str], problems: list[str]) -> 
 
 
 def apply_aliases(
-    doc: dict[str, Any], env: Mapping[str, str], notes: list[str], problems: list[str]
+    doc: dict[str, Any],
+    env: Mapping[str, str],
+    notes: list[str],
+    problems: list[str],
+    *,
+    referenced: set[str] | frozenset[str] = frozenset(),
 ) -> None:
     """Merge the seed alias groups present in ``env`` into ``doc`` (in place).
 
@@ -265,7 +279,7 @@ def apply_aliases(
         for g in ALIAS_GROUPS
         if all(env.get(v) for v in g.trigger) and not any(env.get(v) for v in g.unless)
     ]
-    _alias_problems(env, active, notes, problems)
+    _alias_problems(env, active, notes, problems, frozenset(referenced))
     from_file = [s for s in sinks if isinstance(s, dict)]
     for kind in {g.sink_type for g in active}:
         same = [g for g in active if g.sink_type == kind]

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import yaml
-from telegraf_bridge.cli import envmap, plugin_options, schema
+from telegraf_bridge.cli import envmap, plugin_options, schema, yaml_vars
 from telegraf_bridge.plugins.common import ConfigError, parse_duration
 from telegraf_bridge.plugins.common._clock import parse_time_floor
 
@@ -345,6 +345,20 @@ def _downsampling(doc: Any, problems: list[str]) -> dict[str, Any]:
     return result
 
 
+def _yaml_problem(source: str, exc: yaml.YAMLError) -> str:
+    """``bridge.yaml:7:3: mapping values are not allowed here``: where the parser stopped."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return f"{source}: not valid YAML: {problem}"
+    message = f"{source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}"
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        message += f" ({context} at line {context_mark.line + 1})"
+    return message
+
+
 def load_settings(
     path: Path | None,
     env: Mapping[str, str] | None = None,
@@ -377,14 +391,15 @@ def load_settings(
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidConfig(source, [f"not valid YAML: {exc}"]) from None
+        raise InvalidConfig(source, [_yaml_problem(source, exc)]) from None
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise InvalidConfig(source, ["the top level must be a mapping with agent, sources, sinks"])
     notes: list[str] = []
     env_problems: list[str] = []
-    envmap.apply_aliases(doc, environ, notes, env_problems)
+    doc, referenced = yaml_vars.expand(doc, environ, env_problems)
+    envmap.apply_aliases(doc, environ, notes, env_problems, referenced=referenced)
     envmap.apply_source_aliases(doc, environ, notes, env_problems)
     envmap.apply_downsampling_aliases(doc, environ, notes)
     envmap.apply_canonical(doc, environ)
