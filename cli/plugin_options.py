@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from telegraf_bridge.plugins.common import ConfigError, Section, parse_duration
+from telegraf_bridge.plugins.common._clock import parse_time_floor
 from telegraf_bridge.plugins.demo import options as demo
 from telegraf_bridge.plugins.gpio_pulse import options as gpio_pulse
 from telegraf_bridge.plugins.hoymiles import options as hoymiles
@@ -38,43 +39,50 @@ PATH_KEYS: Mapping[str, tuple[str, ...]] = {
     "gpio_pulse": gpio_pulse.PATH_KEYS,
     "iotflow": iotflow.PATH_KEYS,
 }
-# Keys render-config writes into every plugin's config itself (see render.py), and where the
-# user sets them instead.
-SHARED_KEYS: Mapping[str, str] = {
-    "signal": "the source's signal",
-    "interval": "the source's interval",
-    "state_dir": "agent.state_directory",
-    "instance": "the source's name",
-    "require_clock_sync": "agent.require_clock_sync",
-    "time_floor": "agent.time_floor",
-    "debug": "agent.debug",
-    "buffer_directory": "agent.buffer_directory",
-    "buffer_max_size_mb": "agent.buffer_max_size_mb",
-    "route_tag": "downsampling.route_tag",
-    "raw_tier": "downsampling.raw_name",
-    "tiers": "the downsampling section",
+# Keys render-config always writes for a plugin that the plugin's own parser reads, so its
+# cross-checks see them (gpio_pulse: the tier route; values checked by the schema).
+RENDERED: Mapping[str, Mapping[str, Any]] = {
+    "gpio_pulse": {"route_tag": "bridge_tier", "raw_tier": "PowerLogger_raw"},
 }
+
+
+def options_section(source: Mapping[str, Any], where: str, interval_s: float) -> Section:
+    """A source's options as its plugin reads them, with the shim's own keys read already.
+
+    The options are taken as render-config writes them: over the keys it always provides,
+    and with the shim's keys (render-config writes them from the agent and the source; an
+    option of the same name, e.g. a per-source ``time_floor``, overrides them) checked as
+    plugin_main checks them. Raises ConfigError.
+    """
+    options = source.get("options") or {}
+    section = Section({**RENDERED.get(str(source.get("plugin")), {}), **options}, where)
+    floor = section.string("time_floor", "2000-01-01T00:00:00Z")
+    try:
+        parse_time_floor(floor)
+    except ValueError:
+        raise ConfigError(
+            f"{where}.time_floor = {floor!r} is invalid: expected an RFC 3339 time"
+        ) from None
+    section.string("signal", "none", choices=("none", "STDIN"))
+    section.duration("interval", interval_s, minimum=0.001)
+    for key in ("state_dir", "instance"):
+        section.string(key, "")
+    for key in ("require_clock_sync", "debug"):
+        section.boolean(key, False)
+    return section
 
 
 def problems(source: Mapping[str, Any], where: str) -> list[str]:
     """Every problem the plugin would report for this source's options (empty when fine)."""
     parser = PARSERS.get(str(source.get("plugin")))
-    options = source.get("options")
-    if parser is None or not isinstance(options, dict):
+    if parser is None or not isinstance(source.get("options"), dict):
         return []  # an unknown plugin or a non-mapping is reported by the schema already
-    found = [
-        f"{where}.options.{key} is not a plugin option: bridge-cli sets it from {origin}; "
-        "set it there"
-        for key, origin in SHARED_KEYS.items()
-        if key in options
-    ]
-    user = {k: v for k, v in options.items() if k not in SHARED_KEYS}
     try:
         interval_s = parse_duration(source.get("interval") or "10s")
     except ConfigError:
         interval_s = 10.0  # reported by the schema already
     try:
-        parser(Section(user, f"{where}.options"), interval_s)
+        parser(options_section(source, f"{where}.options", interval_s), interval_s)
     except ConfigError as exc:
-        found.extend(exc.problems)
-    return found
+        return exc.problems
+    return []

@@ -63,9 +63,12 @@ def problems(sources: str) -> list[str]:
             "sources[0].options.mqtt.qos = 3 is invalid",
         ),
         (
-            "  - {name: s, plugin: demo, options: {time_floor: '1999-01-01T00:00:00Z'}}",
-            "sources[0].options.time_floor is not a plugin option: bridge-cli sets it from "
-            "agent.time_floor",
+            "  - {name: s, plugin: demo, options: {debug: 'yes'}}",
+            "sources[0].options.debug = 'yes' is invalid: expected true or false",
+        ),
+        (
+            "  - {name: s, plugin: gpio_pulse, options: {tiers: [{window: 7s, tier: t}]}}",
+            "sources[0].options.tiers[0].window must be whole seconds dividing a day",
         ),
     ],
 )

@@ -54,9 +54,10 @@ def reference_markdown() -> str:
         "A source's `options` are checked by the plugin's own parser when the config is loaded:",
         "an unknown key (with a did-you-mean), a wrong type, a value out of range or options",
         "that exclude each other is reported as `sources[i].options.<key>`, and nothing is",
-        "written. The keys bridge-cli writes into every plugin's config itself (`signal`,",
-        "`interval`, `state_dir`, `instance`, `time_floor`, ...) are set in the `agent` or the",
-        "source, not in `options`. A config with sources but no enabled sink is refused.",
+        "written. The keys bridge-cli writes into every plugin's config from the agent and the",
+        "source (`signal`, `interval`, `state_dir`, `instance`, `time_floor`, ...) may be",
+        "overridden in `options` and are checked there too. A config with sources but no",
+        "enabled sink is refused.",
         "",
     ]
     for title, opts in schema.SECTIONS.items():
