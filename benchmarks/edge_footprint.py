@@ -218,7 +218,7 @@ def setup_influxdb(doc: dict[str, Any], tmp: Path) -> None:
 
 def render_config(doc: dict[str, Any], out_dir: Path) -> Path:
     """telegraf.conf and the plugin configs, by the same code as `bridge-cli render-config`."""
-    settings = load_settings(None, {}, text=yaml.safe_dump(doc, sort_keys=False))
+    settings = load_settings(None, {}, text=yaml.safe_dump(doc, sort_keys=False), base_dir=out_dir)
     output = out_dir / "telegraf.conf"
     render.write(render.render(settings, output), output)
     return output

@@ -42,6 +42,7 @@ agent:
   buffer_strategy: memory
   state_directory: {workdir / "state"}
   require_clock_sync: false
+  time_floor: "2020-01-01T00:00:00Z"
   health_listen: ""
 sources:
   - name: meter
@@ -49,14 +50,13 @@ sources:
     options:
       backend: sim
       min_interval: 0s
-      time_floor: "2020-01-01T00:00:00Z"
       sim: {{rate: {per_channel}, limit: {limit}}}
 sinks:
   - name: out
     type: file
     path: {workdir / "metrics.lp"}
 """
-    settings = load_settings(None, {}, text=text)
+    settings = load_settings(None, {}, text=text, base_dir=workdir)
     output = workdir / "telegraf.conf"
     render.write(render.render(settings, output), output)
     return output

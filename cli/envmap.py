@@ -5,7 +5,11 @@ Two layers, applied in this order over the YAML file:
 1. Seed aliases, so users of the five systems this bundle replaces can keep their ``.env``
    files. Each group describes one sink; it overrides the first sink of its type in the YAML,
    or adds a sink named after the group when the YAML has none. A token variable is never read
-   for its value: the sink just references it (``token_env``). Seed 001's DTU variables
+   for its value: the sink just references it (``token_env``). Nothing is guessed: a malformed
+   value, a group with a variable missing, and two groups that read the same variable (seed
+   000's ``INFLUX_URL`` is seed 004's too) or would configure the same sink are errors naming
+   the variables; seed 003's ``INFLUX_HOST`` is the one defined precedence (its
+   ``INFLUX_ORG``/``INFLUX_TOKEN`` are not seed 000's then). Seed 001's DTU variables
    (``DTU_HOST``, ``DTU_PORT``, ``MODBUS_UNIT_ID``, ``QUERY_PERIOD``, ...) likewise configure
    the first ``hoymiles`` source, or add one, and seed 004's ``TAPTAP_CMD`` and
    ``INFLUX_MEASUREMENT`` the first ``taptap`` source.
@@ -17,6 +21,7 @@ Two layers, applied in this order over the YAML file:
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,13 +35,16 @@ class AliasGroup:
     name: str
     seed: str
     sink_type: str
-    # All of these must be set for the group to apply (a partial set is reported as a note).
+    # All of these must be set for the group to apply (a partial set is an error, unless only
+    # variables used elsewhere too, such as a token, are set).
     trigger: tuple[str, ...]
     keys: Mapping[str, str]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     token_env: str = ""
     token_file_env: str = ""
     enabled_env: str = ""
+    # Variables that make this group's shared variables another group's (seed 003's
+    # INFLUX_HOST takes INFLUX_ORG and INFLUX_TOKEN from seed 000).
     unless: tuple[str, ...] = ()
 
 
@@ -63,7 +71,7 @@ ALIAS_GROUPS: tuple[AliasGroup, ...] = (
         seed="000 SmartSolar",
         sink_type="influxdb_v2",
         trigger=("INFLUX_TOKEN", "INFLUX_ORG"),
-        unless=("INFLUX_HOST", "INFLUX_DB"),
+        unless=("INFLUX_HOST",),
         keys={"url": "INFLUX_URL", "organization": "INFLUX_ORG", "bucket": "INFLUX_BUCKET"},
         defaults={"url": "https://us-east-1-1.aws.cloud2.influxdata.com", "bucket": "smartsolar"},
         token_env="INFLUX_TOKEN",
@@ -154,26 +162,136 @@ def env_key(name: str) -> str:
     return name.upper().replace("-", "_")
 
 
-def apply_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: list[str]) -> None:
-    """Merge the seed alias groups present in ``env`` into ``doc`` (in place)."""
-    sinks = doc.setdefault("sinks", [])
-    if not isinstance(sinks, list):
-        return
+def declared(group: AliasGroup) -> frozenset[str]:
+    """Every variable a seed group reads."""
+    names = {*group.trigger, *group.keys.values()}
+    names |= {group.token_env, group.token_file_env, group.enabled_env}
+    return frozenset(names - {""})
+
+
+def _harmless(var: str, env: Mapping[str, str], referenced: frozenset[str]) -> bool:
+    """Whether a variable set without its group is used elsewhere, so not ignored.
+
+    A token a bridge.yaml names in token_env, a variable it references as ``${VAR}``, a tier
+    name, or a seed's "InfluxDB disabled".
+    """
+    if any(var == g.token_env for g in ALIAS_GROUPS) or var in DOWNSAMPLING_ALIASES:
+        return True
+    if var in referenced:
+        return True
+    is_flag = any(var == g.enabled_env for g in ALIAS_GROUPS)
+    return is_flag and env.get(var, "").strip().lower() in FALSE_WORDS
+
+
+def _label(group: AliasGroup, env: Mapping[str, str]) -> str:
+    """``seed 000 SmartSolar (INFLUX_TOKEN, INFLUX_ORG)``: the group and its variables set."""
+    present = sorted(v for v in declared(group) if env.get(v))
+    return f"seed {group.seed} ({', '.join(present)})"
+
+
+_RESOLVE = (
+    "describe the sinks in a bridge.yaml (see docs/configuration.md) and unset the seed "
+    "variables, or unset one seed's variables"
+)
+
+
+def _alias_problems(
+    env: Mapping[str, str],
+    active: list[AliasGroup],
+    notes: list[str],
+    problems: list[str],
+    referenced: frozenset[str],
+) -> None:
+    """Competing groups are conflicts; a group's variables that would be ignored are errors."""
+    claimed = frozenset().union(*(declared(g) for g in active))
+    for index, first in enumerate(active):
+        for second in active[index + 1 :]:
+            shared = sorted(declared(first) & declared(second))
+            if shared:
+                problems.append(
+                    f"conflicting seed variables: {_label(first, env)} and "
+                    f"{_label(second, env)} both read {', '.join(shared)}, so it is not clear "
+                    f"which sink they describe: {_RESOLVE}"
+                )
     for group in ALIAS_GROUPS:
-        if any(env.get(var) for var in group.unless):
+        if group in active:
             continue
-        present = [var for var in group.trigger if env.get(var)]
-        if not present:
+        stray = sorted(
+            v for v in declared(group) - claimed if env.get(v) and not _harmless(v, env, referenced)
+        )
+        present = [v for v in group.trigger if env.get(v)]
+        winners = [v for v in group.unless if env.get(v)]
+        if winners and len(present) == len(group.trigger):
+            if stray:
+                problems.append(
+                    f"conflicting seed variables: {', '.join(stray)} (seed {group.seed}) set "
+                    f"with {', '.join(winners)}, which makes the variables describe another "
+                    f"seed's sink, so {', '.join(stray)} would be ignored: {_RESOLVE}"
+                )
             continue
-        if len(present) < len(group.trigger):
+        if stray:
+            missing = ", ".join(v for v in group.trigger if not env.get(v))
+            problems.append(
+                f"{', '.join(stray)} set but {missing} not: the seed {group.seed} sink needs "
+                f"{' and '.join(group.trigger)}; set the missing variable(s) or unset "
+                f"{', '.join(stray)}"
+            )
+        elif present and not set(present) <= claimed:
             missing = ", ".join(v for v in group.trigger if v not in present)
             notes.append(
                 f"{', '.join(present)} set but {missing} not: seed {group.seed} variables ignored"
             )
-            continue
-        target = next(
-            (s for s in sinks if isinstance(s, dict) and s.get("type") == group.sink_type), None
-        )
+
+
+def _enabled(group: AliasGroup, env: Mapping[str, str], problems: list[str]) -> bool | None:
+    """The group's enabled flag: True/False, or None (reported) when it is neither word."""
+    raw = env.get(group.enabled_env, "").strip().lower()
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS:
+        return False
+    problems.append(
+        f"{group.enabled_env}={env[group.enabled_env]!r} is invalid: expected true or false "
+        f"(also 1/0, yes/no, on/off; seed {group.seed})"
+    )
+    return None
+
+
+def apply_aliases(
+    doc: dict[str, Any],
+    env: Mapping[str, str],
+    notes: list[str],
+    problems: list[str],
+    *,
+    referenced: set[str] | frozenset[str] = frozenset(),
+) -> None:
+    """Merge the seed alias groups present in ``env`` into ``doc`` (in place).
+
+    A group configures the first sink of its type in the file, or adds its own sink. Two
+    groups never share a variable or a sink: that is a conflict, reported in ``problems``
+    with every other problem, as are variables that would be ignored.
+    """
+    sinks = doc.setdefault("sinks", [])
+    if not isinstance(sinks, list):
+        return
+    active = [
+        g
+        for g in ALIAS_GROUPS
+        if all(env.get(v) for v in g.trigger) and not any(env.get(v) for v in g.unless)
+    ]
+    _alias_problems(env, active, notes, problems, frozenset(referenced))
+    from_file = [s for s in sinks if isinstance(s, dict)]
+    for kind in {g.sink_type for g in active}:
+        same = [g for g in active if g.sink_type == kind]
+        if len(same) > 1 and any(s.get("type") == kind for s in from_file):
+            problems.append(
+                "conflicting seed variables: "
+                + " and ".join(_label(g, env) for g in same)
+                + f" would all configure the first {kind} sink of the file: {_RESOLVE}"
+            )
+            return
+    for group in active:
+        target = next((s for s in from_file if s.get("type") == group.sink_type), None)
         if target is None:
             target = {"name": group.name, "type": group.sink_type, **group.defaults}
             target[ORIGIN_KEY] = f"added from the seed {group.seed} environment variables"
@@ -188,9 +306,9 @@ def apply_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: list[str])
             target["token_env"] = group.token_env
             target.pop("token_file", None)
         if group.enabled_env:
-            enabled = env.get(group.enabled_env, "").strip().lower() in TRUE_WORDS
-            target["enabled"] = enabled
-            if not enabled:
+            enabled = _enabled(group, env, problems)
+            target["enabled"] = bool(enabled)
+            if enabled is False:
                 notes.append(
                     f"sink {target['name']!r} is disabled: {group.enabled_env} is not true "
                     f"(seed {group.seed} semantics)"
@@ -203,13 +321,26 @@ def _typed_env(raw: str, kind: str) -> str | int | list[str]:
     if kind == "argv":
         return shlex.split(raw)
     if kind == "int":
+        if not re.fullmatch(r"-?\d+", raw):
+            raise ValueError("not an integer")
         return int(raw)
     if kind == "seconds":
+        if not re.fullmatch(r"\d+(\.\d+)?", raw):
+            raise ValueError("not a number of seconds")
         return f"{float(raw):g}s"
     return raw
 
 
-def apply_source_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: list[str]) -> None:
+_EXPECTED = {
+    "argv": "a command line (with balanced quotes)",
+    "int": "an integer",
+    "seconds": "a number of seconds, e.g. 60",
+}
+
+
+def apply_source_aliases(
+    doc: dict[str, Any], env: Mapping[str, str], notes: list[str], problems: list[str]
+) -> None:
     """Configure the first source of a seed's plugin from its device variables (in place)."""
     sources = doc.setdefault("sources", [])
     if not isinstance(sources, list):
@@ -234,9 +365,9 @@ def apply_source_aliases(doc: dict[str, Any], env: Mapping[str, str], notes: lis
                 try:
                     dest[key] = _typed_env(raw, kind)
                 except ValueError as exc:
-                    what = "a command line" if kind == "argv" else "a number"
-                    notes.append(
-                        f"{var}={raw!r} is not {what} ({exc}); ignored (seed {alias.seed})"
+                    problems.append(
+                        f"{var}={raw!r} is invalid: expected {_EXPECTED.get(kind, 'text')} "
+                        f"({exc}; seed {alias.seed})"
                     )
         notes.append(f"source {target.get('name')!r} configured from seed {alias.seed} variables")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from telegraf_bridge.cli import iotflow_files, schema, tiers
+from telegraf_bridge.cli import iotflow_files, plugin_options, schema, tiers
 from telegraf_bridge.cli.fsutil import write_atomic
 from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.cli.toml_values import (
@@ -19,7 +19,7 @@ from telegraf_bridge.cli.toml_values import (
     toml_comment,
     toml_value,
 )
-from telegraf_bridge.plugins.common import ConfigError, Section, format_duration
+from telegraf_bridge.plugins.common import ConfigError, format_duration, parse_duration
 from telegraf_bridge.plugins.iotflow import options as iotflow_options
 from telegraf_bridge.plugins.iotflow import registry
 
@@ -141,7 +141,8 @@ def _tier_options(settings: Settings) -> dict[str, Any]:
 def _iotflow_options(source: dict[str, Any]) -> iotflow_options.IotflowOptions:
     where = f"sources ({source['name']}).options"
     try:
-        return iotflow_options.parse(Section(source["options"], where))
+        interval_s = parse_duration(source["interval"])
+        return iotflow_options.parse(plugin_options.options_section(source, where, interval_s))
     except ConfigError as exc:
         raise InvalidConfig(where, [str(exc)]) from None
 

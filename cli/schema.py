@@ -139,8 +139,11 @@ AGENT: tuple[Opt, ...] = (
     Opt(
         "time_floor",
         "string",
-        "2026-01-01T00:00:00Z",
-        "Points stamped before this RFC 3339 instant are refused by every plugin.",
+        "2000-01-01T00:00:00Z",
+        "Points stamped before this RFC 3339 instant are refused by every plugin (and held "
+        "while the clock reads earlier). It guards against clockless timestamps (a Pi without "
+        "a real-time clock boots in 1970), never against real history: keep it below your "
+        "oldest record, including backfills.",
     ),
 )
 

@@ -11,12 +11,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import yaml
-from telegraf_bridge.cli import envmap, schema
+from telegraf_bridge.cli import envmap, plugin_options, schema, yaml_vars
 from telegraf_bridge.plugins.common import ConfigError, parse_duration
 from telegraf_bridge.plugins.common._clock import parse_time_floor
 
@@ -58,21 +59,6 @@ class Settings:
         """Sources that are enabled."""
         return [s for s in self.sources if s["enabled"]]
 
-    def anchor_paths(self, base: Path) -> None:
-        """Make relative buffer, state, log and file-sink paths absolute under ``base``.
-
-        Telegraf and its plugins may run with another working directory than the one the
-        config was written for (``bridge-cli run``, the container entrypoint), so the rendered
-        config must not depend on it.
-        """
-        for key in ("buffer_directory", "state_directory", "logfile"):
-            value = self.agent.get(key)
-            if value and not Path(value).is_absolute():
-                self.agent[key] = str((base / value).resolve())
-        for sink in self.sinks:
-            if sink["type"] == "file" and not Path(sink["path"]).is_absolute():
-                sink["path"] = str((base / sink["path"]).resolve())
-
     def referenced_env(self) -> list[str]:
         """Environment variables the rendered config reads at Telegraf start-up."""
         names = []
@@ -81,6 +67,48 @@ class Settings:
                 if sink.get(key):
                     names.append(sink[key])
         return sorted(set(names))
+
+
+def _anchored(value: Any, base: Path) -> Any:
+    """``value`` (a path, or a list of paths or globs) made absolute under ``base``."""
+    if isinstance(value, list):
+        return [_anchored(item, base) for item in value]
+    if not isinstance(value, str) or not value or Path(value).is_absolute():
+        return value
+    return os.path.normpath(base / value)
+
+
+def _anchor_options(options: dict[str, Any], keys: tuple[str, ...], base: Path) -> None:
+    """Anchor a plugin's path options; dotted keys name an option in a table."""
+    for dotted in keys:
+        *tables, key = dotted.split(".")
+        table: Any = options
+        for name in tables:
+            table = table.get(name) if isinstance(table, dict) else None
+        if isinstance(table, dict) and key in table:
+            table[key] = _anchored(table[key], base)
+
+
+def _anchor_paths(settings: Settings, base: Path) -> None:
+    """Make every relative path of the config absolute under ``base``.
+
+    The same bridge.yaml must mean the same files wherever it is run from: Telegraf and its
+    plugins run with another working directory than the user's shell (``bridge-cli run``, the
+    container entrypoint, systemd), and a path that followed the current directory would
+    start fresh tail positions and meter totals in another place.
+    """
+    base = base.resolve()
+    sections = [(schema.AGENT, settings.agent)]
+    sections += [(schema.SINK_COMMON + schema.SINK_TYPE_OPTS[s["type"]], s) for s in settings.sinks]
+    for opts, values in sections:
+        for opt in opts:
+            value = values.get(opt.key)
+            # `python` may be a bare name looked up on PATH, like a shell does.
+            if opt.kind == "path" and not (opt.key == "python" and "/" not in str(value)):
+                values[opt.key] = _anchored(value, base)
+    for source in settings.sources:
+        keys = plugin_options.PATH_KEYS.get(source["plugin"], ())
+        _anchor_options(source["options"], keys, base)
 
 
 def _coerce(opt: schema.Opt, value: Any, where: str, problems: list[str]) -> Any:
@@ -124,6 +152,9 @@ def _coerce(opt: schema.Opt, value: Any, where: str, problems: list[str]) -> Any
             bad("a mapping of plugin options")
             return {}
         return value
+    if isinstance(value, datetime):
+        # YAML reads an unquoted `2025-01-01T00:00:00Z` as a time; the option means that time.
+        value = value.isoformat().replace("+00:00", "Z")
     if not isinstance(value, str):
         bad("a string")
         return opt.default
@@ -172,8 +203,10 @@ def _section(
     return result
 
 
-def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings:
-    problems: list[str] = []
+def _validate(
+    doc: Mapping[str, Any], source: str, notes: list[str], env_problems: list[str]
+) -> Settings:
+    problems: list[str] = list(env_problems)
     for key in doc:
         if key not in _SECTIONS:
             problems.append(f"{key} is not a known section; allowed: {', '.join(_SECTIONS)}")
@@ -205,6 +238,8 @@ def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings
         src = _section(schema.SOURCE, item, where, problems)
         if not src["interval"]:
             src["interval"] = schema.PLUGIN_INTERVALS.get(src["plugin"], agent["interval"])
+        if src["enabled"]:
+            problems.extend(plugin_options.problems(src, where))
         sources.append(src)
 
     sinks: list[dict[str, Any]] = []
@@ -248,6 +283,11 @@ def _validate(doc: Mapping[str, Any], source: str, notes: list[str]) -> Settings
                 problems.append(f"{label}: name {name!r} is used twice; names must be unique")
             if isinstance(name, str):
                 seen.add(name)
+    if any(s["enabled"] for s in sources) and not any(k["enabled"] for k in sinks):
+        problems.append(
+            "no enabled sink: every point the sources produce would go nowhere; add one under "
+            "sinks (an InfluxDB sink, or `type: file` to keep the data locally) or enable one"
+        )
     if problems:
         raise InvalidConfig(source, problems)
     _note_tiers(sources, sinks, downsampling, notes)
@@ -309,16 +349,38 @@ def _downsampling(doc: Any, problems: list[str]) -> dict[str, Any]:
     return result
 
 
+def _yaml_problem(source: str, exc: yaml.YAMLError) -> str:
+    """``bridge.yaml:7:3: mapping values are not allowed here``: where the parser stopped."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return f"{source}: not valid YAML: {problem}"
+    message = f"{source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}"
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        message += f" ({context} at line {context_mark.line + 1})"
+    return message
+
+
 def load_settings(
     path: Path | None,
     env: Mapping[str, str] | None = None,
     *,
     text: str | None = None,
+    base_dir: Path | None = None,
 ) -> Settings:
     """Read ``path`` (or ``text``), apply the environment and validate.
 
+    Relative paths (agent directories and log, file sinks, token files, plugins' path
+    options) are made absolute under ``base_dir``, by default the config file's directory;
+    ``text`` without ``path`` has no directory, so its caller must say where it belongs.
     Raises :class:`InvalidConfig` naming every problem.
     """
+    if base_dir is None:
+        if path is None:
+            raise ValueError("load_settings(text=...) without a path needs base_dir")
+        base_dir = Path(path).absolute().parent
     environ = dict(os.environ if env is None else env)
     source = str(path) if path is not None else "<embedded>"
     if text is None:
@@ -333,14 +395,18 @@ def load_settings(
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidConfig(source, [f"not valid YAML: {exc}"]) from None
+        raise InvalidConfig(source, [_yaml_problem(source, exc)]) from None
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise InvalidConfig(source, ["the top level must be a mapping with agent, sources, sinks"])
     notes: list[str] = []
-    envmap.apply_aliases(doc, environ, notes)
-    envmap.apply_source_aliases(doc, environ, notes)
+    env_problems: list[str] = []
+    doc, referenced = yaml_vars.expand(doc, environ, env_problems)
+    envmap.apply_aliases(doc, environ, notes, env_problems, referenced=referenced)
+    envmap.apply_source_aliases(doc, environ, notes, env_problems)
     envmap.apply_downsampling_aliases(doc, environ, notes)
     envmap.apply_canonical(doc, environ)
-    return _validate(doc, source, notes)
+    settings = _validate(doc, source, notes, env_problems)
+    _anchor_paths(settings, base_dir)
+    return settings

@@ -153,7 +153,7 @@ def load_query_settings(config_path: Path | None, env: Mapping[str, str] | None 
     """
     try:
         if config_path is None:
-            return load_settings(None, env, text="")
+            return load_settings(None, env, text="", base_dir=Path.cwd())
         return load_settings(config_path, env)
     except InvalidConfig as exc:
         raise SinkError("config_error", str(exc)) from None

@@ -100,7 +100,7 @@ def load(env: dict[str, str], data_dir: Path) -> tuple[Settings, ConfigChoice]:
     """The validated settings, anchored in the data directory, with a health endpoint."""
     choice = choose_config(env)
     try:
-        settings = load_settings(choice.path, env, text=choice.text)
+        settings = load_settings(choice.path, env, text=choice.text, base_dir=data_dir)
     except InvalidConfig as exc:
         raise EntrypointError(str(exc).replace("<embedded>", choice.label)) from None
     # The schema's defaults name the images' volume; on another data dir (balena's /data) they
@@ -108,7 +108,6 @@ def load(env: dict[str, str], data_dir: Path) -> tuple[Settings, ConfigChoice]:
     for key, sub in (("buffer_directory", "buffer"), ("state_directory", "state")):
         if settings.agent.get(key) == str(DEFAULT_DATA_DIR / sub) and data_dir != DEFAULT_DATA_DIR:
             settings.agent[key] = str(data_dir / sub)
-    settings.anchor_paths(data_dir)
     if not settings.agent.get("health_listen"):
         listen = env.get(HEALTH_ENV) or DEFAULT_HEALTH
         settings.agent["health_listen"] = listen

@@ -57,7 +57,7 @@ def plugin_ctx(
 def render_yaml(text: str, out_dir: Path, env: dict[str, str] | None = None) -> Path:
     """Render a bridge.yaml text into out_dir/telegraf.conf (with its plugin configs)."""
     merged = {**os.environ, **(env or {})}
-    settings = load_settings(None, merged, text=text)
+    settings = load_settings(None, merged, text=text, base_dir=out_dir)
     output = out_dir / "telegraf.conf"
     render.write(render.render(settings, output), output)
     return output

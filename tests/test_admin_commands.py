@@ -196,7 +196,9 @@ def test_canonical_matches_influxd_rendering_of_the_wanted_cq(tmp_path: Path) ->
     settings = load_settings(
         None,
         {},
-        text="sources:\n  - {name: m, plugin: gpio_pulse, options: {impulses_per_kwh: 600}}\n",
+        text="sources:\n  - {name: m, plugin: gpio_pulse, options: {impulses_per_kwh: 600}}\n"
+        "sinks:\n  - {name: out, type: file, path: /tmp/m.lp}\n",
+        base_dir=tmp_path,
     )
     (cq,) = [
         q for q in continuous_queries(layout_from_settings(settings), "power") if q.tier.key == "1m"

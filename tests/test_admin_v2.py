@@ -52,7 +52,7 @@ sinks:
     bucket: solar
     token_env: BRIDGE_TEST_TOKEN
 """
-    settings = load_settings(None, {"BRIDGE_TEST_TOKEN": ADMIN}, text=text)
+    settings = load_settings(None, {"BRIDGE_TEST_TOKEN": ADMIN}, text=text, base_dir=Path.cwd())
     layout = layout_from_settings(settings)
     sink = settings.sinks[0]
     return sink, layout, written_names(settings, layout, sink)
@@ -231,7 +231,7 @@ sinks:
       token_env: T}}
   - {{name: core3, type: influxdb_v3, url: {fake.url}, database: d, token_env: T}}
 """
-    settings = load_settings(None, {"T": ADMIN}, text=text)
+    settings = load_settings(None, {"T": ADMIN}, text=text, base_dir=Path.cwd())
     layout = layout_from_settings(settings)
     sink = settings.sinks[0]
     admin = InfluxV2Admin(sink, ADMIN, write_names=written_names(settings, layout, sink))

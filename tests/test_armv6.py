@@ -205,7 +205,7 @@ def _every_plugin_yaml(tmp_path: Path) -> str:
             {"name": "meter", "plugin": "gpio_pulse", "options": {"backend": "sim"}},
             {"name": "smartsolar", "plugin": "ndjson_tail", "options": {"files": ["/x/*.ndjson"]}},
             {"name": "dtu", "plugin": "hoymiles", "options": {"host": "127.0.0.1"}},
-            {"name": "tigo", "plugin": "taptap"},
+            {"name": "tigo", "plugin": "taptap", "options": {"tcp": "127.0.0.1"}},
             {
                 # inputs.mqtt_consumer, parsers.json, processors.converter/lookup, and a
                 # secretstores.docker for the broker password file.

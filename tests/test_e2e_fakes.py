@@ -16,7 +16,8 @@ pytestmark = pytest.mark.telegraf
 
 V2_TOKEN = "canary-v2-token"
 V3_TOKEN = "canary-v3-token-from-file"
-BUCKET = "so${HOME}lar"  # a '$' in a value must reach the server literally
+# A '$' in a value must reach the server literally (bridge.yaml writes it as $${HOME}).
+BUCKET = "so${HOME}lar"
 
 
 def _run(tmp_path: Path, telegraf_bin: Path, v2: FakeInfluxV2, v3: FakeInfluxV3) -> TelegrafProcess:
@@ -33,7 +34,7 @@ sinks:
     type: influxdb_v2
     url: {v2.url}
     organization: test-org
-    bucket: {json.dumps(BUCKET)}
+    bucket: {json.dumps(BUCKET.replace("${", "$${"))}
     token_env: BRIDGE_TEST_V2_TOKEN
   - name: core3
     type: influxdb_v3

@@ -274,7 +274,7 @@ def test_a_pulse_late_for_a_closed_window_corrects_it(tmp_path: Path) -> None:
         ),
         ({"channels": [{"name": "A b", "pin": 20}]}, "PulseType tag"),
         ({"channels": [{"name": "A"}]}, "pin is required"),
-        ({"channels": [{"name": "A", "pin": 20, "colour": "red"}]}, "unknown option(s) colour"),
+        ({"channels": [{"name": "A", "pin": 20, "colour": "red"}]}, "colour is not a known option"),
         ({"window": "7s"}, "dividing a day"),
         ({"backend": "gpiod", "sim": {"rate": 1}}, "only read with backend"),
         ({"sim": {"rate": 1, "profile": "house"}}, "rate or profile"),

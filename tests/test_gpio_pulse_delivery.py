@@ -51,7 +51,6 @@ sources:
       backend: sim
       window: 2s
       grace: 500ms
-      time_floor: "2020-01-01T00:00:00Z"
       sim: {{rate: 30, jitter: 0.2, bounce: 0.2, seed: 5, limit: {PULSES}}}
 sinks:
   - name: home

@@ -29,7 +29,6 @@ sources:
       backend: sim
       window: 5s
       grace: 1s
-      time_floor: "2020-01-01T00:00:00Z"
       sim: {{rate: 20, jitter: 0.3, bounce: 0.3, seed: 3, limit: {PULSES}, scale: [1.0, 0.5, 1.5]}}
 """
 

@@ -235,7 +235,7 @@ def test_units_hold_the_paths_of_this_install(v1_layout: Layout) -> None:
     render_line, check_line = values(service, "Service", "ExecStartPre")
     assert exec_argv(render_line) == [
         str(BRIDGE_CLI), "render-config", "--config", str(v1_layout.config),
-        "--output", str(conf), "--quiet",
+        "--output", str(conf), "--base-dir", str(data), "--quiet",
     ]  # fmt: skip
     assert exec_argv(check_line) == [str(BRIDGE_CLI), "check-config", "--skip-test", str(conf)]
     assert exec_argv(one(service, "Service", "ExecStart")) == [

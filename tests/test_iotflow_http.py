@@ -993,7 +993,7 @@ def _connectable(port: int) -> bool:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ("typo = 1", "unknown option(s) typo"),
+        ("typo = 1", "typo is not a known option"),
         ('tls_cert = "/nonexistent.pem"', "set both tls_cert and tls_key"),
     ],
 )

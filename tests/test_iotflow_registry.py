@@ -257,7 +257,10 @@ def test_render_password_from_env_and_options_validated(tmp_path: Path) -> None:
         ("      string_tags: [device_id]\n", "string_tags"),
         ("      http: {listen: 'nowhere'}\n", "listen"),
         ("      mqtt: {servers: ['localhost']}\n", "servers"),
-        ("      mqtt: {sevrers: []}\n", "unknown option"),
+        (
+            "      mqtt: {sevrers: []}\n",
+            r"mqtt\.sevrers is not a known option \(did you mean 'servers'\?\)",
+        ),
     ):
         with pytest.raises(Exception, match=problem):
             render_yaml(_iotflow_yaml(tmp_path, options), tmp_path / "bad")

@@ -217,7 +217,7 @@ def test_a_clock_hold_is_shown_and_is_not_ok(tmp_path: Path) -> None:
     path: ./var/out.lp"""
     config = _config(tmp_path, sink)
     config.write_text(
-        config.read_text().replace("agent:\n", "agent:\n  time_floor: '2100-01-01T00:00:00Z'\n")
+        config.read_text().replace("agent:\n", "agent:\n  time_floor: 2100-01-01T00:00:00Z\n")
     )
     proc = _run(["--config", str(config), "--duration", "6"], tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr

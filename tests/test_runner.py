@@ -172,7 +172,7 @@ def test_unknown_option_is_an_error(tmp_path: Path) -> None:
     proc = _start_demo(_demo_config(tmp_path, devcies=2), "--once")
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 2
-    assert "unknown option(s) devcies" in err.decode()
+    assert "demo.devcies is not a known option (did you mean 'devices'?)" in err.decode()
 
 
 def test_restart_continues_counters_instead_of_resetting(tmp_path: Path) -> None:

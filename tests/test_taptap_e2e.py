@@ -47,7 +47,6 @@ sources:
     plugin: taptap
     options:
       command: {command}
-      time_floor: "2020-01-01T00:00:00Z"
       status_interval: 1s
 sinks:
   - name: bms

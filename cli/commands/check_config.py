@@ -226,7 +226,6 @@ def command(  # noqa: PLR0917 - click passes every option positionally
                 settings = load_settings(bridge_yaml)
             except InvalidConfig as exc:
                 raise click.ClickException(str(exc)) from None
-            settings.anchor_paths(bridge_yaml.resolve().parent)
             config_file = Path(render_dir) / "telegraf.conf"
             render.write(
                 render.render(settings, config_file, config_source=str(bridge_yaml)), config_file

@@ -445,7 +445,7 @@ def make_plan(opts: Options) -> Plan:
     output = data_dir / "telegraf.conf"
     try:
         # The service sees only the env file, so the check renders with it alone too.
-        settings = load_settings(config, env_values)
+        settings = load_settings(config, env_values, base_dir=data_dir)
         rendered = render.render(settings, output, config_source=str(config))
     except InvalidConfig as exc:
         raise InstallError(f"the config does not render:\n{exc}") from None
@@ -495,6 +495,8 @@ def make_plan(opts: Options) -> Plan:
             str(config),
             "--output",
             str(output),
+            "--base-dir",
+            str(data_dir),
             "--quiet",
         ],
         "check_argv": [str(bridge_cli), "check-config", "--skip-test", str(output)],

@@ -27,16 +27,25 @@ from telegraf_bridge.cli.settings import InvalidConfig, load_settings
     show_default=True,
     help="telegraf.conf to write (mode 0600, atomically; env: BRIDGE_OUTPUT).",
 )
+@click.option(
+    "--base-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory relative paths in the config resolve against "
+    "[default: the config file's directory].",
+)
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
-def command(config_path: Path, output: Path, quiet: bool) -> None:
+def command(config_path: Path, output: Path, base_dir: Path | None, quiet: bool) -> None:
     """Render telegraf.conf and the plugin configs from a bridge.yaml.
 
     Environment variables override the file; tokens are written only as references
-    (${VAR} or a token-file secret store), never as values. Nothing is written unless the
-    whole config is valid.
+    (${VAR} or a token-file secret store), never as values. Relative paths (buffer, state,
+    log, file sinks, token files, plugin paths such as ndjson_tail's files) become absolute
+    under the config file's directory (or --base-dir), so the rendered config means the same
+    files wherever it is run from. Nothing is written unless the whole config is valid.
     """
     try:
-        settings = load_settings(config_path)
+        settings = load_settings(config_path, base_dir=base_dir)
         rendered = render.render(settings, output, config_source=str(config_path))
     except InvalidConfig as exc:
         raise click.ClickException(str(exc)) from None

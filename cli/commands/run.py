@@ -57,17 +57,14 @@ def seed_variables(env: Mapping[str, str]) -> dict[str, list[str]]:
 
 def _demo_settings() -> Settings:
     """The embedded demo: local files only, whatever the environment says."""
-    settings = load_settings(None, env={}, text=starter_text())
-    settings.anchor_paths(Path.cwd())
+    settings = load_settings(None, env={}, text=starter_text(), base_dir=Path.cwd())
     settings.sinks = [s for s in settings.sinks if s["type"] == "file"]
     return settings
 
 
 def _settings(config_path: Path | None) -> Settings:
     if config_path is not None:
-        settings = load_settings(config_path)
-        settings.anchor_paths(Path.cwd())
-        return settings
+        return load_settings(config_path)
     seeds = seed_variables(os.environ)
     if seeds:
         listing = "; ".join(f"seed {seed}: {', '.join(names)}" for seed, names in seeds.items())

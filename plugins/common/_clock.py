@@ -2,9 +2,14 @@
 
 A Pi Zero has no real-time clock. Until NTP has synchronised it, ``time.time()`` returns the
 time the last shutdown saved (fake-hwclock) or 1970. Two checks guard against that: a floor
-(points before it are refused: nothing this bundle measures predates its own release) and the
-kernel's own synchronisation flag (``adjtimex``: ``TIME_ERROR`` or ``STA_UNSYNC``), used by
-plugins that stamp data with the system clock to hold data until the clock is trustworthy.
+(points before it are refused) and the kernel's own synchronisation flag (``adjtimex``:
+``TIME_ERROR`` or ``STA_UNSYNC``), used by plugins that stamp data with the system clock to
+hold data until the clock is trustworthy.
+
+The floor only catches clockless timestamps (1970, a few days after the epoch). It must never
+refuse real history: a 2025 SmartSolar file or a backfill keeps its timestamps and arrives, so
+the default sits far below any plausible record. A stale boot time past the floor is the sync
+flag's job, not the floor's.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from datetime import UTC, datetime
 
 log = logging.getLogger("telegraf_bridge.clock")
 
-# The default floor: the day this release line started. A timestamp before it cannot be real.
-DEFAULT_TIME_FLOOR = "2026-01-01T00:00:00Z"
+# The default floor: far past 1970 (a clockless device), far before any real record or backfill.
+DEFAULT_TIME_FLOOR = "2000-01-01T00:00:00Z"
 
 _TIME_ERROR = 5
 _STA_UNSYNC = 0x0040

@@ -7,6 +7,7 @@ and what is allowed, and the plugin exits with status 2 instead of starting half
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -27,7 +28,15 @@ _UNIT_SECONDS = {
 
 
 class ConfigError(ValueError):
-    """A configuration problem, phrased for the person who wrote the file."""
+    """A configuration problem, phrased for the person who wrote the file.
+
+    ``problems`` lists each problem on its own when one error carries several (unknown keys),
+    so ``bridge-cli`` can report them one per line with every other problem of the config.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 def parse_duration(value: object, *, key: str = "duration") -> float:
@@ -165,10 +174,15 @@ class Section:
         return self._get(key)
 
     def check_unknown(self) -> None:
-        """Fail on keys that no option read (typos)."""
+        """Fail on keys that no option read (typos), suggesting the option meant."""
         unknown = sorted(set(self._data) - self._used)
-        if unknown:
-            raise ConfigError(
-                f"{self._where}: unknown option(s) {', '.join(unknown)}; "
-                "see the plugin's sample.conf"
+        if not unknown:
+            return
+        problems = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, sorted(self._used), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(
+                f"{self._where}.{key} is not a known option{hint}; see the plugin's sample.conf"
             )
+        raise ConfigError("; ".join(problems), problems)

@@ -14,10 +14,8 @@ import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 from telegraf_bridge.plugins.common import (
-    ConfigError,
     Emit,
     FieldType,
     PluginContext,
@@ -25,6 +23,7 @@ from telegraf_bridge.plugins.common import (
     StateFile,
     plugin_main,
 )
+from telegraf_bridge.plugins.demo import options
 
 log = logging.getLogger("telegraf_bridge.plugins.demo")
 
@@ -46,15 +45,12 @@ class DemoSource:
     """Emits one ``demo`` point per simulated device per interval window."""
 
     def __init__(self, ctx: PluginContext) -> None:
-        cfg = ctx.config
-        self.measurement = cfg.string("measurement", "demo")
-        self.site = cfg.string("site", "demo")
-        self.devices = cfg.integer("devices", 1, minimum=1)
-        if self.devices > 1000:
-            raise ConfigError(f"demo.devices = {self.devices} is invalid: expected 1..1000")
-        self.peak_w = cfg.number("peak_power_w", 4000.0, minimum=0.0)
-        ndjson_dir = cfg.string("ndjson_dir", "")
-        self.ndjson_dir = Path(ndjson_dir) if ndjson_dir else None
+        opts = options.parse(ctx.config)
+        self.measurement = opts.measurement
+        self.site = opts.site
+        self.devices = opts.devices
+        self.peak_w = opts.peak_power_w
+        self.ndjson_dir = opts.ndjson_dir
         self.interval_ns = round(ctx.interval_s * NS)
         ctx.serializer.field_types = {
             "power_w": FieldType.FLOAT,

@@ -14,27 +14,25 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from telegraf_bridge.plugins.common import (
     Backoff,
     ChangeLogger,
-    ConfigError,
     Emit,
     FieldType,
     PluginContext,
     Point,
-    Section,
     StateFile,
     format_duration,
-    parse_duration,
     plugin_main,
     worth_logging_between,
 )
+from telegraf_bridge.plugins.gpio_pulse import options
 from telegraf_bridge.plugins.gpio_pulse.backend import Backend, open_backend
-from telegraf_bridge.plugins.gpio_pulse.channels import Channel, parse_channels
-from telegraf_bridge.plugins.gpio_pulse.sim import SimBackend, SimConfig
+from telegraf_bridge.plugins.gpio_pulse.channels import Channel
+from telegraf_bridge.plugins.gpio_pulse.options import TierRoute
+from telegraf_bridge.plugins.gpio_pulse.sim import SimBackend
 from telegraf_bridge.plugins.gpio_pulse.windows import NS, WindowCounter, WindowRow
 
 log = logging.getLogger("telegraf_bridge.plugins.gpio_pulse")
@@ -43,7 +41,6 @@ DEFAULT_INTERVAL_S = 1.0
 BATCH = 20_000
 # Edges replayed from the state file at start-up when the last run could not write them.
 MAX_PENDING_SAVED = 100_000
-BACKENDS = ("auto", "gpiod", "rpi", "sim")
 _INT = FieldType.INTEGER
 # Counts are integers in every tier and every sink (a float count would conflict in InfluxDB).
 FIELD_TYPES: dict[str, FieldType] = {
@@ -97,37 +94,6 @@ class EdgeQueue:
         return [items.popleft() for _ in range(count)]
 
 
-@dataclass(frozen=True)
-class TierRoute:
-    """Aggregates the plugin writes itself (InfluxDB 3 has no task engine)."""
-
-    window_s: int
-    tier: str
-
-
-def _parse_tiers(raw: object, where: str) -> list[TierRoute]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise ConfigError(f'{where} = {raw!r} is invalid: expected [{{window = "1m", tier = ...}}]')
-    routes = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise ConfigError(f"{where}[{index}] = {item!r} is invalid: expected a table")
-        sec = Section(item, f"{where}[{index}]")
-        window = parse_duration(sec.raw("window"), key=f"{where}[{index}].window")
-        tier = sec.string("tier", "")
-        if window < 1 or window != int(window) or 86400 % int(window):
-            raise ConfigError(
-                f"{where}[{index}].window must be whole seconds dividing a day (1m, 5m, 1h)"
-            )
-        if not tier:
-            raise ConfigError(f"{where}[{index}].tier is required (the tier's name)")
-        sec.check_unknown()
-        routes.append(TierRoute(int(window), tier))
-    return routes
-
-
 class PulseSource:
     """Counts pulses of every channel of one meter."""
 
@@ -138,38 +104,24 @@ class PulseSource:
         wall_ns: Callable[[], int] = time.time_ns,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        cfg = ctx.config
-        self.channels: list[Channel] = parse_channels(cfg)
+        opts = options.parse(ctx.config)
+        self.channels: list[Channel] = list(opts.channels)
         self.names = [c.name for c in self.channels]
         self.by_name = {c.name: c for c in self.channels}
-        self.measurement = cfg.string("measurement", "PowerPulse")
-        self.meter_measurement = cfg.string("meter_measurement", "PowerMeter")
-        self.status_measurement = cfg.string("status_measurement", "gpio_pulse_status")
-        if not self.measurement.strip():
-            raise ConfigError("gpio_pulse.measurement must not be empty")
-        window_s = cfg.duration("window", 60.0, minimum=1.0)
-        if window_s != int(window_s) or 86400 % int(window_s):
-            raise ConfigError(
-                f"gpio_pulse.window = {format_duration(window_s)} must be whole seconds "
-                "dividing a day (e.g. 10s, 1m, 5m, 15m, 1h)"
-            )
-        self.grace_ns = round(cfg.duration("grace", 5.0) * NS)
-        self.route_tag = cfg.string("route_tag", "")
-        self.raw_tier = cfg.string("raw_tier", "")
-        if bool(self.route_tag) != bool(self.raw_tier):
-            raise ConfigError("gpio_pulse: route_tag and raw_tier are set together (by render)")
-        self.tier_routes = _parse_tiers(cfg.raw("tiers"), "gpio_pulse.tiers")
-        if self.tier_routes and not self.route_tag:
-            raise ConfigError("gpio_pulse.tiers needs route_tag and raw_tier")
-        self.kind = cfg.string("backend", "auto", choices=BACKENDS)
-        self.chip = cfg.string("chip", "auto")
-        sim_section = cfg.table("sim")
-        self.sim_config = SimConfig.from_section(sim_section) if self.kind == "sim" else None
-        if self.kind != "sim" and sim_section.keys():
-            raise ConfigError('gpio_pulse: [sim] is only read with backend = "sim"')
-        capacity = cfg.integer("queue_size", 100_000, minimum=1)
-        restart_delay = cfg.duration("restart_delay", 5.0, minimum=0.1)
-        backoff_max = cfg.duration("restart_backoff_max", 300.0, minimum=0.1)
+        self.measurement = opts.measurement
+        self.meter_measurement = opts.meter_measurement
+        self.status_measurement = opts.status_measurement
+        window_s = opts.window_s
+        self.grace_ns = round(opts.grace_s * NS)
+        self.route_tag = opts.route_tag
+        self.raw_tier = opts.raw_tier
+        self.tier_routes = list(opts.tier_routes)
+        self.kind = opts.backend
+        self.chip = opts.chip
+        self.sim_config = opts.sim
+        capacity = opts.queue_size
+        restart_delay = opts.restart_delay_s
+        backoff_max = opts.restart_backoff_max_s
 
         ctx.serializer.field_types = FIELD_TYPES
         self.wall_ns = wall_ns

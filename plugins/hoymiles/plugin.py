@@ -17,17 +17,16 @@ from collections.abc import Callable, Sequence
 from telegraf_bridge.plugins.common import (
     Backoff,
     ChangeLogger,
-    ConfigError,
     Emit,
     PluginContext,
     StateFile,
     format_duration,
     plugin_main,
 )
+from telegraf_bridge.plugins.hoymiles import options
 from telegraf_bridge.plugins.hoymiles.snapshot import (
     ALL_FIELD_TYPES,
     LifetimeGuard,
-    Measurements,
     to_points,
 )
 from telegraf_bridge.plugins.hoymiles.transport import PollError, Transport
@@ -36,11 +35,6 @@ log = logging.getLogger("telegraf_bridge.plugins.hoymiles")
 
 NS = 1_000_000_000
 DEFAULT_INTERVAL_S = 60.0
-# A DTU serves one client at a time and slows down or drops off when polled hard. The WiFi
-# DTUs need the most room (the vendor app polls them every 30 s or slower).
-MIN_INTERVAL_S = {"modbus": 5.0, "wifi": 30.0}
-DEFAULT_PORT = {"modbus": 502, "wifi": 10081}
-DEFAULT_TIMEOUT_S = {"modbus": 5.0, "wifi": 10.0}
 
 
 def build_transport(kind: str, host: str, port: int, unit_id: int, timeout_s: float) -> Transport:
@@ -65,36 +59,19 @@ class HoymilesSource:
         monotonic: Callable[[], float] = time.monotonic,
         wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
-        cfg = ctx.config
-        kind = cfg.string("transport", "modbus", choices=("modbus", "wifi"))
-        host = cfg.string("host", "")
-        if not host and transport is None:
-            raise ConfigError("hoymiles.host is required: the DTU's IP address or host name")
-        port = cfg.integer("port", DEFAULT_PORT[kind], minimum=1)
-        if port > 65535:
-            raise ConfigError(f"hoymiles.port = {port} is invalid: expected 1..65535")
-        unit_id = cfg.integer("unit_id", 1, minimum=0)
-        if unit_id > 247:
-            raise ConfigError(f"hoymiles.unit_id = {unit_id} is invalid: expected 0..247")
-        timeout_s = cfg.duration("timeout", DEFAULT_TIMEOUT_S[kind], minimum=0.1)
-        self.dtu_name = cfg.string("dtu_name", "DTU")
-        if not self.dtu_name.strip():
-            raise ConfigError("hoymiles.dtu_name must not be empty")
-        self.names = Measurements(
-            dtu=cfg.string("measurement_dtu", "dtu"),
-            inverter=cfg.string("measurement_inverter", "inverter"),
-            port=cfg.string("measurement_port", "port"),
+        opts = options.parse(ctx.config, interval_s=ctx.interval_s, require_host=transport is None)
+        kind, host, port, unit_id, timeout_s = (
+            opts.transport,
+            opts.host,
+            opts.port,
+            opts.unit_id,
+            opts.timeout_s,
         )
-        self.use_dtu_time = cfg.boolean("use_dtu_time", True)
-        self.max_clock_skew_ns = round(cfg.duration("max_clock_skew", 900.0, minimum=1.0) * NS)
-        backoff_max = cfg.duration("backoff_max", 900.0, minimum=1.0)
-        minimum = MIN_INTERVAL_S[kind]
-        if ctx.interval_s < minimum:
-            raise ConfigError(
-                f"hoymiles.interval = {format_duration(ctx.interval_s)} is too short for the "
-                f"{kind} transport: poll at most every {format_duration(minimum)} "
-                "(a DTU polled harder stops answering)"
-            )
+        self.dtu_name = opts.dtu_name
+        self.names = opts.names
+        self.use_dtu_time = opts.use_dtu_time
+        self.max_clock_skew_ns = round(opts.max_clock_skew_s * NS)
+        backoff_max = opts.backoff_max_s
         self.interval_s = ctx.interval_s
         self.interval_ns = round(ctx.interval_s * NS)
         ctx.serializer.field_types = dict(ALL_FIELD_TYPES)

@@ -15,6 +15,9 @@ from telegraf_bridge.plugins.common._config import ConfigError, Section
 from telegraf_bridge.plugins.iotflow.registry import TAG_KEYS
 
 DEFAULT_REGISTRY = "/etc/telegraf-bridge/devices.yaml"
+# Options that name files (dotted: in a table); bridge-cli anchors relative ones at the config
+# file's directory.
+PATH_KEYS = ("registry", "http.tls_cert", "http.tls_key", "mqtt.password_file", "mqtt.tls_ca")
 TOPIC_PREFIX = "iotflow/devices"
 # Tags the bundle sets itself; a payload key of the same name is dropped, never a tag.
 RESERVED_KEYS = (*TAG_KEYS, "topic")
@@ -184,6 +187,7 @@ def parse(sec: Section) -> IotflowOptions:
     http, mqtt = _http(http_sec), _mqtt(mqtt_sec)
     http_sec.check_unknown()
     mqtt_sec.check_unknown()
+    sec.check_unknown()
     if not http.enabled and not mqtt.enabled:
         raise ConfigError(f"{sec.where}: both http and mqtt are disabled; enable one")
     return IotflowOptions(

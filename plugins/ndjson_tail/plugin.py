@@ -27,28 +27,18 @@ from telegraf_bridge.plugins.common import (
     StateFile,
     plugin_main,
 )
+from telegraf_bridge.plugins.ndjson_tail import options
 from telegraf_bridge.plugins.ndjson_tail.convert import (
-    TIMESTAMP_FORMATS,
     RecordConverter,
     RecordError,
     load_record,
 )
-from telegraf_bridge.plugins.ndjson_tail.files import INITIAL_READ_OFFSETS, FileSet, Line
+from telegraf_bridge.plugins.ndjson_tail.files import FileSet, Line
 
 log = logging.getLogger("telegraf_bridge.plugins.ndjson_tail")
 
 NS = 1_000_000_000
 WAL_BYTES_PER_LP_BYTE = 4
-DEFAULT_FIELD_TYPES = {"model_id": "integer"}
-
-
-def _string_list(ctx: PluginContext, key: str, default: list[str]) -> list[str]:
-    value = ctx.config.raw(key)
-    if value is None:
-        return default
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"ndjson_tail.{key} = {value!r} is invalid: expected a list of strings")
-    return value
 
 
 def directory_size(path: Path) -> int:
@@ -73,48 +63,29 @@ class NdjsonTail:
     """The Source: reads, converts and writes in bounded batches; commits positions late."""
 
     def __init__(self, ctx: PluginContext) -> None:
-        cfg = ctx.config
-        globs = _string_list(ctx, "files", [])
-        if not globs:
-            raise ConfigError(
-                "ndjson_tail.files is required: a list of globs such as "
-                '["/data/smartsolar-v1/*.ndjson"]'
-            )
-        types_table = cfg.table("field_types")
-        declared: dict[str, FieldType] = {}
-        configured = {name: types_table.raw(name) for name in types_table.keys()}  # noqa: SIM118
-        for name, kind in {**DEFAULT_FIELD_TYPES, **configured}.items():
-            try:
-                declared[name] = FieldType(kind)
-            except ValueError:
-                raise ConfigError(
-                    f"ndjson_tail.field_types.{name} = {kind!r} is invalid: expected one of "
-                    + ", ".join(repr(t.value) for t in FieldType)
-                ) from None
+        opts = options.parse(ctx.config)
+        globs = list(opts.files)
+        declared = opts.field_types
         self.converter = RecordConverter(
-            measurement=cfg.string("measurement", "smartsolar"),
-            timestamp_key=cfg.string("timestamp_key", "timestamp"),
-            timestamp_format=cfg.string("timestamp_format", "auto", choices=TIMESTAMP_FORMATS),
-            tag_keys=tuple(_string_list(ctx, "tag_keys", ["device_name", "device_address"])),
-            field_containers=tuple(_string_list(ctx, "field_containers", ["parsed_data"])),
-            keep_container_prefix=cfg.boolean("keep_container_prefix", False),
-            separator=cfg.string("separator", "_"),
-            max_depth=cfg.integer("max_depth", 8, minimum=1),
-            fallback=cfg.string("fallback", "skip", choices=("skip", "raw")),
-            fallback_container=cfg.string("fallback_container", "readings"),
-            fallback_measurement=cfg.string("fallback_measurement", "smartsolar_raw"),
+            measurement=opts.measurement,
+            timestamp_key=opts.timestamp_key,
+            timestamp_format=opts.timestamp_format,
+            tag_keys=opts.tag_keys,
+            field_containers=opts.field_containers,
+            keep_container_prefix=opts.keep_container_prefix,
+            separator=opts.separator,
+            max_depth=opts.max_depth,
+            fallback=opts.fallback,
+            fallback_container=opts.fallback_container,
+            fallback_measurement=opts.fallback_measurement,
         )
-        self.batch_lines = cfg.integer("batch_lines", 1000, minimum=1)
-        self.max_future_ns = round(cfg.duration("max_future", 86400.0) * NS)
-        commit_delay = cfg.duration("commit_delay", 30.0, minimum=0.0)
-        state_interval = cfg.duration("state_interval", 10.0, minimum=0.0)
-        cap_mb = cfg.integer("buffer_max_size_mb", 0, minimum=0)
-        buffer_dir = cfg.string("buffer_directory", "")
-        self.cap_bytes = cap_mb * 1024 * 1024
-        self.buffer_dir = Path(buffer_dir) if buffer_dir else None
-        if self.cap_bytes and self.buffer_dir is None:
-            raise ConfigError("ndjson_tail.buffer_max_size_mb needs buffer_directory (Telegraf's)")
-        self.watch = cfg.string("watch", "auto", choices=("auto", "inotify", "poll"))
+        self.batch_lines = opts.batch_lines
+        self.max_future_ns = round(opts.max_future_s * NS)
+        commit_delay = opts.commit_delay_s
+        state_interval = opts.state_interval_s
+        self.cap_bytes = opts.buffer_max_size_mb * 1024 * 1024
+        self.buffer_dir = opts.buffer_directory
+        self.watch = opts.watch
 
         self.serializer = ctx.serializer
         self.counter = ctx.serializer.counter
@@ -134,11 +105,9 @@ class NdjsonTail:
         self.files = FileSet(
             globs,
             saved.get("files"),
-            initial_read_offset=cfg.string(
-                "initial_read_offset", "saved-or-beginning", choices=INITIAL_READ_OFFSETS
-            ),
-            max_line_bytes=cfg.integer("max_line_bytes", 1024 * 1024, minimum=1024),
-            complete_after_s=cfg.duration("complete_after", 300.0),
+            initial_read_offset=opts.initial_read_offset,
+            max_line_bytes=opts.max_line_bytes,
+            complete_after_s=opts.complete_after_s,
             skip=self._skip,
         )
         self.files.scan()

@@ -24,7 +24,6 @@ from pathlib import Path
 from telegraf_bridge.plugins.common import (
     Backoff,
     ChangeLogger,
-    ConfigError,
     Emit,
     PluginContext,
     Point,
@@ -32,6 +31,7 @@ from telegraf_bridge.plugins.common import (
     format_duration,
     plugin_main,
 )
+from telegraf_bridge.plugins.taptap import options
 from telegraf_bridge.plugins.taptap.events import (
     BadLine,
     Event,
@@ -51,7 +51,6 @@ log = logging.getLogger("telegraf_bridge.plugins.taptap")
 
 NS = 1_000_000_000
 DEFAULT_INTERVAL_S = 5.0
-DEFAULT_TCP_PORT = 7160
 BY_ID_DIR = Path("/dev/serial/by-id")
 BATCH = 5000
 
@@ -135,19 +134,23 @@ class TaptapSource:
         monotonic: Callable[[], float] = time.monotonic,
         wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
-        cfg = ctx.config
-        self.argv, self.serial = self._command(ctx)
-        self.measurement = cfg.string("measurement", "tigo_power_report")
-        if not self.measurement.strip():
-            raise ConfigError("taptap.measurement must not be empty")
-        self.status_measurement = cfg.string("status_measurement", "taptap_status")
-        self.status_interval_ns = round(cfg.duration("status_interval", 60.0, minimum=1.0) * NS)
-        self.stale_after_s = cfg.duration("stale_after", 900.0, minimum=1.0)
-        restart_delay = cfg.duration("restart_delay", 5.0, minimum=0.1)
-        backoff_max = cfg.duration("restart_backoff_max", 300.0, minimum=0.1)
-        self.stable_after_s = cfg.duration("stable_after", 60.0, minimum=0.0)
-        max_line = cfg.integer("max_line_bytes", 65536, minimum=256)
-        capacity = cfg.integer("queue_size", 10000, minimum=1)
+        opts = options.parse(ctx.config)
+        self.argv, self.serial = list(opts.argv), opts.serial
+        if self.serial and self.serial.startswith("/dev/tty"):
+            log.warning(
+                "taptap.serial = %r may name another adapter after a reboot or replug; "
+                "prefer its /dev/serial/by-id/ path (see `bridge-cli serial-ports`)",
+                self.serial,
+            )
+        self.measurement = opts.measurement
+        self.status_measurement = opts.status_measurement
+        self.status_interval_ns = round(opts.status_interval_s * NS)
+        self.stale_after_s = opts.stale_after_s
+        restart_delay = opts.restart_delay_s
+        backoff_max = opts.restart_backoff_max_s
+        self.stable_after_s = opts.stable_after_s
+        max_line = opts.max_line_bytes
+        capacity = opts.queue_size
         ctx.serializer.field_types = {**REPORT_FIELD_TYPES, **STATUS_FIELD_TYPES}
         self.counter = ctx.serializer.counter
         self.instance = ctx.instance
@@ -174,44 +177,6 @@ class TaptapSource:
         saved = self.state.load() or {}
         self.identities = Identities.from_json(saved.get("identities") or {})
         log.info("running %s", " ".join(self.argv))
-
-    @staticmethod
-    def _command(ctx: PluginContext) -> tuple[list[str], str | None]:
-        cfg = ctx.config
-        binary = cfg.string("taptap", "taptap")
-        serial = cfg.string("serial", "")
-        tcp = cfg.string("tcp", "")
-        port = cfg.integer("port", DEFAULT_TCP_PORT, minimum=1)
-        if port > 65535:
-            raise ConfigError(f"taptap.port = {port} is invalid: expected 1..65535")
-        command = cfg.raw("command")
-        chosen = [k for k, v in (("command", command), ("serial", serial), ("tcp", tcp)) if v]
-        if len(chosen) != 1:
-            raise ConfigError(
-                'taptap needs exactly one of: serial = "/dev/serial/by-id/..." (the RS485 '
-                'adapter), tcp = "HOST" (a serial-over-TCP bridge, with port), or command = '
-                f"[...] (a full command line); got {', '.join(chosen) or 'none'}"
-            )
-        if command:
-            if not isinstance(command, list) or not all(isinstance(a, str) and a for a in command):
-                raise ConfigError(
-                    f"taptap.command = {command!r} is invalid: expected a list of strings"
-                )
-            return list(command), None
-        if serial:
-            if serial.startswith("/dev/tty") and not serial.startswith("/dev/serial/"):
-                log.warning(
-                    "taptap.serial = %r may name another adapter after a reboot or replug; "
-                    "prefer its /dev/serial/by-id/ path (see `bridge-cli serial-ports`)",
-                    serial,
-                )
-            return [binary, "observe", "--serial", serial], serial
-        # taptap 0.1.1 refuses `--port` next to `--tcp` (both sit in one clap group), so the
-        # flag is only passed for a port other than its default, which needs a newer taptap.
-        argv = [binary, "observe", "--tcp", tcp]
-        if port != DEFAULT_TCP_PORT:
-            argv += ["--port", str(port)]
-        return argv, None
 
     # -- the runner's thread -----------------------------------------------------------------
 
