@@ -39,9 +39,13 @@ def influxd_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxD1]
         yield srv
 
 
+# A config with sources needs a sink; a local file asks nothing of the network.
+_FILE_SINK = "sinks:\n  - {name: local, type: file, path: out.lp}\n"
+
+
 def _settings(tmp_path: Path, sinks: str, env: dict[str, str] | None = None) -> Settings:
     text = fast_agent_yaml(tmp_path) + "sources:\n  - name: demo\n    plugin: demo\n" + sinks
-    return load_settings(None, env or {}, text=text)
+    return load_settings(None, env or {}, text=text, base_dir=Path.cwd())
 
 
 def _v1(url: str) -> str:
@@ -167,7 +171,7 @@ sinks:
 
 
 def test_clock_unsynchronised_and_required_is_a_warning_with_the_option(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, "")
+    settings = _settings(tmp_path, _FILE_SINK)
     settings.agent["require_clock_sync"] = True
     found = pf.check_clock(settings, probe=lambda: False)
     assert (found.level, found.code) == ("warn", "clock_unsynchronised")
@@ -178,7 +182,7 @@ def test_clock_unsynchronised_and_required_is_a_warning_with_the_option(tmp_path
 
 
 def test_clock_before_the_floor_is_a_warning(tmp_path: Path) -> None:
-    found = pf.check_clock(_settings(tmp_path, ""), probe=lambda: True, now_ns=lambda: 0)
+    found = pf.check_clock(_settings(tmp_path, _FILE_SINK), probe=lambda: True, now_ns=lambda: 0)
     assert (found.level, found.code) == ("warn", "clock_before_floor")
     assert "1970-01-01" in found.message and "agent.time_floor" in found.fix
 
@@ -224,7 +228,7 @@ def test_busy_health_port_is_named_and_the_fallback_keeps_data_flowing(
 
 
 def test_free_health_port_is_ok_and_no_fallback(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, "")
+    settings = _settings(tmp_path, _FILE_SINK)
     settings.agent["health_listen"] = f"127.0.0.1:{free_port()}"
     findings = [pf.check_health_port(settings.agent["health_listen"])]
     assert findings[0] is not None and findings[0].level == "ok"
