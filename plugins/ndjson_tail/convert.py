@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from telegraf_bridge.plugins.common import FieldType, Point, parse_rfc3339_ns
+from telegraf_bridge.plugins.common import ConfigError, FieldType, Point, Section, parse_rfc3339_ns
 
 try:  # optional accelerator; the standard library decoder is the reference
     import orjson as _orjson
@@ -27,6 +27,7 @@ if os.environ.get("TELEGRAF_BRIDGE_NO_ACCEL"):  # compare both paths, or rule on
 NS = 1_000_000_000
 TIMESTAMP_FORMATS = ("auto", "rfc3339", "unix", "unix_ms", "unix_us", "unix_ns")
 _UNIT_NS = {"unix": NS, "unix_ms": 1_000_000, "unix_us": 1_000, "unix_ns": 1}
+DEFAULT_FIELD_TYPES = {"model_id": "integer"}
 
 
 class RecordError(ValueError):
@@ -277,3 +278,46 @@ class RecordConverter:
             return value
         problems.append(("field_type_mismatch", f"{name}: declared {declared}, got {value!r}"))
         return None
+
+
+def string_list(cfg: Section, key: str, default: list[str]) -> list[str]:
+    """A list-of-strings option (globs, tag keys, containers)."""
+    value = cfg.raw(key)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"ndjson_tail.{key} = {value!r} is invalid: expected a list of strings")
+    return value
+
+
+def converter_from_config(cfg: Section) -> RecordConverter:
+    """The converter the plugin's options describe, with the declared ``field_types``.
+
+    One place reads these options, so ``bridge-cli migrate-ndjson`` previews exactly what the
+    plugin will skip.
+    """
+    types_table = cfg.table("field_types")
+    declared: dict[str, FieldType] = {}
+    configured = {name: types_table.raw(name) for name in types_table.keys()}  # noqa: SIM118
+    for name, kind in {**DEFAULT_FIELD_TYPES, **configured}.items():
+        try:
+            declared[name] = FieldType(kind)
+        except ValueError:
+            raise ConfigError(
+                f"ndjson_tail.field_types.{name} = {kind!r} is invalid: expected one of "
+                + ", ".join(repr(t.value) for t in FieldType)
+            ) from None
+    return RecordConverter(
+        measurement=cfg.string("measurement", "smartsolar"),
+        timestamp_key=cfg.string("timestamp_key", "timestamp"),
+        timestamp_format=cfg.string("timestamp_format", "auto", choices=TIMESTAMP_FORMATS),
+        tag_keys=tuple(string_list(cfg, "tag_keys", ["device_name", "device_address"])),
+        field_containers=tuple(string_list(cfg, "field_containers", ["parsed_data"])),
+        keep_container_prefix=cfg.boolean("keep_container_prefix", False),
+        separator=cfg.string("separator", "_"),
+        max_depth=cfg.integer("max_depth", 8, minimum=1),
+        fallback=cfg.string("fallback", "skip", choices=("skip", "raw")),
+        fallback_container=cfg.string("fallback_container", "readings"),
+        fallback_measurement=cfg.string("fallback_measurement", "smartsolar_raw"),
+        field_types=declared,
+    )

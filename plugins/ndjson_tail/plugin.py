@@ -28,10 +28,10 @@ from telegraf_bridge.plugins.common import (
     plugin_main,
 )
 from telegraf_bridge.plugins.ndjson_tail.convert import (
-    TIMESTAMP_FORMATS,
-    RecordConverter,
     RecordError,
+    converter_from_config,
     load_record,
+    string_list,
 )
 from telegraf_bridge.plugins.ndjson_tail.files import INITIAL_READ_OFFSETS, FileSet, Line
 
@@ -39,16 +39,6 @@ log = logging.getLogger("telegraf_bridge.plugins.ndjson_tail")
 
 NS = 1_000_000_000
 WAL_BYTES_PER_LP_BYTE = 4
-DEFAULT_FIELD_TYPES = {"model_id": "integer"}
-
-
-def _string_list(ctx: PluginContext, key: str, default: list[str]) -> list[str]:
-    value = ctx.config.raw(key)
-    if value is None:
-        return default
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"ndjson_tail.{key} = {value!r} is invalid: expected a list of strings")
-    return value
 
 
 def directory_size(path: Path) -> int:
@@ -74,36 +64,14 @@ class NdjsonTail:
 
     def __init__(self, ctx: PluginContext) -> None:
         cfg = ctx.config
-        globs = _string_list(ctx, "files", [])
+        globs = string_list(cfg, "files", [])
         if not globs:
             raise ConfigError(
                 "ndjson_tail.files is required: a list of globs such as "
                 '["/data/smartsolar-v1/*.ndjson"]'
             )
-        types_table = cfg.table("field_types")
-        declared: dict[str, FieldType] = {}
-        configured = {name: types_table.raw(name) for name in types_table.keys()}  # noqa: SIM118
-        for name, kind in {**DEFAULT_FIELD_TYPES, **configured}.items():
-            try:
-                declared[name] = FieldType(kind)
-            except ValueError:
-                raise ConfigError(
-                    f"ndjson_tail.field_types.{name} = {kind!r} is invalid: expected one of "
-                    + ", ".join(repr(t.value) for t in FieldType)
-                ) from None
-        self.converter = RecordConverter(
-            measurement=cfg.string("measurement", "smartsolar"),
-            timestamp_key=cfg.string("timestamp_key", "timestamp"),
-            timestamp_format=cfg.string("timestamp_format", "auto", choices=TIMESTAMP_FORMATS),
-            tag_keys=tuple(_string_list(ctx, "tag_keys", ["device_name", "device_address"])),
-            field_containers=tuple(_string_list(ctx, "field_containers", ["parsed_data"])),
-            keep_container_prefix=cfg.boolean("keep_container_prefix", False),
-            separator=cfg.string("separator", "_"),
-            max_depth=cfg.integer("max_depth", 8, minimum=1),
-            fallback=cfg.string("fallback", "skip", choices=("skip", "raw")),
-            fallback_container=cfg.string("fallback_container", "readings"),
-            fallback_measurement=cfg.string("fallback_measurement", "smartsolar_raw"),
-        )
+        self.converter = converter_from_config(cfg)
+        declared = dict(self.converter.field_types)
         self.batch_lines = cfg.integer("batch_lines", 1000, minimum=1)
         self.max_future_ns = round(cfg.duration("max_future", 86400.0) * NS)
         commit_delay = cfg.duration("commit_delay", 30.0, minimum=0.0)
