@@ -4,6 +4,12 @@ Order of operations: stream the array into ``<output>.migrating`` (one object pe
 fsync it, rename the original to ``<input>.bak``, rename the temporary file into place, fsync
 the directory. A crash at any point leaves either the original or a complete NDJSON file plus
 its backup; the next run finishes or skips the job (it is idempotent).
+
+Run over a whole directory (``migrate-ndjson data/*``) the glob also names what an earlier run
+left: backups (``*.bak``), temporary files (``*.migrating``) and the NDJSON outputs. Those are
+skipped with the reason (:func:`skip_reason`, and outputs are NDJSON already), so a backup is
+never converted into a second copy of the data (``x.json.ndjson``) that the tail glob would
+read twice.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from pathlib import Path
 from telegraf_bridge.plugins.common._state import fsync_dir
 
 CHUNK = 1024 * 1024
+BACKUP_SUFFIX = ".bak"
+TEMP_SUFFIX = ".migrating"
 _WS = " \t\r\n"
 
 
@@ -118,8 +126,46 @@ def output_path(path: Path) -> Path:
     return path if path.suffix == ".ndjson" else path.with_suffix(".ndjson")
 
 
-def migrate(path: Path, progress: Callable[[int], None] | None = None) -> Outcome:
-    """Migrate one file; raises NotMigratable (original untouched) when it cannot."""
+def original_of(backup: Path) -> Path:
+    """``x.json.bak`` (or ``x.json.bak.bak``) -> ``x.json``."""
+    name = backup.name
+    while name.endswith(BACKUP_SUFFIX):
+        name = name.removesuffix(BACKUP_SUFFIX)
+    return backup.with_name(name)
+
+
+def skip_reason(path: Path) -> str | None:
+    """Why ``path`` is one of the files a migration leaves behind, or None to migrate it."""
+    if path.name.endswith(BACKUP_SUFFIX):
+        original = original_of(path)
+        out = output_path(original)
+        if out.exists():
+            return (
+                f"the backup of {original.name}, already migrated to {out.name}; backups are "
+                f"never converted (delete it once {out.name} is checked)"
+            )
+        return (
+            f"a backup ({BACKUP_SUFFIX}); backups are never converted (rename it to "
+            f"{original.name} to convert it)"
+        )
+    if path.name.endswith(TEMP_SUFFIX):
+        return (
+            "the temporary file of an interrupted migration; migrating the original again "
+            "rewrites it"
+        )
+    return None
+
+
+def migrate(
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+    on_line: Callable[[bytes], None] | None = None,
+) -> Outcome:
+    """Migrate one file; raises NotMigratable (original untouched) when it cannot.
+
+    ``on_line`` sees each NDJSON line written (without its newline), for a preview of what
+    ndjson_tail will make of it.
+    """
     first = _first_char(path)
     if first == "{":
         return Outcome(path, "already-ndjson")
@@ -147,7 +193,10 @@ def migrate(path: Path, progress: Callable[[int], None] | None = None) -> Outcom
                         f"element {index} is a {type(element).__name__}, not an object; only "
                         "arrays of objects can become NDJSON"
                     )
-                handle.write(json.dumps(element, ensure_ascii=False, separators=(",", ":")) + "\n")
+                line = json.dumps(element, ensure_ascii=False, separators=(",", ":"))
+                handle.write(line + "\n")
+                if on_line is not None:
+                    on_line(line.encode("utf-8"))
                 records += 1
             handle.flush()
             os.fsync(handle.fileno())

@@ -98,8 +98,8 @@ AGENT: tuple[Opt, ...] = (
         "plugin_config_directory",
         "path",
         "",
-        "Where rendered plugin configs are written; empty means `<output>.d/` next to the "
-        "rendered telegraf.conf.",
+        "Where rendered plugin configs are written; empty means `<stem>.plugins/` next to the "
+        "rendered file (`telegraf.plugins/` for `telegraf.conf`).",
     ),
     Opt(
         "python",

@@ -212,6 +212,49 @@ def test_seed_environment_without_a_config_file(influxd: InfluxD1) -> None:
     assert "sink=tigo_v1" in result.stdout
 
 
+# -- the default measurement comes from the config's sources --------------------------------------
+
+_SOURCES = {
+    "taptap": "  - {name: tigo, plugin: taptap, options: {serial: /dev/ttyUSB0}}\n",
+    "ndjson_tail": "  - {name: solar, plugin: ndjson_tail, options: {files: [/data/*.ndjson]}}\n",
+    "hoymiles": "  - {name: dtu, plugin: hoymiles, options: {host: 127.0.0.1}}\n",
+    "gpio_pulse": "  - {name: meter, plugin: gpio_pulse, options: {backend: sim, measurement: Pulse}}\n",
+    "iotflow": "  - {name: devices, plugin: iotflow, options: {}}\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("plugin", "measurement"),
+    [("ndjson_tail", "smartsolar"), ("hoymiles", "dtu"), ("gpio_pulse", "Pulse")],
+)
+def test_default_measurement_is_the_sources(
+    influxd: InfluxD1, tmp_path: Path, plugin: str, measurement: str
+) -> None:
+    made = make_backend("v1", influxd, None, None)  # type: ignore[arg-type]
+    made.write([point(1), f"{measurement},x=1 v=1i {ago(3)}"])
+    config = made.config(tmp_path, "sources:\n" + _SOURCES[plugin])
+    result = run("--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"OK healthy measurement={measurement} lag_min=3.0")
+    # --measurement still chooses any other.
+    chosen = run("--config", str(config), "--measurement", M)
+    assert chosen.stdout.startswith(f"OK healthy measurement={M} lag_min=1.0")
+
+
+def test_several_source_measurements_need_the_option(influxd: InfluxD1, tmp_path: Path) -> None:
+    made = make_backend("v1", influxd, None, None)  # type: ignore[arg-type]
+    made.write([point(1)])
+    sources = "sources:\n" + _SOURCES["taptap"] + _SOURCES["ndjson_tail"]
+    result = run("--config", str(made.config(tmp_path, sources)))
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith("ERROR config_error detail=")
+    assert f"{M} (source tigo), smartsolar (source solar)" in result.stdout
+    assert "pass --measurement NAME" in result.stdout
+    devices = run("--config", str(made.config(tmp_path, "sources:\n" + _SOURCES["iotflow"])))
+    assert devices.exit_code == 1
+    assert "the measurements its devices name (source devices, iotflow)" in devices.stdout
+
+
 # -- service checks --------------------------------------------------------------------------------
 
 

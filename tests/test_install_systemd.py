@@ -673,6 +673,24 @@ def test_without_an_influxdb_sink_only_the_service_is_written(tmp_path: Path) ->
     assert verify_problems(layout.units, SERVICE) == []
 
 
+def test_the_health_check_watches_the_configs_measurement(v1_layout: Layout) -> None:
+    result = v1_layout.install("--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "watches measurement demo (from the config's sources)" in result.output
+    two = V1_CONFIG.format(port=free_port(), url="http://127.0.0.1:9", database="solar")
+    two = two.replace(
+        "sinks:", "  - {name: tigo, plugin: taptap, options: {serial: /dev/x}}\nsinks:"
+    )
+    v1_layout.config.write_text(two)
+    refused = v1_layout.install()
+    assert refused.exit_code == 1
+    assert "demo (source demo), tigo_power_report (source tigo)" in refused.output
+    assert "--healthcheck-args '--measurement NAME'" in refused.output
+    assert list(v1_layout.units.iterdir()) == []
+    chosen = v1_layout.install("--healthcheck-args", "--measurement demo")
+    assert chosen.exit_code == 0, chosen.output
+
+
 def test_no_healthcheck_skips_the_health_units(v1_layout: Layout) -> None:
     result = v1_layout.install("--no-healthcheck")
     assert result.exit_code == 0, result.output

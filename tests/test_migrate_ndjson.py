@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from telegraf_bridge.cli.main import cli
 from telegraf_bridge.cli.ndjson_migration import NotMigratable, iter_array, migrate
+from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR
 
 RECORDS = [
     {
@@ -90,3 +91,113 @@ def test_large_file_streams_in_chunks(tmp_path: Path) -> None:
     assert len(progressed) > 3, "read in several chunks, not at once"
     outcome = migrate(src)
     assert outcome.records == count
+
+
+# -- over a whole directory, again and again ------------------------------------------------------
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(root.iterdir())}
+
+
+def test_rerunning_over_a_directory_skips_its_own_backups_and_outputs(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.json").write_text(json.dumps(RECORDS))
+    (data / "b.ndjson").write_text(json.dumps(RECORDS))  # the seed's case: an array in .ndjson
+    (data / "c.ndjson").write_text('{"timestamp": 1}\n')  # NDJSON already
+    runner = CliRunner()
+
+    def run_glob() -> Result:
+        return runner.invoke(cli, ["migrate-ndjson", *sorted(str(p) for p in data.iterdir())])
+
+    first = run_glob()
+    assert first.exit_code == 0, first.output
+    assert "2 migrated, 1 skipped, 0 refused" in first.output
+    after_first = _tree(data)
+    assert sorted(after_first) == ["a.json.bak", "a.ndjson", "b.ndjson", "b.ndjson.bak", "c.ndjson"]
+    for _ in range(2):
+        again = run_glob()
+        assert again.exit_code == 0, again.output
+        assert "0 migrated, 5 skipped, 0 refused" in again.output
+        assert (
+            f"skip {data / 'a.json.bak'}: the backup of a.json, already migrated to a.ndjson"
+            in (again.output)
+        )
+        assert f"skip {data / 'b.ndjson.bak'}: the backup of b.ndjson" in again.output
+        assert f"skip {data / 'a.ndjson'}: already NDJSON" in again.output
+        assert _tree(data) == after_first, "no *.json.ndjson, no *.bak.bak"
+
+
+def test_backups_and_temporary_files_are_never_converted(tmp_path: Path) -> None:
+    lone = tmp_path / "old.json.bak.bak"
+    lone.write_text(json.dumps(RECORDS))
+    temp = tmp_path / "x.ndjson.migrating"
+    temp.write_text(json.dumps(RECORDS))
+    result = CliRunner().invoke(cli, ["migrate-ndjson", str(lone), str(temp), str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "backups are never converted (rename it to old.json to convert it)" in result.output
+    assert "the temporary file of an interrupted migration" in result.output
+    assert f"skip {tmp_path}: a directory" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [lone.name, temp.name]
+
+
+# -- what ndjson_tail will skip, on the console -----------------------------------------------------
+
+OLD = {"timestamp": "1999-12-31T23:59:59Z", "parsed_data": {"v": 1.5}}
+NEW = {"timestamp": "2026-02-01T00:00:00Z", "parsed_data": {"v": 2.5}}
+
+
+def test_records_ndjson_tail_would_skip_are_counted_with_the_fix(tmp_path: Path) -> None:
+    src = tmp_path / "history.json"
+    records = [OLD, OLD, OLD, NEW, {"parsed_data": {"v": 1.0}}, {"timestamp": NEW["timestamp"]}]
+    src.write_text(json.dumps(records))
+    result = CliRunner().invoke(cli, ["migrate-ndjson", str(src)])
+    assert result.exit_code == 0, result.output
+    assert f"(ndjson_tail's defaults, time_floor {DEFAULT_TIME_FLOOR}) will write 1 of 6" in (
+        result.output
+    )
+    assert (
+        f"3 record(s) stamped before agent.time_floor {DEFAULT_TIME_FLOOR} would be skipped; "
+        "set agent.time_floor earlier to keep them"
+    ) in result.output
+    assert "1 record(s) without a 'timestamp' key would be skipped; set the source's " in (
+        result.output
+    )
+    assert "1 record(s) with none of the field containers parsed_data would be skipped" in (
+        result.output
+    )
+
+
+def test_the_configs_time_floor_and_source_options_decide(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "h.json").write_text(json.dumps([OLD, NEW, {"time": 1_700_000_000, "readings": {}}]))
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        "agent:\n  time_floor: '1990-01-01T00:00:00Z'\nsources:\n"
+        f"  - name: solar\n    plugin: ndjson_tail\n    options:\n"
+        f"      files: ['{data}/*.ndjson']\n      field_containers: [parsed_data, readings]\n"
+    )
+    result = CliRunner().invoke(
+        cli, ["migrate-ndjson", "--config", str(config), str(data / "h.json")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "(source solar, time_floor 1990-01-01T00:00:00Z) will write 2 of 3 records:" in (
+        result.output
+    )
+    assert "1 record(s) without a 'timestamp' key" in result.output
+    assert "time_floor 1990" in result.output and "stamped before" not in result.output
+    config.write_text("agent:\n  time_floor: nonsense\n")
+    bad = CliRunner().invoke(
+        cli, ["migrate-ndjson", "--config", str(config), str(data / "h.ndjson")]
+    )
+    assert bad.exit_code == 1 and "time_floor" in bad.output
+
+
+def test_a_clean_file_says_every_record_arrives(tmp_path: Path) -> None:
+    src = tmp_path / "new.json"
+    src.write_text(json.dumps([NEW, NEW]))
+    result = CliRunner().invoke(cli, ["migrate-ndjson", str(src)])
+    assert result.exit_code == 0, result.output
+    assert "will read all 2 records" in result.output

@@ -62,6 +62,7 @@ def test_wheel_maps_every_folder_under_one_import_package(wheel: Path) -> None:
         "telegraf_bridge/telegraf/healthprobe.py",
         "telegraf_bridge/telegraf/container.yaml",
         "telegraf_bridge/cli/starter.yaml",
+        *(f"telegraf_bridge/cli/seeds/00{n}.yaml" for n in range(5)),
     ):
         assert expected in names
 

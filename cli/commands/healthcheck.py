@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
+from telegraf_bridge.cli.measurements import NoClearMeasurement, default_measurement
 from telegraf_bridge.cli.sinkquery import (
     SinkError,
     load_query_settings,
@@ -32,7 +33,6 @@ from telegraf_bridge.cli.sinkquery import (
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CRIT = 2
-DEFAULT_MEASUREMENT = "tigo_power_report"
 DEFAULT_MAX_LAG_MIN = 240.0
 DEFAULT_LOOKBACK_HOURS = 168.0
 DEFAULT_TOPIC = "telegraf-bridge/health/{measurement}"
@@ -100,7 +100,9 @@ class Verdict:
 
     def line(self) -> str:
         """The one-line summary: ``STATUS reason key=value ...``."""
-        parts = [self.status, self.reason, f"measurement={self.measurement}"]
+        parts = [self.status, self.reason]
+        if self.measurement:  # empty when the config did not say which one to watch
+            parts.append(f"measurement={self.measurement}")
         if self.field_name:
             parts.append(f"field={self.field_name}")
         if self.lag_min is not None:
@@ -274,7 +276,7 @@ def run_check(
     *,
     config_path: Path | None,
     sink_name: str | None,
-    measurement: str,
+    measurement: str | None,
     field_name: str | None,
     max_lag_min: float,
     lookback_hours: float,
@@ -284,12 +286,15 @@ def run_check(
     timeout: float | None,
     now_ns: int | None = None,
 ) -> Verdict:
-    """Run every check and return the verdict (expected failures never raise)."""
+    """Run every check and return the verdict (expected failures never raise).
+
+    ``measurement`` None means the one the config's sources write (see cli/measurements.py).
+    """
     now = time.time_ns() if now_ns is None else now_ns
     verdict = Verdict(
         status="OK",
         reason="healthy",
-        measurement=measurement,
+        measurement=measurement or "",
         field_name=field_name,
         now_ns=now,
         max_lag_min=max_lag_min,
@@ -297,6 +302,11 @@ def run_check(
     down: list[str] = []
     try:
         settings = load_query_settings(config_path)
+        if measurement is None:
+            try:
+                verdict.measurement = default_measurement(settings)
+            except NoClearMeasurement as exc:
+                raise CheckError("config_error", str(exc)) from None
         urls = list(health_urls)
         if telegraf_health:
             listen = settings.agent["health_listen"]
@@ -324,12 +334,12 @@ def run_check(
         verdict.sink, verdict.sink_type = sink["name"], sink["type"]
         query = open_sink(sink, timeout=timeout)
         fresh_since = now - int(max_lag_min * 60e9)
-        newest = query.newest_point(measurement, field_name, since_ns=fresh_since)
+        newest = query.newest_point(verdict.measurement, field_name, since_ns=fresh_since)
         if newest is None and lookback_hours * 60 > max_lag_min:
             # Only when the cheap, recent window is empty: look further back, to tell a
             # stale measurement (lag known) from one that has no data at all.
             newest = query.newest_point(
-                measurement, field_name, since_ns=now - int(lookback_hours * 3600e9)
+                verdict.measurement, field_name, since_ns=now - int(lookback_hours * 3600e9)
             )
         if newest is None:
             window = max(lookback_hours, max_lag_min / 60)
@@ -360,11 +370,11 @@ def run_check(
 @sink_options
 @click.option(
     "--measurement",
-    default=DEFAULT_MEASUREMENT,
-    show_default=True,
     envvar=["BRIDGE_HEALTH_MEASUREMENT", "INFLUX_MEASUREMENT"],
-    help="Measurement whose newest point is checked (env: BRIDGE_HEALTH_MEASUREMENT, "
-    "INFLUX_MEASUREMENT).",
+    help="Measurement whose newest point is checked; default: the one the config's sources "
+    "write (tigo_power_report for taptap, the pulse measurement for gpio_pulse, smartsolar "
+    "for ndjson_tail, dtu for hoymiles), required when they write several; tigo_power_report "
+    "without sources (env: BRIDGE_HEALTH_MEASUREMENT, INFLUX_MEASUREMENT).",
 )
 @click.option("--field", "field_name", help="Only count points that carry this field.")
 @click.option(
@@ -469,7 +479,7 @@ def run_check(
 def command(  # noqa: PLR0917 - click passes every option positionally
     config_path: Path | None,
     sink_name: str | None,
-    measurement: str,
+    measurement: str | None,
     field_name: str | None,
     max_lag_min: float,
     lookback_hours: float,
@@ -489,7 +499,8 @@ def command(  # noqa: PLR0917 - click passes every option positionally
 ) -> None:
     """Check that a measurement gets fresh points (and that its service runs).
 
-    Queries the newest point of --measurement (default tigo_power_report) on an InfluxDB
+    Queries the newest point of --measurement (default: the measurement the config's
+    sources write, e.g. tigo_power_report for taptap, smartsolar for ndjson_tail) on an InfluxDB
     1.x, v2/Cloud or 3 sink and compares its age with --max-lag-min (default 240). Prints
     one line, `OK healthy ...` or `CRIT <reason> ...`, and exits 0 (OK), 2 (CRIT:
     stale_data, no_data, service_not_active) or 1 (the check itself failed: bad config,
@@ -512,7 +523,7 @@ def command(  # noqa: PLR0917 - click passes every option positionally
     click.echo(json.dumps(verdict.payload(), ensure_ascii=False) if as_json else verdict.line())
     if mqtt_enabled:
         topic = (
-            mqtt_topic.replace("{measurement}", measurement)
+            mqtt_topic.replace("{measurement}", verdict.measurement)
             .replace("{sink}", verdict.sink or "")
             .replace("{host}", socket.gethostname())
         )

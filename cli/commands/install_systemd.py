@@ -29,6 +29,7 @@ from telegraf_bridge.cli.commands import healthcheck
 from telegraf_bridge.cli.commands.check_config import env_refs
 from telegraf_bridge.cli.device_nodes import device_groups
 from telegraf_bridge.cli.fsutil import write_atomic
+from telegraf_bridge.cli.measurements import NoClearMeasurement, default_measurement
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
 from telegraf_bridge.cli.sinkquery import QUERYABLE_TYPES, SinkError, select_sink
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path, telegraf_version
@@ -369,12 +370,17 @@ def _healthcheck_argv(
     if settings.agent["health_listen"]:
         argv.append("--telegraf-health")
     notes = []
-    if ctx.get_parameter_source("measurement") is click.core.ParameterSource.DEFAULT and not any(
-        s["plugin"] == "taptap" for s in settings.active_sources()
-    ):
+    if ctx.params["measurement"] is None:
+        # The timer would fail every run if the config does not say which measurement to watch.
+        try:
+            watched = default_measurement(settings)
+        except NoClearMeasurement as exc:
+            raise InstallError(
+                f"--healthcheck-args: {exc}; e.g. --healthcheck-args '--measurement NAME'"
+            ) from None
         notes.append(
-            f"the health check watches measurement {healthcheck.DEFAULT_MEASUREMENT} (its "
-            "default, seed 004's); pass --healthcheck-args '--measurement NAME' for your source"
+            f"the health check watches measurement {watched} (from the config's sources); pass "
+            "--healthcheck-args '--measurement NAME' for another"
         )
     return argv + args, notes
 

@@ -1,11 +1,13 @@
-"""``bridge-cli verify``: checks that everything the meter-pulse setup needs is in place.
+"""``bridge-cli verify``: checks that everything the configured setup needs is in place.
 
 Seed 003's ``make verify`` as one table, one row per check, in the order a problem must be
-fixed: the config, the Python packages the configured sources import, the Telegraf binary,
-the sink's reachability and credentials, then what the sink's backend checks (tiers,
-downsampling, a real test write that is read back). A row whose precondition failed is skipped
-rather than failing again. Every failure comes with a next step; the exit status is 1 if any
-check failed. Tokens and passwords are never shown (at most a token's first 4 characters).
+fixed: the config, the Python packages (and the taptap program) the configured sources need,
+the Telegraf binary, the sink's reachability and credentials, then, for a config with a
+gpio_pulse source, what the sink's backend checks (tiers, downsampling, a real test write that
+is read back): the tiers belong to meter pulses, so other configs get no tier rows. A row
+whose precondition failed is skipped rather than failing again. Every failure comes with a
+next step; the exit status is 1 if any check failed. Tokens and passwords are never shown
+(at most a token's first 4 characters).
 """
 
 from __future__ import annotations
@@ -78,16 +80,38 @@ def package_checks(settings: Settings) -> Iterator[Check]:
                 yield Check(name, False, f"needed by source {source['name']}: not installed", hint)
         if source["plugin"] == "taptap":
             found_any = True
-            binary = str((source.get("options") or {}).get("taptap", "taptap"))
-            where = shutil.which(binary)
-            yield Check(
-                "program taptap",
-                where is not None,
-                f"{where} (source {source['name']})" if where else f"{binary} not found on PATH",
-                "" if where else "cargo install taptap --locked, or set options.taptap",
-            )
+            yield taptap_check(source)
     if not found_any:
         yield Check("python packages", True, "the configured sources need no extra package")
+
+
+def taptap_program(options: Mapping[str, Any]) -> tuple[str, str]:
+    """The program a taptap source runs, and the option that names it.
+
+    ``command`` (seed 004's ``TAPTAP_CMD``) is the whole command line, so its first word is the
+    program; otherwise ``taptap`` names the binary that ``serial``/``tcp`` run.
+    """
+    command = options.get("command")
+    if isinstance(command, list) and command and isinstance(command[0], str):
+        return command[0], "options.command (TAPTAP_CMD)"
+    if isinstance(command, str) and command.split():
+        return command.split()[0], "options.command (TAPTAP_CMD)"
+    return str(options.get("taptap", "taptap")), "options.taptap"
+
+
+def taptap_check(source: Mapping[str, Any]) -> Check:
+    """The taptap program the source will start: a path must be executable, a name on PATH."""
+    program, option = taptap_program(source.get("options") or {})
+    where = shutil.which(program)
+    if where:
+        return Check("program taptap", True, f"{where} (source {source['name']}, {option})")
+    if os.sep in program:
+        detail = f"{program} (from {option}) is not an executable file"
+        fix = f"install taptap there (cargo install taptap --locked) or correct {option}"
+    else:
+        detail = f"{program} (from {option}) not found on PATH"
+        fix = f"cargo install taptap --locked, or set {option} to the program's full path"
+    return Check("program taptap", False, f"{detail} (source {source['name']})", fix)
 
 
 def telegraf_check() -> Check:
@@ -158,6 +182,15 @@ def sink_checks(
         return
     yield Check("connection", True, where)
     yield Check("credentials", True, f"{credential}: accepted by the server")
+    if not layout.gpio_sources:
+        # The tiers, their downsampling and the test write into the raw tier exist for meter
+        # pulses only: a config without a gpio_pulse source has nothing to check there.
+        yield Check(
+            "tiers",
+            None,
+            "skipped: no enabled gpio_pulse source (the downsampling tiers are for meter pulses)",
+        )
+        return
     try:
         yield from backend.checks(layout)
     except AdminError as exc:
@@ -183,10 +216,11 @@ def command(config_path: Path | None, sink_name: str | None) -> None:
     """Check that everything is set up correctly (seed 003's make verify).
 
     One row per check: config valid, Python packages needed by the configured sources (e.g.
-    gpiod or RPi.GPIO for gpio_pulse, per its backend option), the Telegraf binary and its
-    pinned version, the sink's connection and credentials, each storage tier, the
-    downsampling, and a real test write that is read back. Failed rows end with a next step.
-    Exit status 1 if any check fails.
+    gpiod or RPi.GPIO for gpio_pulse, per its backend option), the taptap program of a taptap
+    source (the first word of its command, i.e. TAPTAP_CMD, or its taptap option), the
+    Telegraf binary and its pinned version, the sink's connection and credentials. With an
+    enabled gpio_pulse source also each storage tier, the downsampling, and a real test write
+    that is read back. Failed rows end with a next step. Exit status 1 if any check fails.
     """
     env = os.environ
     rows: list[Check] = []
@@ -200,13 +234,8 @@ def command(config_path: Path | None, sink_name: str | None) -> None:
     else:
         sources = len(settings.active_sources())
         sinks = len(settings.active_sinks())
-        rows.append(
-            Check(
-                "config",
-                True,
-                f"valid: {sources} source(s), {sinks} sink(s), {len(layout.tiers)} tiers",
-            )
-        )
+        tiers = f", {len(layout.tiers)} tiers" if layout.gpio_sources else ""
+        rows.append(Check("config", True, f"valid: {sources} source(s), {sinks} sink(s){tiers}"))
         rows.extend(package_checks(settings))
         rows.append(telegraf_check())
         rows.extend(sink_checks(settings, sink_name, env))

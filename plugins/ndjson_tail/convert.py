@@ -13,9 +13,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegraf_bridge.plugins.common import FieldType, Point, parse_rfc3339_ns
+
+if TYPE_CHECKING:  # options imports this module's TIMESTAMP_FORMATS
+    from telegraf_bridge.plugins.ndjson_tail.options import NdjsonOptions
 
 try:  # optional accelerator; the standard library decoder is the reference
     import orjson as _orjson
@@ -277,3 +280,25 @@ class RecordConverter:
             return value
         problems.append(("field_type_mismatch", f"{name}: declared {declared}, got {value!r}"))
         return None
+
+
+def converter_from_options(opts: NdjsonOptions) -> RecordConverter:
+    """The converter a source's parsed options describe, with the declared ``field_types``.
+
+    One place builds it, so ``bridge-cli migrate-ndjson`` previews exactly what the plugin
+    will skip.
+    """
+    return RecordConverter(
+        measurement=opts.measurement,
+        timestamp_key=opts.timestamp_key,
+        timestamp_format=opts.timestamp_format,
+        tag_keys=opts.tag_keys,
+        field_containers=opts.field_containers,
+        keep_container_prefix=opts.keep_container_prefix,
+        separator=opts.separator,
+        max_depth=opts.max_depth,
+        fallback=opts.fallback,
+        fallback_container=opts.fallback_container,
+        fallback_measurement=opts.fallback_measurement,
+        field_types=dict(opts.field_types),
+    )

@@ -29,8 +29,8 @@ from telegraf_bridge.plugins.common import (
 )
 from telegraf_bridge.plugins.ndjson_tail import options
 from telegraf_bridge.plugins.ndjson_tail.convert import (
-    RecordConverter,
     RecordError,
+    converter_from_options,
     load_record,
 )
 from telegraf_bridge.plugins.ndjson_tail.files import FileSet, Line
@@ -66,19 +66,7 @@ class NdjsonTail:
         opts = options.parse(ctx.config)
         globs = list(opts.files)
         declared = opts.field_types
-        self.converter = RecordConverter(
-            measurement=opts.measurement,
-            timestamp_key=opts.timestamp_key,
-            timestamp_format=opts.timestamp_format,
-            tag_keys=opts.tag_keys,
-            field_containers=opts.field_containers,
-            keep_container_prefix=opts.keep_container_prefix,
-            separator=opts.separator,
-            max_depth=opts.max_depth,
-            fallback=opts.fallback,
-            fallback_container=opts.fallback_container,
-            fallback_measurement=opts.fallback_measurement,
-        )
+        self.converter = converter_from_options(opts)
         self.batch_lines = opts.batch_lines
         self.max_future_ns = round(opts.max_future_s * NS)
         commit_delay = opts.commit_delay_s

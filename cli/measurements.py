@@ -1,0 +1,80 @@
+"""The measurement each configured source writes, for commands that watch one (healthcheck).
+
+Why a module of its own: ``healthcheck`` takes its default ``--measurement`` from the config,
+and ``install-systemd`` must know before it writes a timer whether that default is clear. Both
+read the same table of each plugin's main measurement: the option that names it and the
+plugin's own default for that option (plugins/<name>/README.md, "Metrics").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from telegraf_bridge.cli.settings import Settings
+
+# plugin -> (option naming its main measurement, the plugin's default for it). The measurement
+# is the one written for every reading (not a status or aggregate measurement).
+MAIN_MEASUREMENT: Mapping[str, tuple[str, str]] = {
+    "taptap": ("measurement", "tigo_power_report"),
+    "gpio_pulse": ("measurement", "PowerPulse"),
+    "ndjson_tail": ("measurement", "smartsolar"),
+    "hoymiles": ("measurement_dtu", "dtu"),
+    "demo": ("measurement", "demo"),
+}
+# Plugins whose measurements are named by the devices (iotflow: the topic's last level or the
+# request's "type"), so the config cannot say which one to watch.
+DEVICE_NAMED = frozenset({"iotflow"})
+# With no source at all (a config naming only sinks, or seed 004's INFLUX_URL/INFLUX_DB alone)
+# the health check keeps seed 004's measurement, whose tigo_healthcheck.py it replaces.
+SEED_DEFAULT = "tigo_power_report"
+
+
+class NoClearMeasurement(ValueError):
+    """The config's sources do not name exactly one measurement; the message lists them."""
+
+
+@dataclass(frozen=True)
+class SourceMeasurement:
+    """One enabled source and the measurement it writes (None: named by its devices)."""
+
+    source: str
+    plugin: str
+    measurement: str | None
+
+
+def source_measurements(settings: Settings) -> list[SourceMeasurement]:
+    """Each enabled source with its main measurement, in the config's order."""
+    found = []
+    for source in settings.active_sources():
+        plugin = str(source["plugin"])
+        options: Mapping[str, Any] = source.get("options") or {}
+        if plugin in MAIN_MEASUREMENT:
+            option, default = MAIN_MEASUREMENT[plugin]
+            found.append(
+                SourceMeasurement(source["name"], plugin, str(options.get(option, default)))
+            )
+        elif plugin in DEVICE_NAMED:
+            found.append(SourceMeasurement(source["name"], plugin, None))
+    return found
+
+
+def default_measurement(settings: Settings) -> str:
+    """The one measurement the config's sources write; raises :class:`NoClearMeasurement`."""
+    found = source_measurements(settings)
+    if not found:
+        return SEED_DEFAULT
+    names = sorted({f.measurement for f in found if f.measurement is not None})
+    device_named = [f for f in found if f.measurement is None]
+    if len(names) == 1 and not device_named:
+        return names[0]
+    listed = [f"{f.measurement} (source {f.source})" for f in found if f.measurement is not None]
+    listed += [
+        f"the measurements its devices name (source {f.source}, {f.plugin})" for f in device_named
+    ]
+    raise NoClearMeasurement(
+        "the config's sources write "
+        + ", ".join(listed)
+        + "; pass --measurement NAME (or set BRIDGE_HEALTH_MEASUREMENT) to choose the one to watch"
+    )
