@@ -178,6 +178,7 @@ def test_the_configs_time_floor_and_source_options_decide(tmp_path: Path) -> Non
         "agent:\n  time_floor: '1990-01-01T00:00:00Z'\nsources:\n"
         f"  - name: solar\n    plugin: ndjson_tail\n    options:\n"
         f"      files: ['{data}/*.ndjson']\n      field_containers: [parsed_data, readings]\n"
+        "sinks:\n  - {name: local, type: file, path: out.lp}\n"
     )
     result = CliRunner().invoke(
         cli, ["migrate-ndjson", "--config", str(config), str(data / "h.json")]
