@@ -183,13 +183,17 @@ _PREFLIGHT_LEVELS = {"ok": "I", "warn": "W", "fail": "E"}
 def run_preflight(settings: Settings, env: dict[str, str]) -> Settings:
     """Log the preflight; returns the settings to render (without a health output on a busy port).
 
-    Nothing here stops start-up: an unreachable sink is buffered for, a refused credential
-    only affects its own sink (the others still get data), and a busy health port is rendered
-    away so Telegraf does not stop on it. Each line names its fix in ``docker logs``.
+    A sink that answered and refused (credentials, organization, not InfluxDB) stops start-up
+    with its fix: Telegraf would drop what such a sink refuses, while the sources keep their
+    data until the container starts. An unreachable sink only warns (Telegraf buffers on
+    disk), and a busy health port is rendered away so Telegraf does not stop on it.
     """
     findings = preflight.preflight(settings, env=env)
     for finding in findings:
         log(_PREFLIGHT_LEVELS[finding.level], finding.line())
+    if preflight.has_failures(findings):
+        failed = ", ".join(f.subject for f in findings if f.level == "fail")
+        raise EntrypointError(f"preflight failed for {failed}: see the fix on each line above")
     return preflight.health_fallback(settings, findings)
 
 

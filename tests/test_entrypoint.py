@@ -22,6 +22,7 @@ import pytest
 from telegraf_bridge.telegraf import entrypoint, healthprobe
 
 from telegraf_bridge.testing import FakeInfluxV2, free_port, wait_for
+from telegraf_bridge.testing._influxd import InfluxD1
 
 BIN = Path(sys.executable).parent
 TOKEN = "entrypoint-secret-token-0123456789"
@@ -238,6 +239,24 @@ def test_invalid_config_exits_78_naming_every_problem(tmp_path: Path) -> None:
     assert "$BRIDGE_CONFIG_YAML" in result.stderr
     assert "interval" in result.stderr
     assert "nope" in result.stderr
+    assert "Loading config" not in result.stderr  # Telegraf never started
+
+
+@pytest.mark.influxd
+def test_a_refused_password_stops_start_up_before_telegraf(tmp_path: Path) -> None:
+    """Telegraf's InfluxDB 1.x output drops what a sink refuses: better not to start at all."""
+    with InfluxD1(tmp_path / "influxd", auth_enabled=True) as server:
+        yaml_text = (
+            "sources: [{name: demo, plugin: demo}]\n"
+            f"sinks: [{{name: influx, type: influxdb_v1, url: '{server.url}', database: d,"
+            " username: admin, password_env: INFLUX_PW}]\n"
+        )
+        env = _env(tmp_path / "data", BRIDGE_CONFIG_YAML=yaml_text, INFLUX_PW="not-it")
+        result = _run(env)
+    assert result.returncode == entrypoint.EX_CONFIG, result.stderr
+    assert "E! [entrypoint] preflight fail" in result.stderr
+    assert "401" in result.stderr
+    assert "not-it" not in result.stderr
     assert "Loading config" not in result.stderr  # Telegraf never started
 
 
