@@ -89,3 +89,25 @@ def test_run_shows_progress_and_stops_cleanly_after_duration(tmp_path: Path) -> 
     assert reported == len(written)
     state = tmp_path / "var" / "state" / "demo-demo.state.json"
     assert state.exists(), "the plugin saved its state on the graceful stop"
+
+
+def test_docs_name_the_plugin_config_directory_render_uses(tmp_path: Path) -> None:
+    """Issue 15, finding 13: README, the reference and the code agree on `<stem>.plugins/`."""
+    from telegraf_bridge.cli.render import plugin_config_dir
+    from telegraf_bridge.cli.settings import load_settings
+
+    settings = load_settings(
+        None, env={}, text="sinks: [{name: f, type: file, path: x}]\n", base_dir=tmp_path
+    )
+    assert plugin_config_dir(settings, tmp_path / "telegraf.conf").name == "telegraf.plugins"
+    for doc in (REPO / "README.md", REPO / "docs" / "configuration.md"):
+        text = doc.read_text()
+        assert "`telegraf.plugins/`" in text, doc
+        assert "<output>.d/" not in text and "<output>.plugins/" not in text, doc
+
+
+def test_run_help_names_bridge_config() -> None:
+    result = CliRunner().invoke(cli, ["run", "--help"])
+    assert "BRIDGE_CONFIG" in result.output
+    assert "--json" in result.output
+    assert "--no-preflight" in result.output
