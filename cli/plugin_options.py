@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from telegraf_bridge.plugins.common import ConfigError, Section, parse_duration
-from telegraf_bridge.plugins.common._clock import parse_time_floor
+from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR, parse_time_floor
 from telegraf_bridge.plugins.demo import options as demo
 from telegraf_bridge.plugins.gpio_pulse import options as gpio_pulse
 from telegraf_bridge.plugins.hoymiles import options as hoymiles
@@ -56,7 +56,7 @@ def options_section(source: Mapping[str, Any], where: str, interval_s: float) ->
     """
     options = source.get("options") or {}
     section = Section({**RENDERED.get(str(source.get("plugin")), {}), **options}, where)
-    floor = section.string("time_floor", "2000-01-01T00:00:00Z")
+    floor = section.string("time_floor", DEFAULT_TIME_FLOOR)
     try:
         parse_time_floor(floor)
     except ValueError:
