@@ -194,10 +194,13 @@ def _iotflow_mqtt(
 class RunStatus:
     """Telegraf's own counters for ``bridge-cli run``'s console (never sent to a sink).
 
-    ``inputs.internal`` with ``prefix`` on its measurement names feeds an ``outputs.file`` on
-    Telegraf's stdout in JSON; every sink drops those names.
+    ``inputs.internal`` with ``prefix`` on its measurement names feeds an ``outputs.file`` of
+    JSON lines at ``path`` (rotated at 1 MB, no archives kept); every sink drops those names.
+    A file, not Telegraf's stdout: a pipe to a ``run`` that was killed would end Telegraf with
+    SIGPIPE in the middle of its graceful shutdown.
     """
 
+    path: str
     interval: str = "2s"
     prefix: str = "bridge_run_status_"
 

@@ -373,6 +373,8 @@ def test_telegraf_stops_when_run_is_killed(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert _gone(conf), "Telegraf kept running after `run` was SIGKILLed"
+    log = (tmp_path / "var" / "telegraf.log").read_text()
+    assert "Stopping running outputs" in log, "Telegraf's shutdown must run to its end"
 
 
 # -- one Telegraf per buffer and state directory ------------------------------------------------

@@ -16,12 +16,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 from telegraf_bridge.cli import dir_lock, envmap, preflight, render, source_status
@@ -88,29 +87,24 @@ def _exit_with_parent() -> None:
 
 @dataclass
 class _Feeds:
-    """What ``run`` reads while Telegraf runs: its status stream and its log files."""
+    """What ``run`` reads while Telegraf runs: its status counters and its log files."""
 
     tally: RunTally
     prefix: str
+    status: LogFollower
     logs: list[LogFollower]
     digest: LogDigest
-    lock: threading.Lock
 
-    def read_status(self, stream: IO[bytes]) -> None:
-        """Thread: Telegraf's stdout carries only the status counters, one JSON per line."""
-        for raw in stream:
-            with self.lock:
-                self.tally.feed_status(raw.decode("utf-8", "replace"), self.prefix)
-
-    def drain_logs(self, show: Callable[[str], None]) -> None:
-        """Feed new log lines to the tally; show each new warning or error once."""
+    def drain(self, show: Callable[[str], None]) -> None:
+        """Feed new counters and log lines to the tally; show each new warning or error once."""
+        for raw in self.status.new_lines():
+            self.tally.feed_status(raw, self.prefix)
         for follower in self.logs:
             for raw in follower.new_lines():
                 line = parse_line(raw)
                 if line is None:
                     continue
-                with self.lock:
-                    self.tally.feed_log(line)
+                self.tally.feed_log(line)
                 visible = line.level in ("E", "W") and not line.message.startswith(_BENIGN)
                 if visible and self.digest.add(line):
                     show(line.text)
@@ -245,7 +239,7 @@ def command(
                 )
             settings = preflight.health_fallback(settings, findings)
         output = workdir.resolve() / "telegraf.conf"
-        status = render.RunStatus()
+        status = render.RunStatus(path=str(workdir.resolve() / "run-status.json"))
         rendered = render.render(
             settings,
             output,
@@ -294,7 +288,11 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
         {s["name"]: s["type"] for s in settings.active_sinks()},
         {s["name"]: s["plugin"] for s in settings.active_sources()},
     )
-    feeds = _Feeds(tally, launch.status.prefix, logs, LogDigest(), threading.Lock())
+    status_path = Path(launch.status.path)
+    status_path.unlink(missing_ok=True)
+    feeds = _Feeds(
+        tally, launch.status.prefix, LogFollower(status_path, from_end=False), logs, LogDigest()
+    )
     sinks = ", ".join(f"{s['name']} ({s['type']})" for s in settings.active_sinks())
     console.line(f"telegraf {binary}\nconfig   {output}\nsinks    {sinks}\nlog      {log_path}")
 
@@ -310,8 +308,8 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
         with log_path.open("ab") as log_file:
             proc = subprocess.Popen(
                 [str(binary), "--config", str(output), "--strict-env-handling"],
-                stdout=subprocess.PIPE,
-                stderr=log_file,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 pass_fds=locks,
@@ -321,16 +319,11 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"{proc.pid}\n".encode(), 0)
-        assert proc.stdout is not None  # noqa: S101 - stdout=PIPE above
-        reader = threading.Thread(
-            target=feeds.read_status, args=(proc.stdout,), name="status", daemon=True
-        )
-        reader.start()
         last_table = last_sources = -10.0
         while not stop["why"]:
             time.sleep(0.5)
             elapsed = time.monotonic() - started
-            feeds.drain_logs(console.line)
+            feeds.drain(console.line)
             if proc.poll() is not None:
                 stop["why"] = f"telegraf exited with status {proc.returncode}"
                 break
@@ -339,16 +332,13 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
             if console.broken:
                 stop["why"] = "the console's output was closed"
             if elapsed - last_sources >= 2:
-                with feeds.lock:
-                    _read_sources(tally, settings, started_ns)
+                _read_sources(tally, settings, started_ns)
                 last_sources = elapsed
             if console.interactive and elapsed - last_table >= 1:
-                with feeds.lock:
-                    console.table(status_table(tally, elapsed))
+                console.table(status_table(tally, elapsed))
                 last_table = elapsed
             elif not console.interactive and elapsed - last_table >= 5:
-                with feeds.lock:
-                    console.line(progress_line(tally, elapsed))
+                console.line(progress_line(tally, elapsed))
                 last_table = elapsed
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -357,8 +347,7 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        reader.join(timeout=5)
-        feeds.drain_logs(console.line)
+        feeds.drain(console.line)
         _read_sources(tally, settings, started_ns)
     finally:
         for sig, handler in previous.items():
