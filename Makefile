@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 .PHONY: help setup venv telegraf influxdb2 telegraf-armv6 armel-python taptap system-deps run test lint typecheck unit soak docs clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 setup: venv telegraf influxdb2 system-deps taptap ## Install everything: .venv, Telegraf, influxd 1.x and 2.x, mosquitto, taptap
 

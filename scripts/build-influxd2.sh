@@ -10,7 +10,8 @@
 #
 # Usage: scripts/build-influxd2.sh              -> builds if needed, prints the path of the binary
 #        scripts/build-influxd2.sh --path-only  -> prints the path; exit 1 if it is not built yet
-# Env:   INFLUXD2_VERSION       -> the influxdb/v2 module version (default v2.7.12)
+# Env:   INFLUXD2_BIN           -> use this influxd 2.x instead of building one
+#        INFLUXD2_VERSION       -> the influxdb/v2 module version (default v2.7.12)
 #        TELEGRAF_BRIDGE_CACHE  -> cache root (default ~/.cache/telegraf-bridge)
 set -euo pipefail
 
@@ -18,6 +19,16 @@ version="${INFLUXD2_VERSION:-v2.7.12}"
 # The pkg-config the server's go.mod pins for v2.7.x (v0.3.x cannot be fetched here).
 pkg_config_version="v0.2.14"
 tags="sqlite_foreign_keys,sqlite_json"
+
+# An influxd 2.x of one's own (e.g. from InfluxData's packages) replaces the build.
+if [[ -n "${INFLUXD2_BIN:-}" ]]; then
+  if [[ ! -x "$INFLUXD2_BIN" ]]; then
+    echo "E! scripts/build-influxd2.sh: INFLUXD2_BIN=$INFLUXD2_BIN is not an executable file" >&2
+    exit 3
+  fi
+  echo "$INFLUXD2_BIN"
+  exit 0
+fi
 
 missing=()
 for tool in go cargo rustc; do
