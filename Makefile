@@ -10,12 +10,12 @@ STAMP := $(VENV)/.installed
 DURATION ?= 60
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv telegraf telegraf-armv6 armel-python taptap system-deps run test lint typecheck unit soak docs clean
+.PHONY: help setup venv telegraf influxdb2 telegraf-armv6 armel-python taptap system-deps run test lint typecheck unit soak docs clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
-setup: venv telegraf system-deps taptap ## Install everything: .venv, Telegraf, influxd, mosquitto, taptap
+setup: venv telegraf influxdb2 system-deps taptap ## Install everything: .venv, Telegraf, influxd 1.x and 2.x, mosquitto, taptap
 
 venv: $(STAMP)
 
@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml
 
 telegraf: ## Build (or reuse from ~/.cache) the custom Telegraf with the bundle's plugins
 	@telegraf/build.sh >/dev/null
+
+influxdb2: ## Build (or reuse from ~/.cache) a real influxd 2.7 for the v2 tests (cold ~10 min)
+	@scripts/build-influxd2.sh >/dev/null
 
 telegraf-armv6: ## Cross-compile the same Telegraf for the Pi Zero (GOARCH=arm GOARM=6; cached)
 	@GOOS=linux GOARCH=arm GOARM=6 telegraf/build.sh >/dev/null
@@ -59,5 +62,5 @@ soak: setup ## The long fault-injection and soak tests
 docs: venv ## Regenerate docs/configuration.md from the schema
 	$(BIN)/bridge-cli config-reference --output docs/configuration.md
 
-clean: ## Remove the venv and local run data (the Telegraf build cache stays in ~/.cache)
+clean: ## Remove the venv and local run data (the Telegraf and influxd 2 builds stay in ~/.cache)
 	rm -rf $(VENV) var build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -221,6 +221,14 @@ def _probe_v2(query: InfluxV2Query, sink: Mapping[str, Any], subject: str) -> Fi
         "GET", "/api/v2/buckets", params={"name": query.bucket, "org": query.org}, headers=headers
     )
     if reply.response is None:
+        # A real InfluxDB 2.x answers a missing bucket with 404 `bucket "x" not found` (not
+        # with an empty list) and an unknown organization with 404 too: the message tells them
+        # apart. A token that may only write gets an empty list for a bucket that exists.
+        if (
+            reply.status == 404
+            and _message(reply.error_text) == f'bucket "{query.bucket}" not found'
+        ):
+            return _bucket_missing(query, sink, subject)
         if reply.status == 404:  # the organization is unknown (or invisible to the token)
             return Finding(
                 "fail",
@@ -238,16 +246,21 @@ def _probe_v2(query: InfluxV2Query, sink: Mapping[str, Any], subject: str) -> Fi
             doc = {}
     buckets = doc.get("buckets") if isinstance(doc, dict) else None
     if not buckets:
-        return Finding(
-            "warn",
-            subject,
-            f"token accepted, but bucket {query.bucket!r} in org {query.org!r} is not "
-            "visible: it is missing, or the token may only write (writes to a missing bucket "
-            "fail with 404)",
-            f"create the bucket (bridge-cli setup-influxdb) or fix sinks.{sink['name']}.bucket",
-            "sink_bucket_missing",
-        )
+        return _bucket_missing(query, sink, subject)
     return Finding("ok", subject, f"{query.describe()}: reachable, token accepted")
+
+
+def _bucket_missing(query: InfluxV2Query, sink: Mapping[str, Any], subject: str) -> Finding:
+    """A warning: the token works, but the bucket Telegraf writes to is not (visibly) there."""
+    return Finding(
+        "warn",
+        subject,
+        f"token accepted, but bucket {query.bucket!r} in org {query.org!r} is not "
+        "visible: it is missing, or the token may only write (writes to a missing bucket "
+        "fail with 404)",
+        f"create the bucket (bridge-cli setup-influxdb) or fix sinks.{sink['name']}.bucket",
+        "sink_bucket_missing",
+    )
 
 
 def _probe_v3(query: InfluxV3Query, sink: Mapping[str, Any], subject: str) -> Finding:

@@ -11,7 +11,14 @@ import pytest
 from _support import REPO
 
 from telegraf_bridge import paths
-from telegraf_bridge.testing import FakeInfluxV2, FakeInfluxV3, InfluxD1, find_influxd
+from telegraf_bridge.testing import (
+    FakeInfluxV2,
+    FakeInfluxV3,
+    InfluxD1,
+    InfluxD2,
+    find_influxd,
+    find_influxd2,
+)
 
 # Variables a developer's shell may carry that would change what a test renders.
 _LEAKY_PREFIXES = ("INFLUX_", "INFLUXDB_", "BRIDGE_", "TELEGRAF_BRIDGE_")
@@ -31,6 +38,8 @@ def _resolve_telegraf() -> Path:
 
 
 _TELEGRAF = _resolve_telegraf()
+# Looked up before isolated_env points XDG_CACHE_HOME into each test's tmp_path.
+_INFLUXD2 = find_influxd2()
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +67,21 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxD1]:
     if not find_influxd():
         pytest.fail("influxd is not installed; `make setup` installs Debian's influxdb package")
     with InfluxD1(tmp_path_factory.mktemp("influxd")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def influxd2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxD2]:
+    """A real, onboarded InfluxDB 2.x on a free loopback port, shared by the session.
+
+    Tests keep apart by creating their own organization (``influxd2.create_org``).
+    """
+    if not _INFLUXD2:
+        pytest.fail(
+            "influxd 2.x is not built; `make influxdb2` builds it into ~/.cache/telegraf-bridge"
+            " (or set INFLUXD2_BIN)"
+        )
+    with InfluxD2(tmp_path_factory.mktemp("influxd2"), binary=_INFLUXD2) as server:
         yield server
 
 
