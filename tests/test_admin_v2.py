@@ -1,7 +1,8 @@
 """setup-influxdb / verify / delete-buckets on InfluxDB v2 and Cloud, against the loopback fake.
 
-InfluxDB 2.x and Cloud cannot be installed here: FakeInfluxV2 answers the management API as the
-official v2 API documents it (see testing/_fake_v2_admin.py). It stores tasks but runs no
+FakeInfluxV2 answers the management API as the official v2 API documents it (see
+testing/_fake_v2_admin.py); the real influxd 2 (built by `make influxdb2`) runs setup-influxdb
+and verify in test_influxd2_e2e.py, and moving the rest here onto it is issue 17's work. It stores tasks but runs no
 Flux, so the task tests check the stored script against what the layout requires.
 """
 
