@@ -262,6 +262,26 @@ def command(
         dir_lock.release(locks)
 
 
+def _stop_telegraf(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (Telegraf's graceful stop: plugins save state, outputs flush), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _silence_closed_stdout() -> None:
+    """After ``run | head`` the interpreter's last flush must not print a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 @dataclass(frozen=True)
 class _Launch:
     """Everything prepared before Telegraf starts."""
@@ -304,6 +324,7 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
     previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
     started = time.monotonic()
     started_ns = time.time_ns()
+    proc: subprocess.Popen[bytes] | None = None
     try:
         with log_path.open("ab") as log_file:
             proc = subprocess.Popen(
@@ -340,16 +361,12 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
             elif not console.interactive and elapsed - last_table >= 5:
                 console.line(progress_line(tally, elapsed))
                 last_table = elapsed
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop_telegraf(proc)
         feeds.drain(console.line)
         _read_sources(tally, settings, started_ns)
     finally:
+        if proc is not None:
+            _stop_telegraf(proc)  # also when this loop failed: never leave Telegraf behind
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     console.done()
@@ -363,5 +380,7 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
     )
     if failed:
         console.line(f"Telegraf failed; see {log_path}")
+    if console.broken:
+        _silence_closed_stdout()
     if failed or summary["problems"]:
         sys.exit(EXIT_FAILED)
