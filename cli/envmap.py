@@ -140,6 +140,7 @@ SOURCE_ALIASES: tuple[SourceAlias, ...] = (
 )
 
 # Seed 003's tier variables (its bucket names) set the downsampling section.
+DOWNSAMPLING_SEED = "003 PowerLogger"
 DOWNSAMPLING_ALIASES: Mapping[str, str] = {
     "RAW_BUCKET": "raw_name",
     "B1M_BUCKET": "name_1m",
@@ -155,6 +156,26 @@ ORIGIN_KEY = "_origin"
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def seed_variables(env: Mapping[str, str]) -> dict[str, list[str]]:
+    """The seeds' variables set in ``env`` that configure a sink, a source or the tiers, by seed.
+
+    ``bridge-cli run`` without a config refuses when any is set: the demo must never write into
+    a database the environment describes. A token alone configures nothing and is left out.
+    """
+    found: dict[str, list[str]] = {}
+    for group in ALIAS_GROUPS:
+        names = [v for v in (*group.trigger, *group.keys.values()) if env.get(v)]
+        if names:
+            found.setdefault(group.seed, []).extend(names)
+    for alias in SOURCE_ALIASES:
+        if env.get(alias.trigger):
+            found.setdefault(alias.seed, []).append(alias.trigger)
+    tiers = [v for v in DOWNSAMPLING_ALIASES if env.get(v)]
+    if tiers:
+        found.setdefault(DOWNSAMPLING_SEED, []).extend(tiers)
+    return {seed: sorted(set(names)) for seed, names in found.items()}
 
 
 def env_key(name: str) -> str:
@@ -382,7 +403,9 @@ def apply_downsampling_aliases(
         if isinstance(section, dict):
             for var, value in present.items():
                 section[DOWNSAMPLING_ALIASES[var]] = value
-            notes.append(f"downsampling tiers named by {', '.join(present)} (seed 003 PowerLogger)")
+            notes.append(
+                f"downsampling tiers named by {', '.join(present)} (seed {DOWNSAMPLING_SEED})"
+            )
     measurement = env.get(PULSE_MEASUREMENT_ENV, "").strip()
     sources = doc.get("sources")
     if not measurement or not isinstance(sources, list):
@@ -394,7 +417,7 @@ def apply_downsampling_aliases(
                 options["measurement"] = measurement
                 notes.append(
                     f"source {source.get('name')!r}: measurement {measurement!r} from "
-                    f"{PULSE_MEASUREMENT_ENV} (seed 003 PowerLogger)"
+                    f"{PULSE_MEASUREMENT_ENV} (seed {DOWNSAMPLING_SEED})"
                 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from telegraf_bridge.cli import schema
 from telegraf_bridge.plugins.common import ConfigError, Section, parse_duration
 from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR, parse_time_floor
 from telegraf_bridge.plugins.demo import options as demo
@@ -41,8 +42,12 @@ PATH_KEYS: Mapping[str, tuple[str, ...]] = {
 }
 # Keys render-config always writes for a plugin that the plugin's own parser reads, so its
 # cross-checks see them (gpio_pulse: the tier route; values checked by the schema).
+_DOWNSAMPLING = {opt.key: opt.default for opt in schema.DOWNSAMPLING}
 RENDERED: Mapping[str, Mapping[str, Any]] = {
-    "gpio_pulse": {"route_tag": "bridge_tier", "raw_tier": "PowerLogger_raw"},
+    "gpio_pulse": {
+        "route_tag": _DOWNSAMPLING["route_tag"],
+        "raw_tier": _DOWNSAMPLING["raw_name"],
+    },
 }
 
 

@@ -107,7 +107,6 @@ class RunTally:
         """``sinks`` and ``sources`` map each name to its type or plugin."""
         self.sinks = {name: SinkTally(name, kind) for name, kind in sinks.items()}
         self.sources = {name: SourceTally(name, plugin) for name, plugin in sources.items()}
-        self.status_seen = False
 
     # -- the log -------------------------------------------------------------------------------
 
@@ -170,7 +169,6 @@ class RunTally:
         if not isinstance(tags, dict) or not isinstance(fields, dict):
             return
         alias = str(tags.get("alias", ""))
-        self.status_seen = True
         if name == "internal_write" and alias not in _OWN_ALIASES:
             sink = self.sinks.get(alias)
             if sink is not None:

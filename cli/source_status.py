@@ -199,12 +199,17 @@ class SourceStatus:
 
     def skip_lines(self) -> list[str]:
         """``N x reason: meaning; fix: ...`` per reason, largest count first."""
-        lines = []
-        for reason, count in sorted(self.skips.items(), key=lambda kv: (-kv[1], kv[0])):
-            info = explain(reason)
-            fix = f"; fix: {info.fix}" if info.fix else ""
-            lines.append(f"{count} x {reason}: {info.meaning}{fix}")
-        return lines
+        return skip_lines(self.skips)
+
+
+def skip_lines(skips: Mapping[str, int]) -> list[str]:
+    """``N x reason: meaning; fix: ...`` per reason, largest count first (every console)."""
+    lines = []
+    for reason, count in sorted(skips.items(), key=lambda kv: (-kv[1], kv[0])):
+        info = explain(reason)
+        fix = f"; fix: {info.fix}" if info.fix else ""
+        lines.append(f"{count} x {reason}: {info.meaning}{fix}")
+    return lines
 
 
 def status_path(state_dir: Path, plugin: str, instance: str) -> Path:

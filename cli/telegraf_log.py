@@ -107,7 +107,3 @@ class LogDigest:
             return True
         group.count += 1
         return False
-
-    def of_level(self, level: str) -> list[Repeated]:
-        """The groups of one level, in the order they first appeared."""
-        return [g for g in self.groups.values() if g.first.level == level]

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,22 +38,6 @@ _BENIGN = ("Using disk-write-through buffer strategy",)
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def seed_variables(env: Mapping[str, str]) -> dict[str, list[str]]:
-    """The seeds' variables set in ``env``, by seed; they configure sinks and sources."""
-    found: dict[str, list[str]] = {}
-    for group in envmap.ALIAS_GROUPS:
-        names = [v for v in (*group.trigger, *group.keys.values()) if env.get(v)]
-        if names:
-            found.setdefault(group.seed, []).extend(names)
-    for alias in envmap.SOURCE_ALIASES:
-        if env.get(alias.trigger):
-            found.setdefault(alias.seed, []).append(alias.trigger)
-    tiers = [v for v in envmap.DOWNSAMPLING_ALIASES if env.get(v)]
-    if tiers:
-        found.setdefault("003 PowerLogger", []).extend(tiers)
-    return {seed: sorted(set(names)) for seed, names in found.items()}
-
-
 def _demo_settings() -> Settings:
     """The embedded demo: local files only, whatever the environment says."""
     settings = load_settings(None, env={}, text=starter_text(), base_dir=Path.cwd())
@@ -64,7 +48,7 @@ def _demo_settings() -> Settings:
 def _settings(config_path: Path | None) -> Settings:
     if config_path is not None:
         return load_settings(config_path)
-    seeds = seed_variables(os.environ)
+    seeds = envmap.seed_variables(os.environ)
     if seeds:
         listing = "; ".join(f"seed {seed}: {', '.join(names)}" for seed, names in seeds.items())
         first = next(iter(seeds)).split()[0]
@@ -140,10 +124,8 @@ def _print_summary(console: Console, summary: dict[str, Any], files: list[str]) 
             + (f", {skipped} skipped" if skipped else "")
             + (f"; held: {src['held']}" if src["held"] else "")
         )
-        for reason, count in sorted(src["skips"].items(), key=lambda kv: (-kv[1], kv[0])):
-            info = source_status.explain(reason)
-            fix = f"; fix: {info.fix}" if info.fix else ""
-            console.line(f"  skipped {count} x {reason}: {info.meaning}{fix}")
+        for line in source_status.skip_lines(src["skips"]):
+            console.line(f"  skipped {line}")
     for sink in summary["sinks"]:
         console.line(
             f"sink {sink['name']} ({sink['type']}): {sink['written']} written, "
