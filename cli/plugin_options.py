@@ -15,6 +15,7 @@ from typing import Any
 from telegraf_bridge.cli import schema
 from telegraf_bridge.plugins.common import ConfigError, Section, parse_duration
 from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR, parse_time_floor
+from telegraf_bridge.plugins.common._main import DeliveryOptions
 from telegraf_bridge.plugins.demo import options as demo
 from telegraf_bridge.plugins.gpio_pulse import options as gpio_pulse
 from telegraf_bridge.plugins.hoymiles import options as hoymiles
@@ -74,6 +75,7 @@ def options_section(source: Mapping[str, Any], where: str, interval_s: float) ->
         section.string(key, "")
     for key in ("require_clock_sync", "debug"):
         section.boolean(key, False)
+    DeliveryOptions.parse(section)
     return section
 
 

@@ -239,9 +239,8 @@ def render(
             "time_floor": settings.agent["time_floor"],
             "debug": settings.agent["debug"],
         }
-        if source["plugin"] in schema.BACKPRESSURE_PLUGINS and (
-            settings.agent["buffer_strategy"] == "disk"
-        ):
+        if settings.agent["buffer_strategy"] == "disk":
+            # Every source keeps the disk buffer and the journals within the cap.
             plugin_doc["buffer_directory"] = settings.agent["buffer_directory"]
             plugin_doc["buffer_max_size_mb"] = settings.agent["buffer_max_size_mb"]
         if source["plugin"] == "gpio_pulse":

@@ -26,8 +26,6 @@ PLUGINS: dict[str, str] = {
 # Sources whose devices must not be polled at the agent's pace: their interval, when the
 # source sets none (a DTU is polled every 60 s, as the seed did).
 PLUGIN_INTERVALS: dict[str, str] = {"hoymiles": "60s"}
-# Plugins that hold back at the disk-buffer cap: they get the buffer's path and cap.
-BACKPRESSURE_PLUGINS = frozenset({"ndjson_tail"})
 
 SINK_TYPES = ("influxdb_v2", "influxdb_v1", "influxdb_v3", "file")
 

@@ -144,6 +144,11 @@ REASONS: Mapping[str, Reason] = {
         "start NTP, or set agent.require_clock_sync: false on hosts without the kernel flag",
     ),
     "output_unavailable": Reason("Telegraf was not reading; the request was refused (503)", ""),
+    "buffer_full": Reason(
+        "the disk buffer and journals were at the cap; the request was refused (503, "
+        "Retry-After) and the device kept its data",
+        "bring the sinks back (see `bridge-cli run`), or raise agent.buffer_max_size_mb",
+    ),
     "internal": Reason("an internal error refused the request (500); see the log", ""),
     "malformed_json": Reason("a body that is not valid JSON was refused (400)", _DEVICE),
     "invalid_body": Reason("a body of the wrong shape was refused (400)", _DEVICE),

@@ -2,14 +2,15 @@
 
 Mapping tests call payload.py directly and push the points through the real serializer and
 the strict line-protocol reader (injection attempts must never add a point). Status-code
-tests run the listener in-process on a loopback port with a LineWriter over a buffer (what
-the plugin's stdout would get); a last group runs the plugin as Telegraf would start it.
+tests run the listener in-process on a loopback port with the plugin's JournaledWriter over a
+buffer (what the plugin's stdout would get); a last group runs the plugin as Telegraf would start it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -36,6 +37,9 @@ from _iotflow_http_rig import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from telegraf_bridge.plugins.common import LineProtocolSerializer, LineWriter, Point, SkipCounter
+from telegraf_bridge.plugins.common._journal import Journal
+from telegraf_bridge.plugins.common._journal import _frames as journal_frames
+from telegraf_bridge.plugins.common._journaled_writer import JournaledWriter
 from telegraf_bridge.plugins.iotflow import payload, registry
 from telegraf_bridge.plugins.iotflow.http_listener import (
     REASONS,
@@ -404,7 +408,10 @@ class Rig:
         self.keys = make_registry(self.registry_path)
         self.out = SafeBuffer()
         self.serializer = LineProtocolSerializer(time_floor_ns=FLOOR_NS, counter=SkipCounter())
-        self.writer: Any = overrides.pop("writer", None) or LineWriter(self.out, self.serializer)
+        self.writer: Any = overrides.pop("writer", None)
+        if self.writer is None:  # the plugin's own: journal (fsynced), then stdout
+            self.writer = JournaledWriter(self.out, self.serializer, Journal(tmp_path / "journal"))
+            self.writer.open()
         self.clock = overrides.pop("clock_ok", lambda: True)
         self.gone = threading.Event()
         values: dict[str, Any] = {
@@ -749,8 +756,13 @@ def test_the_receive_time_needs_a_sane_clock(tmp_path: Path) -> None:
 
 
 class GoneWriter:
-    def write_points(self, points: Any) -> int:
-        raise BrokenPipeError(32, "Broken pipe")
+    """A writer that cannot store anything (the journal's disk failed)."""
+
+    holding = False
+    output_gone = False
+
+    def write_points(self, points: Any, *, durable: bool = False) -> int:
+        raise OSError(28, "No space left on device")
 
 
 def test_no_2xx_once_telegraf_is_gone(tmp_path: Path) -> None:
@@ -760,6 +772,70 @@ def test_no_2xx_once_telegraf_is_gone(tmp_path: Path) -> None:
         assert rig.gone.is_set()
         assert rig.post(BODY).status == 503
         assert rig.rejected() == {"output_unavailable": 2}
+    finally:
+        rig.listener.stop()
+
+
+def _journaled(tmp_path: Path) -> list[bytes]:
+    """The payloads in the journal's segment files, as a new start would find them."""
+    return [
+        data[start : start + size]
+        for segment in sorted((tmp_path / "journal").glob("*.seg"))
+        for data in [segment.read_bytes()]
+        for _seq, _created, start, size, _meta, _end in journal_frames(data)
+        if size
+    ]
+
+
+def test_a_2xx_means_the_points_are_fsynced_in_the_journal(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    try:
+        fsyncs = rig.writer.journal.stats.fsyncs
+        assert rig.post(BODY).status == 200
+        assert rig.writer.journal.stats.fsyncs > fsyncs, "no 2xx before an fsync"
+        assert not rig.writer.journal.unsynced()
+        assert _journaled(tmp_path) == [rig.out.text().encode()]
+    finally:
+        rig.listener.stop()
+
+
+def test_when_telegraf_has_gone_an_accepted_request_waits_in_the_journal(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "wb")  # the pipe to a Telegraf that has died
+    os.close(read_end)  # Telegraf is gone
+    serializer = LineProtocolSerializer(time_floor_ns=FLOOR_NS, counter=SkipCounter())
+    writer = JournaledWriter(stream, serializer, Journal(tmp_path / "journal"))
+    writer.open()
+    rig = Rig(tmp_path, writer=writer)
+    try:
+        assert rig.post(BODY).status == 200, "fsynced in the journal: stored"
+        assert rig.gone.is_set()
+        assert rig.post(BODY).status == 503, "nothing accepted until the next start"
+        assert len(_journaled(tmp_path)) == 1
+    finally:
+        rig.listener.stop()
+        writer.close()
+    again = Journal(tmp_path / "journal")
+    assert len(again.open()) == 1, "written again at the next start"
+
+
+def test_at_the_cap_503_with_retry_after_before_the_body_is_read(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.writer.holding = True  # what the keeper sets at the cap (tests/test_journal.py)
+    try:
+        body = json.dumps(BODY).encode()
+        with socket.create_connection(("127.0.0.1", rig.port), timeout=5) as conn:
+            conn.sendall(
+                b"POST /api/v1/devices/telemetry HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\n"
+                + f"X-API-Key: {rig.keys['esp32_001']}\r\n".encode()
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            )  # headers only: the body is never sent, yet the answer comes at once
+            answer = conn.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 503")
+        assert "Retry-After: 60" in answer
+        assert rig.rejected() == {"buffer_full": 1}
+        assert rig.out.text() == ""
     finally:
         rig.listener.stop()
 

@@ -69,7 +69,10 @@ def test_newer_format_with_infrastructure_report_tags_reports(tmp_path: Path) ->
 
 def test_identities_survive_a_plugin_restart(tmp_path: Path) -> None:
     newer = newer_format_file(tmp_path)
-    first = start_plugin(tmp_path, {"command": fake_observe(str(newer), "--hold", "30")})
+    # commit_delay 0: what the test read counts as delivered, so the journal replays nothing.
+    first = start_plugin(
+        tmp_path, {"command": fake_observe(str(newer), "--hold", "30"), "commit_delay": "0s"}
+    )
     first.wait_for(lambda: len(first.points()) == 8)
     first.stop()
     # Second run: reports only, no infrastructure report (taptap restarted and knows nothing).

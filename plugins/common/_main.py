@@ -10,6 +10,15 @@ Options common to all plugins (top level of the plugin's TOML file):
 - ``time_floor``: RFC 3339 instant; points stamped before it are refused.
 - ``require_clock_sync``: hold gathers while the kernel says the clock is unsynchronised.
 - ``debug``: log at debug level.
+- ``commit_delay``: how long after Telegraf read a batch it counts as in Telegraf's disk buffer
+  (default ``"30s"``); until then the batch is kept (the journal, or ndjson_tail's position).
+- ``journal_sync_interval``: how often a journal is fsynced (default ``"5s"``): the power-cut
+  exposure window of sources that acknowledge nothing.
+- ``buffer_directory`` / ``buffer_max_size_mb``: Telegraf's disk buffer and the cap that it
+  and the journals stay within (0: no cap); render-config writes both from the agent.
+
+Sources that cannot read their data again (all but ndjson_tail) keep a journal,
+``<state_dir>/<name>-<instance>.journal/`` (:mod:`._journaled_writer`).
 
 Every instance reports its skips, holds and points in ``<state_dir>/<name>-<instance>.status
 .json`` (:mod:`._status`), written when they change (at most every 5 s) and at exit.
@@ -26,9 +35,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
+from telegraf_bridge.plugins.common._cap import JOURNAL_SUFFIX, BufferCap
 from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR, ClockGuard, parse_time_floor
 from telegraf_bridge.plugins.common._config import ConfigError, Section, load_toml
+from telegraf_bridge.plugins.common._journal import Journal, JournalBusy
+from telegraf_bridge.plugins.common._journaled_writer import (
+    DEFAULT_COMMIT_DELAY_S,
+    DEFAULT_SYNC_INTERVAL_S,
+    JournaledWriter,
+    segment_bytes_for,
+)
 from telegraf_bridge.plugins.common._lineprotocol import LineProtocolSerializer, SkipCounter
 from telegraf_bridge.plugins.common._log import setup_logging
 from telegraf_bridge.plugins.common._runner import LineWriter, Runner, Source
@@ -61,10 +79,59 @@ class PluginContext:
     interval_s: float
     writer: LineWriter
     wakeup: Wakeup
+    # The source's newest checkpoint from its journal (b"" when none; see Runner).
+    checkpoint: bytes = b""
 
     def state_path(self, suffix: str = "state") -> Path:
         """The state file of this plugin instance."""
         return self.state_dir / f"{self.name}-{self.instance}.{suffix}.json"
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """The shim's delivery options (see the module docstring)."""
+
+    commit_delay_s: float
+    sync_interval_s: float
+    buffer_directory: Path | None
+    buffer_max_size_mb: int
+
+    @classmethod
+    def parse(cls, config: Section) -> DeliveryOptions:
+        """Read them from a plugin's config; raises ConfigError."""
+        directory = config.string("buffer_directory", "")
+        return cls(
+            commit_delay_s=config.duration("commit_delay", DEFAULT_COMMIT_DELAY_S, minimum=0.0),
+            sync_interval_s=config.duration(
+                "journal_sync_interval", DEFAULT_SYNC_INTERVAL_S, minimum=0.0
+            ),
+            buffer_directory=Path(directory) if directory else None,
+            buffer_max_size_mb=config.integer("buffer_max_size_mb", 0, minimum=0),
+        )
+
+    def cap(self, state_dir: Path | None, in_flight: Callable[[], int]) -> BufferCap:
+        """The cap over Telegraf's buffer and the journals in ``state_dir``."""
+        return BufferCap(
+            self.buffer_max_size_mb * 1024 * 1024,
+            self.buffer_directory,
+            state_dir,
+            in_flight=in_flight,
+        )
+
+    def journaled_writer(
+        self, stream: BinaryIO, serializer: LineProtocolSerializer, directory: Path
+    ) -> JournaledWriter:
+        """A writer journaling into ``directory`` (opened by the caller)."""
+        cap_bytes = self.buffer_max_size_mb * 1024 * 1024 if self.buffer_directory else 0
+        writer = JournaledWriter(
+            stream,
+            serializer,
+            Journal(directory, segment_bytes=segment_bytes_for(cap_bytes)),
+            commit_delay_s=self.commit_delay_s,
+            sync_interval_s=self.sync_interval_s,
+        )
+        writer.cap = self.cap(directory.parent, writer.unread_bytes)
+        return writer
 
 
 def _parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -91,8 +158,14 @@ def plugin_main(
     argv: Sequence[str] | None = None,
     *,
     default_interval_s: float = 10.0,
+    journal: bool = True,
 ) -> int:
-    """Parse arguments, load config, build the source and run it; returns the exit status."""
+    """Parse arguments, load config, build the source and run it; returns the exit status.
+
+    ``journal``: keep a delivery journal (every source that cannot read its data again);
+    ndjson_tail passes False, its files are its journal. ``--once`` keeps none either: its
+    output goes to a terminal, not to Telegraf.
+    """
     args = _parse_args(name, argv)
     setup_logging(debug=args.debug)
     try:
@@ -116,7 +189,15 @@ def plugin_main(
             floor_ns=floor_ns, require_sync=config.boolean("require_clock_sync", True)
         )
         serializer = LineProtocolSerializer(time_floor_ns=floor_ns, counter=SkipCounter())
-        writer = LineWriter(sys.stdout.buffer, serializer)
+        delivery = DeliveryOptions.parse(config)
+        writer: LineWriter
+        if journal and not args.once:
+            writer = delivery.journaled_writer(
+                sys.stdout.buffer, serializer, state_dir / f"{name}-{instance}{JOURNAL_SUFFIX}"
+            )
+        else:
+            writer = LineWriter(sys.stdout.buffer, serializer)
+        checkpoint = writer.open() if isinstance(writer, JournaledWriter) else b""
         ctx = PluginContext(
             name=name,
             config=config,
@@ -127,12 +208,16 @@ def plugin_main(
             interval_s=interval_s,
             writer=writer,
             wakeup=Wakeup(),
+            checkpoint=checkpoint,
         )
         source = factory(ctx)
         config.check_unknown()
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
+    except JournalBusy as exc:
+        log.error("%s", exc)
+        return 1
     runner = Runner(
         source,
         writer,
@@ -151,11 +236,15 @@ def plugin_main(
         writer=writer,
         guard=guard,
     )
+    if isinstance(writer, JournaledWriter):
+        runner.on_start.append(writer.start)
     if not args.once:
         runner.on_start.append(reporter.start)
     try:
         status = runner.run()
     finally:
+        if isinstance(writer, JournaledWriter):
+            writer.close()
         reporter.close()
     skipped = serializer.counter.snapshot()
     if skipped:

@@ -89,11 +89,33 @@ class LineWriter:
             return 0
         return int(buf[0])
 
-    def write_points(self, points: Iterable[Point]) -> int:
+    # Whether a batch that could not be written to stdout is still kept (JournaledWriter).
+    journaled = False
+    # At the disk-buffer cap (only a journal can hold data back; see _journaled_writer).
+    holding = False
+    # Telegraf has gone, and batches are kept for the next start (a journal again): without a
+    # journal a vanished Telegraf raises from write_points instead.
+    output_gone = False
+
+    def journal_status(self) -> dict[str, int | float | bool]:
+        """The journal's figures (none: this writer keeps no journal; see _journaled_writer)."""
+        return {}
+
+    def journal_fields(self) -> dict[str, int | float | bool]:
+        """The journal's figures as status-point fields (``journal_entries``, ...)."""
+        return {f"journal_{key}": value for key, value in self.journal_status().items()}
+
+    def write_points(
+        self,
+        points: Iterable[Point],
+        *,
+        meta: bytes = b"",
+        durable: bool = False,
+    ) -> int:
         """Serialise and write ``points``; returns how many lines were written.
 
         Raises BrokenPipeError when Telegraf has gone away: the caller must then not treat
-        the points as delivered.
+        the points as delivered. ``meta`` and ``durable`` matter to the journaled writer only.
         """
         lines = self.serializer.lines(points)
         if not lines:
@@ -189,7 +211,11 @@ class Runner:
         more = False
         try:
             more = bool(self.source.gather(batch.append))
-            self.writer.write_points(batch)
+            # A source that keeps a checkpoint of its counters hands it over with the points
+            # they produced, so a journal stores both in one write (see gpio_pulse).
+            checkpoint: Callable[[], bytes] | None = getattr(self.source, "checkpoint", None)
+            meta = checkpoint() if checkpoint is not None and batch else b""
+            self.writer.write_points(batch, meta=meta)
         except (BrokenPipeError, ValueError, OSError) as exc:
             if isinstance(exc, BrokenPipeError) or "closed file" in str(exc):
                 # A warning, not an error: Telegraf closes our pipes when it shuts down (and

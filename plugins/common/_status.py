@@ -12,10 +12,14 @@ The document (``StateFile`` format 1, ``data``)::
      "skips": {"timestamp_before_floor": 3}, "held": null, "points": 120}
 
 ``held`` is the ClockGuard's reason while it holds data (clock unsynchronised or before the
-floor), else null. ``points`` counts the lines written to stdout.
+floor), else null. ``points`` counts the lines written to stdout. Sources with a delivery journal
+add ``journal``: ``entries``, ``bytes``, ``oldest_age_s`` (not yet retired), ``replayed`` (written
+again at start), ``dropped`` (points dropped at the cap), ``torn`` (corrupt tails cut off at
+start) and ``holding`` (data held back at the cap).
 
 SD-card rule: a background check every ``interval_s`` (default 5 s) writes only when the
-skips or the hold changed since the last write; points alone never cause a write while the
+skips, the hold or the journal's replays, drops, torn tails or holding changed since the last
+write; points alone never cause a write while the
 plugin runs (they change every gather). So a healthy plugin writes the file exactly once, at
 exit, with its final counts; a plugin that skips writes at most once per interval.
 """
@@ -60,14 +64,14 @@ class StatusReporter:
         self.interval_s = interval_s
         self.started_ns = time.time_ns()
         self.writes = 0
-        self._written: tuple[dict[str, int], str | None] = ({}, None)
+        self._written: tuple[object, ...] = ({}, None, {})
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def document(self, *, exited: bool) -> dict[str, Any]:
         """The status as written now."""
-        return {
+        doc: dict[str, Any] = {
             "plugin": self.plugin,
             "instance": self.instance,
             "pid": os.getpid(),
@@ -78,12 +82,24 @@ class StatusReporter:
             "held": self.guard.held if self.guard is not None else None,
             "points": self.writer.points_written,
         }
+        journal = self.writer.journal_status()
+        if journal:
+            doc["journal"] = journal
+        return doc
+
+    def _watched(self, doc: dict[str, Any]) -> tuple[object, ...]:
+        """What causes a write when it changes (never the counts that move every gather)."""
+        journal = doc.get("journal") or {}
+        return (
+            doc["skips"],
+            doc["held"],
+            {k: journal[k] for k in ("replayed", "dropped", "torn", "holding") if journal.get(k)},
+        )
 
     def check(self) -> bool:
         """Write if the skips or the hold changed since the last write; True when written."""
         with self._lock:
-            now = (self.counter.snapshot(), self.guard.held if self.guard else None)
-            if now == self._written:
+            if self._watched(self.document(exited=False)) == self._written:
                 return False
             self._write(exited=False)
             return True
@@ -94,7 +110,7 @@ class StatusReporter:
             self.file.save(doc)
         except OSError:
             return  # the state directory is the plugin's own problem; it reports that itself
-        self._written = (doc["skips"], doc["held"])
+        self._written = self._watched(doc)
         self.writes += 1
 
     def start(self) -> None:

@@ -9,6 +9,7 @@ counters, the state file and the backend's supervision.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -146,10 +147,31 @@ class PulseSource:
         self.logged_overflows = [0] * len(self.channels)
         self.started_ns = wall_ns()
         self.state = StateFile(ctx.state_path(), min_interval_s=0.0)
-        self._restore(self.state.load() or {})
+        self._restore(self._saved(ctx.checkpoint))
         self.stopping = threading.Event()
 
     # -- state -------------------------------------------------------------------------------
+
+    def _saved(self, checkpoint: bytes) -> dict[str, Any]:
+        """The newest counters: the journal's checkpoint, else the state file.
+
+        The checkpoint is written with the very batch whose pulses it counts, so after any
+        crash the counters agree with the raw pulses handed to Telegraf (or replayed from the
+        journal). The state file, written at exit, is the fallback for a first start.
+        """
+        if checkpoint:
+            try:
+                doc = json.loads(checkpoint)
+                if isinstance(doc, dict):
+                    self.state.load()  # moves a corrupt file aside all the same
+                    return doc
+            except ValueError:
+                log.error("the journal's checkpoint is unreadable; using the state file")
+        return self.state.load() or {}
+
+    def checkpoint(self) -> bytes:
+        """The counters after the batch just gathered (stored in the journal with it)."""
+        return json.dumps(self._state(), separators=(",", ":")).encode()
 
     def _restore(self, saved: dict[str, Any]) -> None:
         problems = self.meter.restore(saved.get("meter"))
@@ -217,7 +239,6 @@ class PulseSource:
                     self._emit_tier(route, row, emit)
         if closed:
             self._emit_status(emit, closed[0].start_ns)
-            self.state.save(self._state())
         return len(self.queue.items) > 0
 
     def _edge(self, channel: int, t_ns: int, emit: Emit) -> None:
@@ -277,6 +298,7 @@ class PulseSource:
                 "queue_high_water": self.queue.high_water,
                 "running": self.backend is not None,
             }
+            fields.update(self.writer.journal_fields())
             emit(Point(self.status_measurement, tags, fields, window_ns))
 
     def _log_overflows(self) -> None:
@@ -360,15 +382,18 @@ class PulseSource:
         for channel, t_ns in pending:
             self._edge(channel, t_ns, points.append)
         try:
-            self.writer.write_points(points)
+            self.writer.write_points(points, meta=self.checkpoint())
         except (BrokenPipeError, OSError, ValueError) as exc:
-            log.warning(
-                "could not write %d pulse(s) at shutdown (%s); saved for the next start",
-                len(pending),
-                exc,
-            )
-            self.state.save(before)
-            return
+            if self.writer.journaled:
+                log.info("Telegraf has gone; %d pulse(s) wait in the journal", len(pending))
+            else:
+                log.warning(
+                    "could not write %d pulse(s) at shutdown (%s); saved for the next start",
+                    len(pending),
+                    exc,
+                )
+                self.state.save(before)
+                return
         self.state.save(self._state())
 
 

@@ -46,6 +46,7 @@ log = logging.getLogger("telegraf_bridge.plugins.iotflow.http")
 ENDPOINT = "/api/v1/devices/telemetry"
 BACKLOG = 1024  # connections the kernel holds while every worker is busy
 READ_TIMEOUT_S = 10.0  # a client that sends nothing for this long is cut off
+CAP_RETRY_AFTER_S = 60  # at the disk-buffer cap: when a device should try again
 KEEPALIVE_IDLE_S = 2.0  # how long a kept-alive connection may sit idle on a worker
 ACCEPT_POLL_S = 0.25  # how often an idle worker looks at the stop flag
 JSON_TYPES = ("application/json",)
@@ -63,6 +64,7 @@ HTTP_REASONS = (
     "tls_handshake",
     "clock_unsynchronised",
     "output_unavailable",
+    "buffer_full",
     "internal",
 )
 REASONS = HTTP_REASONS + payload.PAYLOAD_REASONS
@@ -73,10 +75,15 @@ class ListenerError(Exception):
 
 
 class PointWriter(Protocol):
-    """Where accepted points go: the plugin's LineWriter (stdout, flushed per batch)."""
+    """Where accepted points go: the plugin's JournaledWriter (journal, then stdout)."""
 
-    def write_points(self, points: Iterable[Point]) -> int:
-        """Write and flush; raise OSError/ValueError when the output is gone."""
+    # True at the disk-buffer cap: requests are refused before their body is read.
+    holding: bool
+    # True once Telegraf has gone: accepted points wait in the journal for the next start.
+    output_gone: bool
+
+    def write_points(self, points: Iterable[Point], *, durable: bool = False) -> int:
+        """Journal (fsynced when ``durable``), then write; raise OSError/ValueError on failure."""
 
 
 class Stats:
@@ -491,6 +498,16 @@ class _Handler(BaseHTTPRequestHandler):
         length = self._content_length()
         device = self._authenticate()
         self._check_content_type()
+        if listener.writer.holding:
+            # The device keeps its data: nothing of the body is read, the answer says when
+            # to come back (the sinks are down and the buffer is full).
+            self.close_connection = True
+            raise _Refusal(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "buffer_full",
+                {"error": "the telemetry buffer is full; retry later"},
+                headers=(("Retry-After", str(CAP_RETRY_AFTER_S)),),
+            )
         doc = self._read_json(length)
         for named in payload.named_devices(doc):
             if named != device.id:
@@ -513,12 +530,20 @@ class _Handler(BaseHTTPRequestHandler):
                 headers=(("Retry-After", "30"),),
             )
         try:
-            written = listener.writer.write_points(mapped.points)
+            # 2xx only once the points are fsynced in the journal: a device told "stored" may
+            # delete its copy. Concurrent requests share one fsync.
+            written = listener.writer.write_points(mapped.points, durable=True)
         except (OSError, ValueError) as exc:
             listener.output_gone = True
-            log.error("cannot write to Telegraf (%s); answering 503 from now on", exc)
+            log.error("cannot store telemetry (%s); answering 503 from now on", exc)
             listener.on_output_gone()
             raise self._unavailable() from None
+        if listener.writer.output_gone and not listener.output_gone:
+            # These points are safe in the journal (written again at the next start); later
+            # requests are refused until then.
+            listener.output_gone = True
+            log.error("Telegraf has gone away; answering 503 from now on")
+            listener.on_output_gone()
         if written != len(mapped.points):  # pragma: no cover - payload.py rules this out
             raise _Refusal(
                 HTTPStatus.INTERNAL_SERVER_ERROR,

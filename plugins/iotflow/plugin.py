@@ -62,6 +62,7 @@ class IotflowSource:
         # parse() fails on a typo (the shim has read its own keys by now) before a port is bound.
         opts = iotflow_options.parse(ctx.config)
         self.instance = ctx.instance
+        self.writer = ctx.writer
         self.interval_ns = max(1, round(ctx.interval_s * 1e9))
         self.listener: TelemetryListener | None = None
         self.watcher: RegistryWatcher | None = None
@@ -117,6 +118,7 @@ class IotflowSource:
         fields["registry_devices"] = len(registry.devices)
         fields["registry_reloads"] = self.watcher.reloads
         fields["registry_reload_errors"] = self.watcher.reload_errors
+        fields.update(self.writer.journal_fields())
         tags = {"source": self.instance}
         # Stamped at the interval's start: a second gather in the same interval replaces it.
         emit(Point(STATUS_MEASUREMENT, tags, fields, now - now % self.interval_ns))

@@ -10,7 +10,6 @@ data waits in the source files, which are durable already.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from telegraf_bridge.plugins.common import (
     StateFile,
     plugin_main,
 )
+from telegraf_bridge.plugins.common._cap import BufferCap
 from telegraf_bridge.plugins.ndjson_tail import options
 from telegraf_bridge.plugins.ndjson_tail.convert import (
     RecordError,
@@ -38,25 +38,6 @@ from telegraf_bridge.plugins.ndjson_tail.files import FileSet, Line
 log = logging.getLogger("telegraf_bridge.plugins.ndjson_tail")
 
 NS = 1_000_000_000
-WAL_BYTES_PER_LP_BYTE = 4
-
-
-def directory_size(path: Path) -> int:
-    """Total size of the files below ``path`` (0 when it does not exist)."""
-    total = 0
-    stack = [path]
-    while stack:
-        current = stack.pop()
-        try:
-            with os.scandir(current) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
-                    elif entry.is_file(follow_symlinks=False):
-                        total += entry.stat(follow_symlinks=False).st_size
-        except OSError:
-            continue
-    return total
 
 
 class NdjsonTail:
@@ -71,8 +52,14 @@ class NdjsonTail:
         self.max_future_ns = round(opts.max_future_s * NS)
         commit_delay = opts.commit_delay_s
         state_interval = opts.state_interval_s
-        self.cap_bytes = opts.buffer_max_size_mb * 1024 * 1024
-        self.buffer_dir = opts.buffer_directory
+        # Measured before every batch: the overshoot is then one batch plus what is in flight.
+        self.cap = BufferCap(
+            opts.buffer_max_size_mb * 1024 * 1024,
+            opts.buffer_directory,
+            ctx.state_dir,
+            in_flight=ctx.writer.unread_bytes,
+            every_s=0.0,
+        )
         self.watch = opts.watch
 
         self.serializer = ctx.serializer
@@ -148,22 +135,17 @@ class NdjsonTail:
         self.counter.count(reason, where)
 
     def _at_cap(self) -> bool:
-        """Whether Telegraf's disk buffer has reached the cap (measured before every batch).
-
-        Measuring is a scan of a handful of WAL segment files; doing it before each batch
-        bounds the overshoot to one batch plus what is in flight to Telegraf.
-        """
-        if not self.cap_bytes or self.buffer_dir is None:
+        """Whether Telegraf's disk buffer and the journals have reached the cap."""
+        if not self.cap.enabled:
             return False
-        # Lines still in the pipe will land in the WAL too; a WAL entry takes up to about four
-        # times its line-protocol size (gob encoding), so count them that way.
-        size = directory_size(self.buffer_dir) + WAL_BYTES_PER_LP_BYTE * self.writer.unread_bytes()
-        if size >= self.cap_bytes:
+        size = self.cap.used()
+        if size >= self.cap.cap_bytes:
             self.changes.problem(
                 "cap",
-                f"disk buffer {self.buffer_dir} holds {size / 2**20:.1f} MiB, at its cap of "
-                f"{self.cap_bytes / 2**20:.0f} MiB: holding {self.files.unread_bytes()} bytes "
-                "unread in the source files until the sinks drain it",
+                f"disk buffer {self.cap.buffer_dir} and journals hold {size / 2**20:.1f} MiB, at "
+                f"the cap of {self.cap.cap_bytes / 2**20:.0f} MiB: holding "
+                f"{self.files.unread_bytes()} bytes unread in the source files until the sinks "
+                "drain it",
             )
             return True
         self.changes.recovered(
@@ -267,4 +249,5 @@ def _not_the_stop_race(record: logging.LogRecord) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``bridge-ndjson-tail``; also ``python -m ...plugins.ndjson_tail``."""
-    return plugin_main("ndjson_tail", NdjsonTail, argv)
+    # No journal: the NDJSON files are the journal (positions are committed late).
+    return plugin_main("ndjson_tail", NdjsonTail, argv, journal=False)

@@ -154,6 +154,7 @@ class TaptapSource:
         ctx.serializer.field_types = {**REPORT_FIELD_TYPES, **STATUS_FIELD_TYPES}
         self.counter = ctx.serializer.counter
         self.instance = ctx.instance
+        self.writer = ctx.writer
         self.monotonic = monotonic
         self.wall_ns = wall_ns
         self.wakeup = ctx.wakeup
@@ -313,6 +314,7 @@ class TaptapSource:
         }
         if self.last_report is not None:
             fields["last_report_age_s"] = float(round(now - self.last_report, 3))
+        fields.update(self.writer.journal_fields())
         tags = {"src": "tigo", "source": self.instance}
         emit(Point(self.status_measurement, tags, fields, window))
 
