@@ -142,10 +142,10 @@ class NdjsonTail:
         if size >= self.cap.cap_bytes:
             self.changes.problem(
                 "cap",
-                f"disk buffer {self.cap.buffer_dir} and journals hold {size / 2**20:.1f} MiB, at "
-                f"the cap of {self.cap.cap_bytes / 2**20:.0f} MiB: holding "
-                f"{self.files.unread_bytes()} bytes unread in the source files until the sinks "
-                "drain it",
+                f"disk buffer {self.cap.buffer_dir} (with the journals) holds "
+                f"{size / 2**20:.1f} MiB, at its cap of {self.cap.cap_bytes / 2**20:.0f} MiB: "
+                f"holding {self.files.unread_bytes()} bytes unread in the source files until "
+                "the sinks drain it",
             )
             return True
         self.changes.recovered(
