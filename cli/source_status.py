@@ -143,6 +143,17 @@ REASONS: Mapping[str, Reason] = {
         "a request without its own timestamp was refused while the clock is unsynchronised (503)",
         "start NTP, or set agent.require_clock_sync: false on hosts without the kernel flag",
     ),
+    # -- the delivery journal (every source but ndjson_tail; read from the status's journal) ----
+    "journal_dropped_at_cap": Reason(
+        "points the source kept in its journal were dropped, oldest first, because the disk "
+        "buffer and journals reached the cap while the sinks did not drain it",
+        "bring the sinks back (see the sinks above), or raise agent.buffer_max_size_mb",
+    ),
+    "journal_torn_tail": Reason(
+        "the journal ended in a half-written entry (a power cut during a write); the entries "
+        "before it were written again, the torn one was cut off",
+        "nothing to change; if it repeats without power cuts, check the SD card",
+    ),
     "output_unavailable": Reason("Telegraf was not reading; the request was refused (503)", ""),
     "buffer_full": Reason(
         "the disk buffer and journals were at the cap; the request was refused (503, "
@@ -235,7 +246,14 @@ def read_status(path: Path) -> SourceStatus | None:
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, dict):
         return None
-    skips = data.get("skips") if isinstance(data.get("skips"), dict) else {}
+    raw_skips, journal = data.get("skips"), data.get("journal")
+    skips: dict[Any, Any] = dict(raw_skips) if isinstance(raw_skips, dict) else {}
+    if not isinstance(journal, dict):
+        journal = {}
+    # The journal's losses are skips to the user: same console line, count and fix.
+    for reason, key in (("journal_dropped_at_cap", "dropped"), ("journal_torn_tail", "torn")):
+        if _int(journal.get(key)):
+            skips[reason] = _int(journal.get(key))
     held = data.get("held")
     return SourceStatus(
         plugin=str(data.get("plugin", "")),
@@ -245,7 +263,7 @@ def read_status(path: Path) -> SourceStatus | None:
         started_ns=_int(data.get("started_ns")),
         updated_ns=_int(data.get("updated_ns")),
         exited=bool(data.get("exited")),
-        skips={str(k): _int(v) for k, v in (skips or {}).items() if _int(v)},
+        skips={str(k): _int(v) for k, v in skips.items() if _int(v)},
         held=str(held) if held else None,
         points=_int(data.get("points")),
     )

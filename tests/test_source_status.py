@@ -152,3 +152,32 @@ def test_healthy_plugin_writes_its_status_once_at_exit(tmp_path: Path) -> None:
     final = ss.read_status(path)
     assert final is not None and final.exited and final.skips == {}
     assert final.points == out.count(b"\n") > 0
+
+
+def test_journal_drops_at_the_cap_reach_the_console_as_skips(tmp_path: Path) -> None:
+    """A live source at the cap keeps its newest data and drops the oldest: the status says so."""
+    state, buffer = tmp_path / "state", tmp_path / "buffer"
+    buffer.mkdir()
+    (buffer / "wal").write_bytes(b"\0" * 2**20)  # Telegraf's buffer already at the 1 MiB cap
+    conf = tmp_path / "demo.toml"
+    conf.write_text(
+        f'interval = "20ms"\nstate_dir = "{state}"\nrequire_clock_sync = false\n'
+        f'buffer_directory = "{buffer}"\nbuffer_max_size_mb = 1\n'
+    )
+    proc = _plugin("demo", conf)
+    path = ss.status_path(state, "demo", "demo")
+    try:
+        wait_for(
+            lambda: (s := ss.read_status(path)) is not None
+            and s.skips.get("journal_dropped_at_cap", 0) > 0,
+            timeout=20,
+            what="journal drops in the status file",
+        )
+    finally:
+        out, _ = proc.communicate(timeout=30)
+    assert out == b"", "at the cap nothing is handed to Telegraf"
+    final = ss.read_status(path)
+    assert final is not None and final.exited
+    (line,) = final.skip_lines()
+    assert "journal_dropped_at_cap" in line and "agent.buffer_max_size_mb" in line
+    assert (state / "demo-demo.journal").is_dir(), "the newest data waits in the journal"

@@ -103,7 +103,9 @@ class JournaledWriter(LineWriter):
         return self.journal.meta
 
     def start(self) -> None:
-        """Start the keeper thread."""
+        """Start the keeper thread (after one look at the cap, so the first batch obeys it)."""
+        with self._lock:
+            self._apply_cap()
         self._thread = threading.Thread(target=self._keep, name="journal", daemon=True)
         self._thread.start()
 
