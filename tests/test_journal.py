@@ -235,3 +235,37 @@ def test_at_the_cap_live_data_is_held_then_the_oldest_is_dropped_and_counted(
     out = pipe.read_all()
     assert out == b"".join(kept), "held data goes out in order once below the cap"
     assert status["dropped"] + out.count(b"\n") == 1000
+
+
+def test_the_checkpoint_survives_when_only_replayed_entries_retire(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    journal.open()
+    last = journal.append(b"m v=1i 1\n", meta=b'{"n": 1}')
+    journal.close()
+    again = Journal(tmp_path / "j")
+    again.open()
+    again.retire(last.seq)  # the replay was taken by Telegraf; nothing new appended yet
+    # a SIGKILL now: the lock dies with the process, the files stay
+    assert again._lock_fd is not None
+    os.close(again._lock_fd)
+    third = Journal(tmp_path / "j")
+    assert third.open() == []
+    assert third.meta == b'{"n": 1}'
+
+
+def test_a_failed_append_leaves_no_torn_frame_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path / "j")
+    journal.open()
+    journal.append(b"m v=1i 1\n")
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[:10]))  # disk full
+    with pytest.raises(OSError, match="short write"):
+        journal.append(b"m v=2i 2\n")
+    monkeypatch.undo()
+    journal.append(b"m v=3i 3\n")
+    journal.close()
+    again = Journal(tmp_path / "j")
+    assert [again.read(e) for e in again.open()] == [b"m v=1i 1\n", b"m v=3i 3\n"]
+    assert again.stats.torn == 0

@@ -231,7 +231,18 @@ class Journal:
         self.next_seq += 1
         created = self._clock_ns()
         frame = encode(seq, created, payload, meta)
-        os.write(self._active, frame)
+        try:
+            written = os.write(self._active, frame)
+            if written != len(frame):
+                raise OSError(f"short write to {self._active_path} ({written} of {len(frame)})")
+        except OSError:
+            # Disk full or failing: cut the half-written frame off so later frames stay
+            # readable, and continue in a new segment.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._active, self._active_size)
+            self._close_active()
+            self.next_seq = seq
+            raise
         entry = Entry(
             seq,
             created,
@@ -269,7 +280,10 @@ class Journal:
             self.append(b"", self.meta)
 
     def _close_active(self) -> None:
+        """Close the segment being appended to, fsynced (a concurrent sync may miss it)."""
         if self._active is not None:
+            with contextlib.suppress(OSError):
+                os.fsync(self._active)
             os.close(self._active)
         self._active = None
         self._active_path = None
@@ -308,7 +322,9 @@ class Journal:
                 return
         try:
             if fd is not None:
-                os.fsync(fd)
+                # The segment may have been closed meanwhile; closing fsyncs it first.
+                with contextlib.suppress(OSError):
+                    os.fsync(fd)
             if dir_dirty:
                 _fsync_directory(self.directory)
             self.stats.fsyncs += 1
@@ -347,13 +363,15 @@ class Journal:
                 return
             if path == self._active_path:
                 # Everything is retired: the next append starts a new segment, so a restart
-                # replays nothing Telegraf already has. The checkpoint moves first, durably.
+                # replays nothing Telegraf already has.
                 self._close_active()
-                if self.meta:
-                    self._start_segment()
-                    assert self._active is not None  # noqa: S101 - _start_segment opens it
-                    os.fsync(self._active)
-                    self.stats.fsyncs += 1
+            if self.meta and self.meta_seq <= last_seq:
+                # The newest checkpoint lives in this segment: it moves to a new one first,
+                # durably, so no crash can leave the journal without it.
+                self._start_segment()
+                assert self._active is not None  # noqa: S101 - _start_segment opens it
+                os.fsync(self._active)
+                self.stats.fsyncs += 1
             self._segments.popleft()
             self._sizes.pop(path, None)
             with contextlib.suppress(FileNotFoundError):

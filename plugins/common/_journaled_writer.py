@@ -135,7 +135,19 @@ class JournaledWriter(LineWriter):
             return 0
         payload = ("\n".join(lines) + "\n").encode("utf-8")
         with self._lock:
-            entry = self.journal.append(payload, meta)
+            try:
+                entry = self.journal.append(payload, meta)
+            except OSError as exc:
+                if durable:
+                    raise  # nothing was promised yet: the client keeps its data
+                # The disk failed: Telegraf still gets the batch, only without the journal's
+                # protection, which the log says (a live source has no other copy).
+                self._changes.problem(
+                    "append", f"cannot journal to {self.journal.directory} ({exc}); writing on"
+                )
+                self._unjournaled(payload, len(lines))
+                return len(lines)
+            self._changes.recovered("append", f"journaling to {self.journal.directory} again")
             if self._unsent or self.holding or self.output_gone or not self._send(entry, payload):
                 self._unsent.append(entry)
         if durable:
@@ -154,6 +166,13 @@ class JournaledWriter(LineWriter):
             self._unsent.popleft()
             sent += entry.size
 
+    def _unjournaled(self, payload: bytes, lines: int) -> None:
+        """Write a batch the journal could not take (lock held); raises if Telegraf is gone."""
+        self._stream.write(payload)
+        self._stream.flush()
+        self.points_written += lines
+        self.bytes_written += len(payload)
+
     def _send(self, entry: Entry, payload: bytes) -> bool:
         """Write one entry to Telegraf (lock held); False when Telegraf has gone."""
         try:
@@ -171,7 +190,12 @@ class JournaledWriter(LineWriter):
 
     def _keep(self) -> None:
         while not self._stop.wait(TICK_S):
-            self.tick()
+            try:
+                self.tick()
+            except Exception:
+                # The keeper must outlive a bad moment (a full disk): log and go on.
+                log.exception("journal %s: keeping failed; retrying", self.journal.directory)
+                self._stop.wait(1.0)
 
     def tick(self) -> None:
         """One round of the keeper: retire, cap, send, fsync when due."""
