@@ -155,6 +155,7 @@ class FaultRig:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.started = time.monotonic()
         self.influxd = InfluxD1(self.tmp / "influxd")
         self.record_dir = self.tmp / "record"
         self.python = self.tmp / "python-recording"
@@ -266,7 +267,7 @@ sinks:
                 self.influxd.start()
         else:
             raise ValueError(fault)
-        self.log.append(fault)
+        self.log.append(f"{fault}@{time.monotonic() - self.started:.1f}s")
 
     def influxd_up(self) -> bool:
         return self.influxd.proc is not None and self.influxd.proc.poll() is None
@@ -290,7 +291,7 @@ sinks:
         self.sleep(self.rng.uniform(*self.gap_s), during)
         if not self.influxd_up():
             self.influxd.start()
-            self.log.append("influxd_start")
+            self.log.append(f"influxd_start@{time.monotonic() - self.started:.1f}s")
 
     @staticmethod
     def sleep(seconds: float, during: Callable[[], None] | None) -> None:

@@ -235,7 +235,15 @@ READINGS = [
 ]
 
 
-def test_taptap_loses_nothing_through_random_faults(telegraf_bin: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def taptap() -> str:
+    """Looked up before isolated_env points the cache into tmp_path (else it is rebuilt)."""
+    return str(taptap_bin())
+
+
+def test_taptap_loses_nothing_through_random_faults(
+    telegraf_bin: Path, tmp_path: Path, taptap: str
+) -> None:
     rig = FaultRig(tmp_path, telegraf_bin, fault_seed(1603))
     bus = TapBus()
     lock = threading.Lock()
@@ -260,7 +268,7 @@ sources:
     plugin: taptap
     restart_delay: 200ms
     options:
-      taptap: {json.dumps(str(taptap_bin()))}
+      taptap: {json.dumps(taptap)}
       tcp: {server.host}
       restart_delay: 200ms
 """,
@@ -276,7 +284,9 @@ sources:
 
 
 def test_hoymiles_loses_nothing_through_random_faults(telegraf_bin: Path, tmp_path: Path) -> None:
-    rig = FaultRig(tmp_path, telegraf_bin, fault_seed(1604))
+    # The modbus transport polls at most every 5 s: longer gaps, so faults fall between polls
+    # and inside them.
+    rig = FaultRig(tmp_path, telegraf_bin, fault_seed(1604), gap_s=(2.0, 6.0))
     rows = [
         Row("116180000001", 1, pv_power=101.5, today=500, total=80_000),
         Row("116180000001", 2, pv_power=99.5, today=490, total=79_000),
@@ -290,7 +300,7 @@ def test_hoymiles_loses_nothing_through_random_faults(telegraf_bin: Path, tmp_pa
 sources:
   - name: roof
     plugin: hoymiles
-    interval: 1s
+    interval: 5s
     restart_delay: 200ms
     options:
       host: 127.0.0.1
