@@ -211,7 +211,10 @@ sinks:
     def plugin_pids(self) -> list[int]:
         """The plugin processes of this rig (their command line names its plugin configs)."""
         out = subprocess.run(
-            ["pgrep", "-f", "--", f"--config {self.out}/telegraf.plugins/"], capture_output=True, text=True, check=False
+            ["pgrep", "-f", "--", f"--config {self.out}/telegraf.plugins/"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         return [int(p) for p in out.stdout.split()]
 
