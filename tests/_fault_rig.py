@@ -276,11 +276,14 @@ sinks:
         return self.influxd.proc is not None and self.influxd.proc.poll() is None
 
     def plan(self, count: int, telegraf_kills: int) -> list[str]:
-        """``count`` faults in a random order, at least ``telegraf_kills`` of them Telegraf
-        SIGKILLs (so `make soak` reaches its total by construction, not by chance)."""
-        kills = min(count, telegraf_kills) if TELEGRAF_SIGKILL in self.faults else 0
-        faults = [TELEGRAF_SIGKILL] * kills
-        faults += [self.rng.choice(self.faults) for _ in range(count - kills)]
+        """``count`` faults in a random order: every kind of fault at least once, at least
+        ``telegraf_kills`` Telegraf SIGKILLs (so `make soak` reaches its total by construction,
+        not by chance), the rest drawn at random."""
+        faults = list(self.faults)[:count]
+        kills = faults.count(TELEGRAF_SIGKILL)
+        if TELEGRAF_SIGKILL in self.faults:
+            faults += [TELEGRAF_SIGKILL] * max(0, min(count - len(faults), telegraf_kills - kills))
+        faults += [self.rng.choice(self.faults) for _ in range(count - len(faults))]
         self.rng.shuffle(faults)
         return faults
 

@@ -11,8 +11,8 @@ SIGKILLed, while data flows. Then influxd is up, everything drains, and the acco
 * gpio_pulse: each window's meter row equals the raw pulses stored in that window, per channel,
   and ``pulses_total`` is consecutive.
 
-`make test` runs a few faults per plugin; `make soak` (BRIDGE_SOAK=1) 25 per plugin, 20 of them
-Telegraf SIGKILLs (120 in all). The seed is ``BRIDGE_FAULT_SEED`` or each test's default and
+`make test` runs each kind of fault once per plugin, in a random order; `make soak`
+(BRIDGE_SOAK=1) 25 per plugin, at least 20 of them Telegraf SIGKILLs (120 in all). The seed is ``BRIDGE_FAULT_SEED`` or each test's default and
 starts every assertion message.
 
 What cannot be counted exactly, and why: the hoymiles DTU's registers stay constant (a poll of
@@ -56,7 +56,7 @@ from telegraf_bridge.testing import Mosquitto, free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.telegraf, pytest.mark.influxd]
 
-FAULTS = fault_count(4, 25)
+FAULTS = fault_count(len(ALL_FAULTS), 25)
 TELEGRAF_KILLS = fault_count(1, 20)
 EPOCH = datetime(2026, 3, 1, tzinfo=UTC)
 
