@@ -151,6 +151,7 @@ class FaultRig:
     telegraf: TelegrafProcess | None = field(init=False, default=None)
     conf: Path | None = field(init=False, default=None)
     log: list[str] = field(init=False, default_factory=list)
+    crashes: list[str] = field(init=False, default_factory=list)
     generation: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -242,8 +243,28 @@ sinks:
 
     # -- faults ------------------------------------------------------------------------------
 
+    def supervise(self) -> None:
+        """Restart a Telegraf that died without being told to, as systemd's Restart= would, and
+        keep its last log lines: a crash is a finding of its own (asserted by assert_no_crash)."""
+        telegraf = self.telegraf
+        if telegraf is None or telegraf.running():
+            return
+        tail = telegraf.log()[-1500:]
+        self.crashes.append(
+            f"Telegraf {self.generation} exited with {telegraf.proc and telegraf.proc.returncode}: ...{tail}"
+        )
+        self.log.append(f"CRASH@{time.monotonic() - self.started:.1f}s")
+        self.wait_plugins_gone()
+        self.start_telegraf()
+
+    def assert_no_crash(self) -> None:
+        assert not self.crashes, self.say(
+            f"Telegraf died by itself {len(self.crashes)} time(s); the first: {self.crashes[0]}"
+        )
+
     def inject(self, fault: str) -> None:
         """Apply one fault; after a Telegraf death a new Telegraf starts on the same dirs."""
+        self.supervise()
         telegraf = self.telegraf
         assert telegraf is not None and telegraf.proc is not None
         if fault == TELEGRAF_SIGKILL:
@@ -299,10 +320,10 @@ sinks:
             self.influxd.start()
             self.log.append(f"influxd_start@{time.monotonic() - self.started:.1f}s")
 
-    @staticmethod
-    def sleep(seconds: float, during: Callable[[], None] | None) -> None:
+    def sleep(self, seconds: float, during: Callable[[], None] | None = None) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
+            self.supervise()
             if during is not None:
                 during()
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
@@ -366,6 +387,7 @@ sinks:
         best = None
         best_at = start
         while True:
+            self.supervise()
             account = self.account(snapshot, {})
             if not account.missing:
                 break
@@ -378,13 +400,14 @@ sinks:
         print(
             f"[fault suite] seed={self.seed} faults={self.log} drain={time.monotonic() - start:.1f}s"
             f" produced={len(snapshot)} missing={account.by_measurement(account.missing)}"
-            f" status points missing={account.status_missing}"
+            f" status points missing={account.status_missing} telegraf crashes={len(self.crashes)}"
         )
         return account
 
     def assert_exact(self, account: Account, conflicts: dict[Key, list[str]]) -> None:
         """Nothing produced is missing, stored fields are the produced ones, replays identical."""
         data = [k for k in account.produced if not is_status(k[0])]
+        self.assert_no_crash()
         assert data, self.say("the plugin produced no data at all: the rig recorded nothing")
         assert not account.missing, self.say(
             f"{len(account.missing)} of {len(data)} produced points are not in InfluxDB"

@@ -454,14 +454,13 @@ def test_iotflow_mqtt_every_puback_is_stored_through_random_faults(
         port=port,
         persistence=True,
     )
-    acked: set[int] = set()
+    # mid -> the message's timestamp; PUBACKed mids. No lock around publish(): paho calls
+    # on_publish from its network thread while publish() may hold paho's own locks.
     sent: dict[int, int] = {}
-    lock = threading.Lock()
+    acked_mids: set[int] = set()
 
     def on_publish(_c: object, _u: object, mid: int, _rc: object, _p: object) -> None:
-        with lock:
-            if mid in sent:
-                acked.add(sent[mid])
+        acked_mids.add(mid)
 
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id="esp32_001-fault", clean_session=False
@@ -475,11 +474,8 @@ def test_iotflow_mqtt_every_puback_is_stored_through_random_faults(
         for _ in range(3):
             when = EPOCH + timedelta(milliseconds=10 * seq[0])
             body = json.dumps({"value": float(seq[0]), "timestamp": when.isoformat()})
-            with lock:
-                info = client.publish(
-                    "iotflow/devices/esp32_001/telemetry/environmental", body, qos=1
-                )
-                sent[info.mid] = int(when.timestamp()) * 10**9 + when.microsecond * 1000
+            info = client.publish("iotflow/devices/esp32_001/telemetry/environmental", body, qos=1)
+            sent[info.mid] = int(when.timestamp()) * 10**9 + when.microsecond * 1000
             seq[0] += 1
 
     with broker:
@@ -495,18 +491,17 @@ def test_iotflow_mqtt_every_puback_is_stored_through_random_faults(
             client.loop_start()
             wait_for(client.is_connected, timeout=10, what="the device connected")
             publish()
-            wait_for(lambda: bool(acked), timeout=30, what="the first PUBACK")
+            wait_for(lambda: bool(acked_mids), timeout=30, what="the first PUBACK")
             rig.run_faults(FAULTS, TELEGRAF_KILLS, during=publish)
-            wait_for(lambda: len(acked) == len(sent), timeout=30, what="every PUBACK")
-            with lock:
-                want = set(acked)
+            wait_for(lambda: len(acked_mids) == len(sent), timeout=30, what="every PUBACK")
+            want = {sent[mid] for mid in acked_mids}
 
             def stored() -> set[int]:
                 return {k[2] for k in rig.stored([(None, "environmental")])}
 
             deadline = time.monotonic() + 30
             while not want <= stored() and time.monotonic() < deadline:
-                time.sleep(1)
+                rig.sleep(1)
             have = stored()
         finally:
             client.loop_stop()
@@ -515,6 +510,7 @@ def test_iotflow_mqtt_every_puback_is_stored_through_random_faults(
     lost = sorted(want - have)
     print(f"[fault suite] iotflow MQTT: {len(want)} messages PUBACKed, {len(lost)} lost")
     assert want, rig.say("no message was acknowledged")
+    rig.assert_no_crash()
     assert not lost, rig.say(
         f"{len(lost)} of {len(want)} PUBACKed messages are not in InfluxDB, e.g. {lost[:3]}"
     )
