@@ -7,6 +7,9 @@
 # outside the checkout, keyed by version, tag set and target, so a rebuild only happens when
 # one of them changes.
 #
+# Patches in telegraf/patches/*.patch (each a minimal fix, written to be offered upstream) are
+# applied to the copied module source in name order; their content is part of the cache key.
+#
 # Usage: telegraf/build.sh              -> builds if needed, prints the path of the cached binary
 #        telegraf/build.sh --path-only  -> prints the path; exit 1 if it is not built yet
 # Env:   GOOS/GOARCH/GOARM            -> cross-compile (Dockerfile.armv6 uses GOARCH=arm GOARM=6)
@@ -30,7 +33,10 @@ fi
 goos="${GOOS:-$(go env GOOS)}"
 goarch="${GOARCH:-$(go env GOARCH)}"
 goarm="${GOARM:-}"
-key="$(printf '%s|%s|%s|%s|%s' "$version" "$tags" "$goos" "$goarch" "$goarm" | sha256sum | cut -c1-12)"
+patches=("$here"/patches/*.patch)
+[[ -e "${patches[0]}" ]] || patches=()
+patch_sum="$(cat "${patches[@]}" /dev/null | sha256sum | cut -c1-16)"
+key="$(printf '%s|%s|%s|%s|%s|%s' "$version" "$tags" "$goos" "$goarch" "$goarm" "$patch_sum" | sha256sum | cut -c1-12)"
 cache_root="${TELEGRAF_BRIDGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/telegraf-bridge}"
 out_dir="$cache_root/telegraf/${version}-${goos}-${goarch}${goarm:+v$goarm}-${key}"
 out="$out_dir/telegraf"
@@ -59,6 +65,14 @@ work="$(mktemp -d "$cache_root/build.XXXXXX")"
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 cp -r "$src/." "$work/"
 chmod -R u+w "$work"
+for patch_file in "${patches[@]}"; do
+  # git apply works outside a repository and is in the golang images the Dockerfiles use.
+  if ! (cd "$work" && git apply -p1 "$patch_file"); then
+    echo "E! telegraf/build.sh: $patch_file does not apply to telegraf v$version" >&2
+    exit 3
+  fi
+  echo "I! applied $(basename "$patch_file")" >&2
+done
 (
   cd "$work"
   # `env` because an expansion such as ${goarm:+GOARM=6} is not an assignment in a command
@@ -70,5 +84,6 @@ chmod -R u+w "$work"
 )
 mv "$out.tmp" "$out"
 printf '%s\n' "$tags" > "$out_dir/TAGS"
+for patch_file in "${patches[@]}"; do basename "$patch_file"; done > "$out_dir/PATCHES"
 echo "I! built $out ($(du -h "$out" | cut -f1)) in $((SECONDS - started)) s" >&2
 echo "$out"

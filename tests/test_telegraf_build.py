@@ -56,3 +56,11 @@ def test_binary_has_only_the_bundles_plugins(telegraf_bin: Path) -> None:
         [str(telegraf_bin), "plugins", "processors"], capture_output=True, text=True, check=True
     )
     assert set(out.stdout.split()) == {"processors.converter", "processors.lookup"}
+
+
+def test_binary_carries_every_patch_in_telegraf_patches(telegraf_bin: Path) -> None:
+    """The fixes in telegraf/patches/ are in the binary the tests and images run (the cache
+    key holds their content, so a changed patch rebuilds)."""
+    patches = sorted(p.name for p in (REPO / "telegraf" / "patches").glob("*.patch"))
+    assert "0001-tracking-ids-unique-across-restarts.patch" in patches
+    assert (telegraf_bin.parent / "PATCHES").read_text().split() == patches
