@@ -269,3 +269,50 @@ def test_a_failed_append_leaves_no_torn_frame_behind(
     again = Journal(tmp_path / "j")
     assert [again.read(e) for e in again.open()] == [b"m v=1i 1\n", b"m v=3i 3\n"]
     assert again.stats.torn == 0
+
+
+def test_an_entry_synced_after_its_segment_rolled_was_fsynced_in_its_own_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A probe, not a mock: every fsync still happens; it records which file it was for.
+    fsynced: list[str] = []
+    real_fsync = os.fsync
+
+    def probe(fd: int) -> None:
+        fsynced.append(Path(f"/proc/self/fd/{fd}").readlink().name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", probe)
+    journal = Journal(tmp_path / "j", segment_bytes=100)
+    journal.open()
+    journal.append(b"x" * 80 + b"\n")  # segment 1 (full after this)
+    entry = journal.append(b"y" * 80 + b"\n")  # segment 2
+    fsynced.clear()
+    journal.append(b"z" * 80 + b"\n")  # rolls: segment 2 is closed, segment 3 opened
+    journal.sync_through(entry.seq)
+    assert entry.segment.name in fsynced, fsynced
+
+
+def test_durable_callers_keep_going_while_segments_roll(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j", segment_bytes=4096)
+    journal.open()
+    lock = threading.Lock()
+    errors: list[OSError] = []
+
+    def caller() -> None:
+        for i in range(1500):
+            with lock:
+                entry = journal.append(f"m v={i}i {i}\n".encode() * 4)
+            try:
+                journal.sync_through(entry.seq)
+            except OSError as exc:
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert not journal.unsynced()

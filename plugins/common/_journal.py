@@ -267,7 +267,7 @@ class Journal:
         return entry
 
     def _start_segment(self) -> None:
-        self._close_active()
+        self._close_active(sync=True)
         path = self.directory / f"{self.next_seq:020d}{SEGMENT_SUFFIX}"
         self._active = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._active_path = path
@@ -279,12 +279,26 @@ class Journal:
             # The newest checkpoint goes first, so deleting older segments never loses it.
             self.append(b"", self.meta)
 
-    def _close_active(self) -> None:
-        """Close the segment being appended to, fsynced (a concurrent sync may miss it)."""
-        if self._active is not None:
-            with contextlib.suppress(OSError):
-                os.fsync(self._active)
-            os.close(self._active)
+    def _close_active(self, *, sync: bool = False) -> None:
+        """Close the segment being appended to; with ``sync``, fsync what it holds unsynced.
+
+        A later :meth:`sync_through` fsyncs only the segment active then, so entries left
+        unsynced in a closed segment would be counted as durable without being so.
+        """
+        if self._active is None:
+            return
+        if sync and self.unsynced():
+            with self._sync_cond:
+                target = self._appended_seq
+                dir_dirty, self._dir_dirty = self._dir_dirty, False
+            os.fsync(self._active)
+            if dir_dirty:
+                _fsync_directory(self.directory)
+            self.stats.fsyncs += 1
+            with self._sync_cond:
+                self._synced_seq = max(self._synced_seq, target)
+                self._sync_cond.notify_all()
+        os.close(self._active)
         self._active = None
         self._active_path = None
 
@@ -315,16 +329,18 @@ class Journal:
                     continue
                 self._syncing = True
                 target = self._appended_seq
-                fd = self._active
+                # A duplicate: append() may close the segment (a roll) while this fsyncs.
+                fd = os.dup(self._active) if self._active is not None else None
                 dir_dirty, self._dir_dirty = self._dir_dirty, False
                 break
             else:
                 return
         try:
             if fd is not None:
-                # The segment may have been closed meanwhile; closing fsyncs it first.
-                with contextlib.suppress(OSError):
+                try:
                     os.fsync(fd)
+                finally:
+                    os.close(fd)
             if dir_dirty:
                 _fsync_directory(self.directory)
             self.stats.fsyncs += 1
