@@ -24,6 +24,7 @@ import argparse
 import http.client
 import itertools
 import json
+import os
 import tempfile
 import threading
 import time
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from _bench import python, strace_command, telegraf_binary, traced_calls
+from _footprint import children, cpu_seconds, tree_cpu_seconds
 from telegraf_bridge.plugins.iotflow import registry
 
 from telegraf_bridge.testing import InfluxD1, TelegrafProcess, free_port, wait_for
@@ -198,6 +200,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def plugin_cpu(telegraf_pid: int) -> float:
+    """CPU seconds of the plugin (and strace around it, if any) below Telegraf."""
+    return sum(tree_cpu_seconds(pid) for pid in children(telegraf_pid))
+
+
 def journal_syncs(trace: Path, start: float, end: float, accepted: int) -> dict[str, Any]:
     """The plugin's fsyncs between ``start`` and ``end`` (from :func:`strace_command`), against
     the ``accepted`` requests: how well group commit shares them."""
@@ -242,7 +249,11 @@ def main() -> None:
                     what="the iotflow listener",
                 )
                 load = Load(port, devices, args.batch)
+                assert telegraf.proc is not None
+                tg_pid = telegraf.proc.pid
+                cpu_before = (cpu_seconds(tg_pid), plugin_cpu(tg_pid))
                 began, elapsed = load.run(args.concurrency, args.seconds, args.requests)
+                cpu = (cpu_seconds(tg_pid) - cpu_before[0], plugin_cpu(tg_pid) - cpu_before[1])
                 accepted = load.statuses.get(200, 0)
                 print(
                     f"sent {load.sent} requests in {elapsed:.1f} s from {args.concurrency} "
@@ -278,6 +289,13 @@ def main() -> None:
     )
     for line in [line for line in log.splitlines() if "E! " in line][:5]:
         print(f"Telegraf logged: {line}", flush=True)
+    per_request = [round(1000 * c / accepted, 3) if accepted else 0.0 for c in cpu]
+    print(
+        f"CPU during the load: plugin {cpu[1]:.1f} s ({per_request[1]} ms per accepted "
+        f"request), Telegraf {cpu[0]:.1f} s ({per_request[0]} ms), of {elapsed:.1f} s on "
+        f"{os.cpu_count()} cores",
+        flush=True,
+    )
     if syncs:
         print(
             f"journal: {syncs['fsyncs']} fsyncs during the load, "
@@ -305,6 +323,8 @@ def main() -> None:
                 "points_in_influxd": stored,
                 "points_lost": lost,
                 "telegraf_errors": log.count("E! "),
+                "plugin_cpu_ms_per_request": per_request[1],
+                "telegraf_cpu_ms_per_request": per_request[0],
                 **({"journal_sync": syncs} if syncs else {}),
             }
         )
