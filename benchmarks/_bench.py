@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,3 +88,43 @@ def run_until(cmd: list[str], done: callable, *, timeout: float, log: Path) -> f
 
 def python() -> str:
     return sys.executable
+
+
+# `1767225600.123456 write(5</path>, ""..., 312) = 312 <0.000020>` (strace -ttt -T -y)
+_TRACED_CALL = re.compile(r"^(\d+\.\d+) (\w+)\((\d+)<([^>]*)>.*\) += (-?\d+)")
+
+
+def strace_command(cmd: list[str], prefix: Path, calls: str) -> list[str]:
+    """``cmd`` under strace, tracing only ``calls`` (e.g. ``"fsync,fdatasync"``).
+
+    ``--seccomp-bpf`` stops the tracee only at those calls, so the cost is a few us per traced
+    call rather than per system call; ``-ff`` writes one file per thread (``<prefix>.<tid>``),
+    so no call is split into "unfinished"/"resumed" halves; ``-y`` names each fd's file.
+    """
+    options = ["-f", "-ff", "-ttt", "-T", "-y", "-s", "0", "--seccomp-bpf"]
+    return ["strace", *options, "-e", f"trace={calls}", "-o", str(prefix), *cmd]
+
+
+@dataclass(frozen=True)
+class TracedCall:
+    """One call from a :func:`strace_command` trace."""
+
+    at: float  # epoch seconds
+    name: str  # "fsync", "write" ...
+    path: str  # the fd's file, as strace -y names it ("pipe:[123]" for a pipe)
+    result: int  # bytes for a write
+    seconds: float  # time spent in the call
+
+
+def traced_calls(prefix: Path, start: float, end: float) -> list[TracedCall]:
+    """The calls traced under ``prefix`` between ``start`` and ``end`` (epoch seconds)."""
+    found: list[TracedCall] = []
+    for path in prefix.parent.glob(f"{prefix.name}.*"):
+        for line in path.read_text(errors="replace").splitlines():
+            match = _TRACED_CALL.match(line)
+            if match is None or not start <= float(match[1]) < end:
+                continue
+            took = line.rsplit("<", 1)[-1].rstrip(">")
+            seconds = float(took) if re.fullmatch(r"\d+\.\d+", took) else 0.0
+            found.append(TracedCall(float(match[1]), match[2], match[4], int(match[5]), seconds))
+    return found

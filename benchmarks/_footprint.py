@@ -20,6 +20,7 @@ from typing import Any
 KIB = 1024
 MIB = 1024 * 1024
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
 _PRESENT = 1 << 63
 _PFN_MASK = (1 << 55) - 1
 
@@ -36,6 +37,25 @@ def children(pid: int) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (0 once it has exited)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """:func:`cpu_seconds` of ``pid`` and every process below it."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += cpu_seconds(current)
+        stack += children(current)
+    return total
 
 
 def cmdline(pid: int) -> list[str]:

@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 from _bench import telegraf_binary
-from _footprint import children
+from _footprint import children, cpu_seconds
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.settings import load_settings
 
 from telegraf_bridge.testing import TelegrafProcess
 
-TICKS = os.sysconf("SC_CLK_TCK")
 CHANNELS = 3
 
 
@@ -60,14 +58,6 @@ sinks:
     output = workdir / "telegraf.conf"
     render.write(render.render(settings, output), output)
     return output
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def count_pulses(path: Path) -> tuple[int, int]:

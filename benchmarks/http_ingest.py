@@ -8,8 +8,13 @@ sent). Every request carries its own timestamp, so each point is its own (series
 the count in influxd compares exactly. Client, plugin, Telegraf and influxd share this
 machine's cores: the rate is a floor for the listener, not its ceiling.
 
+Every 2xx is sent once the request's points are in the plugin's fsynced delivery journal;
+concurrent requests share one fsync (group commit). ``--journal-sync`` runs the plugin under
+``strace -e trace=fsync,fdatasync`` (stopping it only at those calls) and reports the fsyncs
+made during the load: how many requests each one covered and the time spent in them.
+
 Usage: .venv/bin/python benchmarks/http_ingest.py [--seconds 20] [--concurrency 32]
-       [--workers 8] [--batch 1] [--devices 10] [--requests N]
+       [--workers 8] [--batch 1] [--devices 10] [--requests N] [--journal-sync]
 The last line printed is one JSON object with the figures.
 """
 
@@ -19,13 +24,16 @@ import argparse
 import http.client
 import itertools
 import json
+import os
 import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from _bench import python, telegraf_binary
+from _bench import python, strace_command, telegraf_binary, traced_calls
+from _footprint import children, cpu_seconds, tree_cpu_seconds
 from telegraf_bridge.plugins.iotflow import registry
 
 from telegraf_bridge.testing import InfluxD1, TelegrafProcess, free_port, wait_for
@@ -55,7 +63,9 @@ def make_registry(path: Path, count: int) -> list[tuple[str, str]]:
     return out
 
 
-def configs(tmp: Path, url: str, port: int, workers: int, batch: int) -> Path:
+def configs(
+    tmp: Path, url: str, port: int, workers: int, batch: int, *, trace: Path | None = None
+) -> Path:
     plugin = tmp / "iotflow.toml"
     plugin.write_text(
         f"""
@@ -73,9 +83,8 @@ max_body_bytes = {max(65536, batch * 200)}
 enabled = false
 """
     )
-    command = json.dumps(
-        [python(), "-m", "telegraf_bridge.plugins.iotflow", "--config", str(plugin)]
-    )
+    argv = [python(), "-m", "telegraf_bridge.plugins.iotflow", "--config", str(plugin)]
+    command = json.dumps(strace_command(argv, trace, "fsync,fdatasync") if trace else argv)
     conf = tmp / "telegraf.conf"
     conf.write_text(
         f"""
@@ -167,7 +176,8 @@ class Load:
                 self.accepted_points += accepted
                 self.sent += len(latencies)
 
-    def run(self, concurrency: int, seconds: float, limit: int) -> float:
+    def run(self, concurrency: int, seconds: float, limit: int) -> tuple[float, float]:
+        """Returns the load's start (epoch seconds) and its duration."""
         deadline = time.monotonic() + seconds
         budget = itertools.count()
         threads = [
@@ -175,11 +185,12 @@ class Load:
             for i in range(concurrency)
         ]
         start = time.monotonic()
+        began = time.time()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        return time.monotonic() - start
+        return began, time.monotonic() - start
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -187,6 +198,26 @@ def percentile(values: list[float], q: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def plugin_cpu(telegraf_pid: int) -> float:
+    """CPU seconds of the plugin (and strace around it, if any) below Telegraf."""
+    return sum(tree_cpu_seconds(pid) for pid in children(telegraf_pid))
+
+
+def journal_syncs(trace: Path, start: float, end: float, accepted: int) -> dict[str, Any]:
+    """The plugin's fsyncs between ``start`` and ``end`` (from :func:`strace_command`), against
+    the ``accepted`` requests: how well group commit shares them."""
+    durations = [c.seconds for c in traced_calls(trace, start, end) if "sync" in c.name]
+    busy = sum(durations)
+    return {
+        "fsyncs": len(durations),
+        "requests_per_fsync": round(accepted / len(durations), 2) if durations else None,
+        "fsync_ms_mean": round(1000 * busy / len(durations), 3) if durations else 0.0,
+        "fsync_ms_p99": round(1000 * percentile(durations, 0.99), 3),
+        # One journal fsyncs at a time, so this is the share of the load spent syncing.
+        "fsync_share": round(busy / (end - start), 3),
+    }
 
 
 def main() -> None:
@@ -197,6 +228,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="points per request")
     parser.add_argument("--devices", type=int, default=10, help="registered devices")
     parser.add_argument("--requests", type=int, default=10**9, help="stop after this many")
+    parser.add_argument(
+        "--journal-sync",
+        action="store_true",
+        help="count the journal's fsyncs during the load (runs the plugin under strace)",
+    )
     args = parser.parse_args()
     binary = telegraf_binary()
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp_name:
@@ -204,7 +240,8 @@ def main() -> None:
         devices = make_registry(tmp / "devices.yaml", args.devices)
         port = free_port()
         with InfluxD1(tmp / "influxd") as influxd:
-            conf = configs(tmp, influxd.url, port, args.workers, args.batch)
+            trace = tmp / "plugin.strace" if args.journal_sync else None
+            conf = configs(tmp, influxd.url, port, args.workers, args.batch, trace=trace)
             with TelegrafProcess(binary, conf, tmp / "tg") as telegraf:
                 wait_for(
                     lambda: "listening on http://" in telegraf.log(),
@@ -212,7 +249,11 @@ def main() -> None:
                     what="the iotflow listener",
                 )
                 load = Load(port, devices, args.batch)
-                elapsed = load.run(args.concurrency, args.seconds, args.requests)
+                assert telegraf.proc is not None
+                tg_pid = telegraf.proc.pid
+                cpu_before = (cpu_seconds(tg_pid), plugin_cpu(tg_pid))
+                began, elapsed = load.run(args.concurrency, args.seconds, args.requests)
+                cpu = (cpu_seconds(tg_pid) - cpu_before[0], plugin_cpu(tg_pid) - cpu_before[1])
                 accepted = load.statuses.get(200, 0)
                 print(
                     f"sent {load.sent} requests in {elapsed:.1f} s from {args.concurrency} "
@@ -233,6 +274,9 @@ def main() -> None:
                 drain_s = time.monotonic() - drain_start
                 stored = influxd.count("bench", "value", db=DB)
                 log = telegraf.log()
+            # Telegraf has stopped the plugin: strace has written its trace.
+            accepted = load.statuses.get(200, 0)
+            syncs = journal_syncs(trace, began, began + elapsed, accepted) if trace else {}
     rate = accepted / elapsed if elapsed else 0.0
     p50 = percentile(load.latencies, 0.50) * 1000
     p99 = percentile(load.latencies, 0.99) * 1000
@@ -243,6 +287,23 @@ def main() -> None:
         f"({drain_s:.1f} s after the load), lost {lost}",
         flush=True,
     )
+    for line in [line for line in log.splitlines() if "E! " in line][:5]:
+        print(f"Telegraf logged: {line}", flush=True)
+    per_request = [round(1000 * c / accepted, 3) if accepted else 0.0 for c in cpu]
+    print(
+        f"CPU during the load: plugin {cpu[1]:.1f} s ({per_request[1]} ms per accepted "
+        f"request), Telegraf {cpu[0]:.1f} s ({per_request[0]} ms), of {elapsed:.1f} s on "
+        f"{os.cpu_count()} cores",
+        flush=True,
+    )
+    if syncs:
+        print(
+            f"journal: {syncs['fsyncs']} fsyncs during the load, "
+            f"{syncs['requests_per_fsync']} requests each; {syncs['fsync_ms_mean']} ms per "
+            f"fsync (p99 {syncs['fsync_ms_p99']} ms), {syncs['fsync_share']:.0%} of the time "
+            "with an fsync in progress",
+            flush=True,
+        )
     print(
         json.dumps(
             {
@@ -262,6 +323,9 @@ def main() -> None:
                 "points_in_influxd": stored,
                 "points_lost": lost,
                 "telegraf_errors": log.count("E! "),
+                "plugin_cpu_ms_per_request": per_request[1],
+                "telegraf_cpu_ms_per_request": per_request[0],
+                **({"journal_sync": syncs} if syncs else {}),
             }
         )
     )

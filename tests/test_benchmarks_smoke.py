@@ -111,3 +111,61 @@ def test_edge_footprint_measures_every_plugin_and_reports_json_last(telegraf_bin
     assert figures["binaries"]["amd64"]["stripped"] and not figures["binaries"]["amd64"]["dwarf"]
     assert figures["target_results"]["telegraf_binary_le_30mb"], figures["binaries"]
     assert result.returncode == (0 if figures["targets_met"] else 1), result.stdout[-3000:]
+
+
+def test_http_ingest_journal_sync_counts_the_fsyncs_behind_the_durable_acks(
+    telegraf_bin: Path,
+) -> None:
+    # One connection: every 2xx waits for its own fsync, so there is about one per request.
+    env = {**os.environ, "TELEGRAF_BRIDGE_CACHE": str(telegraf_bin.parents[2])}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "http_ingest.py"),
+            *("--seconds", "30", "--requests", "100", "--concurrency", "1", "--journal-sync"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["accepted_requests"] == 100, figures
+    assert figures["points_lost"] == 0, figures
+    syncs = figures["journal_sync"]
+    assert 100 <= syncs["fsyncs"] <= 2 * 100, syncs  # the file's, and the directory's at start
+    assert 0.5 <= syncs["requests_per_fsync"] <= 1.0, syncs
+    assert syncs["fsync_ms_mean"] > 0, syncs
+
+
+def test_journal_sd_card_measures_every_plugin_and_reports_json_last() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "journal_sd_card.py"),
+            *("--minutes", "0.25", "--warmup", "8"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    rows = figures["plugins"]
+    assert set(rows) == {"ndjson_tail", "gpio_pulse", "taptap", "hoymiles", "iotflow"}
+    assert all(row["exit_status"] == 0 for row in rows.values()), rows
+    # hoymiles polls once a minute: its first poll falls in the warm-up, not the window.
+    for name in ("ndjson_tail", "gpio_pulse", "taptap", "iotflow"):
+        assert rows[name]["points_per_h"] > 0, (name, rows[name])
+    assert rows["ndjson_tail"]["journal_status"] is None, "ndjson_tail keeps no journal"
+    assert rows["ndjson_tail"]["journal_bytes_per_h"] == 0
+    for name in ("gpio_pulse", "taptap", "iotflow"):
+        row = rows[name]
+        assert row["journal_bytes_per_h"] > 0 and row["journal_fsyncs_per_h"] > 0, (name, row)
+        assert row["journal_status"] is not None and row["journal_status"]["dropped"] == 0
+    assert figures["device_failures"] == {}, figures
