@@ -265,4 +265,8 @@ class JournaledWriter(LineWriter):
                 "dropped": stats.dropped_lines,
                 "torn": stats.torn,
                 "holding": self.holding,
+                # What the journal costs the SD card since start (docs/delivery.md).
+                "appended": stats.appended,
+                "bytes_written": stats.bytes_written,
+                "fsyncs": stats.fsyncs,
             }

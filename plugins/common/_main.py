@@ -30,7 +30,9 @@ import argparse
 import contextlib
 import logging
 import os
+import signal as signals
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -167,6 +169,13 @@ def plugin_main(
     output goes to a terminal, not to Telegraf.
     """
     args = _parse_args(name, argv)
+    # A SIGTERM while the source starts (a listener may already accept connections) must stop
+    # the plugin cleanly, not kill it: noted here, honoured once the runner exists.
+    early_stop: list[str] = []
+    if threading.current_thread() is threading.main_thread():
+        signals.signal(
+            signals.SIGTERM, lambda signum, _f: early_stop.append(signals.Signals(signum).name)
+        )
     setup_logging(debug=args.debug)
     try:
         data = load_toml(args.config) if args.config else {}
@@ -228,6 +237,8 @@ def plugin_main(
         once=args.once,
     )
     ctx.wakeup.bind(runner.request_gather)
+    if early_stop:
+        runner.request_stop(f"received {early_stop[0]} while starting")
     reporter = StatusReporter(
         ctx.state_path(STATUS_SUFFIX),
         plugin=name,

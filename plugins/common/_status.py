@@ -15,7 +15,8 @@ The document (``StateFile`` format 1, ``data``)::
 floor), else null. ``points`` counts the lines written to stdout. Sources with a delivery journal
 add ``journal``: ``entries``, ``bytes``, ``oldest_age_s`` (not yet retired), ``replayed`` (written
 again at start), ``dropped`` (points dropped at the cap), ``torn`` (corrupt tails cut off at
-start) and ``holding`` (data held back at the cap).
+start), ``holding`` (data held back at the cap), and what it cost the disk since start:
+``appended`` (frames), ``bytes_written`` and ``fsyncs``.
 
 SD-card rule: a background check every ``interval_s`` (default 5 s) writes only when the
 skips, the hold or the journal's replays, drops, torn tails or holding changed since the last
