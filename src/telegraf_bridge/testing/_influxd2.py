@@ -16,6 +16,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -192,6 +193,18 @@ class InfluxD2(Managed):
         """A new organization (one per test keeps a shared server's tests apart); its id."""
         doc = self._ok(self.request("POST", "/api/v2/orgs", body={"name": name}), "create org")
         return str(doc["id"])
+
+    def new_org(self, bucket: str | None = "solar") -> str:
+        """A fresh organization named ``t-<random>`` (with ``bucket`` in it); its name.
+
+        Tests on the shared session server keep apart this way: each one sees only its own
+        buckets, tasks, tokens and DBRP mappings.
+        """
+        name = f"t-{uuid.uuid4().hex[:10]}"
+        self.create_org(name)
+        if bucket:
+            self.create_bucket(bucket, org=name)
+        return name
 
     def org_id_of(self, name: str) -> str:
         doc = self._ok(self.request("GET", "/api/v2/orgs", params={"org": name}), "list orgs")
