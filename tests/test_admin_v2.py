@@ -148,7 +148,10 @@ def test_setup_creates_the_seed_buckets_tasks_and_scoped_tokens(org: Org, tmp_pa
     admin.connect()
     steps = admin.plan(layout, tmp_path / "secrets")
     assert [(s.what.split()[0], s.status) for s in steps] == (
-        [("bucket", "create")] * 4 + [("task", "create")] * 3 + [("token", "create")] * 2
+        [("bucket", "create")] * 4
+        + [("task", "create")] * 3
+        + [("token", "create")] * 2
+        + [("dbrp", "create")] * 5
     )
     assert "PowerLogger_raw" not in org.buckets(), "plan changes nothing"
     notes = _apply(steps)
@@ -191,7 +194,7 @@ def test_a_second_run_creates_nothing(org: Org, tmp_path: Path) -> None:
     auths = org.get("/api/v2/authorizations")["authorizations"]
     before = (org.buckets().keys(), org.tasks().keys(), len(auths))
     steps = admin.plan(layout, tmp_path)
-    assert [s.status for s in steps] == ["present"] * 9, [(s.what, s.detail) for s in steps]
+    assert [s.status for s in steps] == ["present"] * 14, [(s.what, s.detail) for s in steps]
     assert all(s.apply is None for s in steps)
     auths = org.get("/api/v2/authorizations")["authorizations"]
     assert (org.buckets().keys(), org.tasks().keys(), len(auths)) == before
@@ -271,6 +274,87 @@ sinks:
     assert _scope(writer, names) == {("write", n) for n in [*SEED_RETENTIONS, "solar"]}
 
 
+# -- InfluxQL mappings (DBRP) -----------------------------------------------------------------------
+
+
+def _influxql(org: Org, token: str, db: str, query: str) -> list[list[Any]]:
+    """InfluxQL through the v1 /query API, as Grafana sends it; the rows of the first series.
+
+    The API has no organization parameter: the token's organization holds the mappings.
+    """
+    reply = org.server.request("GET", "/query", params={"db": db, "q": query}, token=token)
+    assert reply.status == 200, reply
+    (result,) = reply.json()["results"]
+    assert "error" not in result, result
+    series = result.get("series") or [{"values": []}]
+    return list(series[0]["values"])
+
+
+def test_setup_maps_every_tier_so_influxql_reaches_it(org: Org, tmp_path: Path) -> None:
+    admin, layout, notes = _setup(org, tmp_path)
+    buckets = org.buckets()
+    listed = org.get("/api/v2/dbrps", orgID=org.id)["content"]
+    got = {(m["database"], m["retention_policy"]): m for m in listed if not m["virtual"]}
+    assert got.keys() == {("solar", rp) for rp in ["autogen", *SEED_RETENTIONS]}
+    assert got[("solar", "autogen")]["bucketID"] == buckets["solar"]["id"]
+    assert got[("solar", "autogen")]["default"] is True
+    for tier in SEED_RETENTIONS:
+        assert got[("solar", tier)]["bucketID"] == buckets[tier]["id"]
+        assert got[("solar", tier)]["default"] is False
+    assert any("InfluxQL solar/PowerLogger_1m reads bucket PowerLogger_1m" in n for n in notes)
+
+    now = time.time_ns()
+    row = f"PowerPulse,PulseType=Import pulses=3i,energy_wh=3.0,power_w=180.0 {now}\n"
+    assert org.write("PowerLogger_1m", row).status == 204
+    assert org.write("solar", f"demo,site=x power_w=5.5 {now}\n").status == 204
+    # As the InfluxQL dashboards ask, with the reader token Grafana gets: the tier as a
+    # retention policy of the sink's database.
+    reader = token_file(tmp_path, "cloud-main", "reader").read_text()
+    tier = _influxql(org, reader, "solar", 'SELECT "pulses" FROM "PowerLogger_1m"."PowerPulse"')
+    assert [v[1] for v in tier] == [3]
+    assert [v[1] for v in _influxql(org, reader, "solar", 'SELECT "power_w" FROM "demo"')] == [5.5]
+
+    # Deleting a tier takes its mapping with it (InfluxDB removes a bucket's mappings); setup
+    # restores both.
+    admin.delete_tier(layout, "PowerLogger_1h")
+    dbrps = {s.what: s for s in admin.plan(layout, tmp_path) if s.what.startswith("dbrp ")}
+    assert dbrps["dbrp solar/PowerLogger_1h"].status == "create"
+    _apply(admin.plan(layout, tmp_path))
+    dbrps = {s.what: s for s in admin.plan(layout, tmp_path) if s.what.startswith("dbrp ")}
+    assert [s.status for s in dbrps.values()] == ["present"] * 5
+    assert {c.name: c.ok for c in admin.checks(layout)}["InfluxQL mappings"] is True
+
+
+def test_a_mapping_to_another_bucket_is_a_mismatch_and_is_left_alone(
+    org: Org, tmp_path: Path
+) -> None:
+    admin, layout, _ = _setup(org, tmp_path)
+    buckets = org.buckets()
+    listed = org.get("/api/v2/dbrps", orgID=org.id)["content"]
+    five = next(m for m in listed if m["retention_policy"] == "PowerLogger_5m")
+    assert org.server.request("DELETE", f"/api/v2/dbrps/{five['id']}", params={"orgID": org.id})
+    elsewhere = {
+        "orgID": org.id,
+        "bucketID": buckets["PowerLogger_1h"]["id"],
+        "database": "solar",
+        "retention_policy": "PowerLogger_5m",
+        "default": False,
+    }
+    created = org.server.request("POST", "/api/v2/dbrps", body=elsewhere)
+    assert created.status == 201, created
+    steps = {s.what: s for s in admin.plan(layout, tmp_path)}
+    step = steps["dbrp solar/PowerLogger_5m"]
+    assert step.status == "mismatch" and step.apply is None
+    assert "maps to bucket PowerLogger_1h" in step.detail and "dbrp delete" in step.detail
+    row = {c.name: c for c in admin.checks(layout)}["InfluxQL mappings"]
+    assert row.ok is False and "solar/PowerLogger_5m does not map to bucket PowerLogger_5m" in (
+        row.detail
+    )
+    _apply(list(steps.values()))
+    after = org.get("/api/v2/dbrps", orgID=org.id, rp="PowerLogger_5m")["content"]
+    assert [m["bucketID"] for m in after if not m["virtual"]] == [buckets["PowerLogger_1h"]["id"]]
+
+
 # -- verify ----------------------------------------------------------------------------------------
 
 
@@ -288,7 +372,7 @@ def test_checks_fail_before_setup_and_pass_after(org: Org, tmp_path: Path) -> No
     _apply(admin.plan(layout, tmp_path))
     after = admin.checks(layout)
     assert [c.ok for c in after] == [True] * len(after), [(c.name, c.detail) for c in after]
-    assert len(after) == 4 + 3 + 2 + 1
+    assert len(after) == 4 + 3 + 2 + 1 + 1
     write = next(c for c in after if c.name == "test write")
     assert "read back and deleted" in write.detail
     # The marker was read back from the server (ok above) and the delete API removed it.
@@ -434,7 +518,7 @@ def test_pagination_does_not_hide_a_tier_among_many_buckets(org: Org, tmp_path: 
     ).json()
     assert len(page["buckets"]) == 100 and "next" in page["links"]
     assert "PowerLogger_raw" not in {b["name"] for b in page["buckets"]}
-    assert [s.status for s in admin.plan(layout, tmp_path)] == ["present"] * 9
+    assert [s.status for s in admin.plan(layout, tmp_path)] == ["present"] * 14
     assert {c.name: c.ok for c in admin.checks(layout)}["bucket PowerLogger_1h"] is True
 
 
