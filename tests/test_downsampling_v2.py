@@ -4,13 +4,15 @@ the real influxd 2.x and fill the 1m, 5m and 1h buckets with the rows the layout
 Runs are triggered through the tasks API (``POST /api/v2/tasks/{id}/runs`` with
 ``scheduledFor``): inside a run ``now()`` is that time, so a run can cover pulses of the past
 without waiting for the scheduler. The first test sends pulses through the whole bundle
-(gpio_pulse's simulator, the real Telegraf, the influxdb_v2 output into the raw bucket); the
+(gpio_pulse's simulator, the real Telegraf, the influxdb_v2 output into the raw bucket), runs
+the three tasks and every query of the InfluxQL dashboard through the DBRP mappings; the
 second writes an hour of raw pulses with known counts three hours ago and runs the three tasks
 over it, with two channels of different energy per pulse.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ CHANNELS = """
         - {name: Export, pin: 26, impulses_per_kwh: 800}
 """
 WH = {"Import": 1.0, "Export": 1.25}  # 1000 / impulses_per_kwh
+DASHBOARDS = Path(__file__).resolve().parents[1] / "plugins" / "gpio_pulse" / "dashboards"
 
 
 def _bridge_yaml(tmp_path: Path, server: InfluxD2, org: str, sim: str) -> Path:
@@ -125,6 +128,52 @@ def _pulses_column_type(server: InfluxD2, org: str, bucket: str) -> str:
     return dict(zip(header.split(","), datatypes.split(","), strict=True))["_value"]
 
 
+def _panels() -> tuple[dict[str, Any], dict[str, str]]:
+    """The gpio_pulse InfluxQL dashboard, and its constants (the tier names) by variable."""
+    dashboard = json.loads((DASHBOARDS / "gpio_pulse-influxql.json").read_text())
+    constants = {
+        v["name"]: v["query"] for v in dashboard["templating"]["list"] if v["type"] == "constant"
+    }
+    return dashboard, constants
+
+
+def _panel_queries() -> dict[str, str]:
+    """Each query of the dashboard by panel title (the variable's as ``PulseType variable``)."""
+    dashboard, _ = _panels()
+    queries = {"PulseType variable": dashboard["templating"]["list"][-1]["query"]}
+    return queries | {p["title"]: p["targets"][0]["query"] for p in dashboard["panels"]}
+
+
+QUERIES = _panel_queries()
+
+
+def _dashboard(server: InfluxD2, token: str, time_filter: str) -> dict[str, set[str]]:
+    """The PulseType tags each query of the dashboard answers with, by panel title.
+
+    Sent as Grafana sends them, through the DBRP mappings of the sink's database.
+    """
+    _, constants = _panels()
+
+    def run(query: str) -> list[dict[str, Any]]:
+        for name, value in constants.items():
+            query = query.replace(f"${name}", value)
+        query = (
+            query.replace("$timeFilter", time_filter)
+            .replace("$__interval", "2s")  # the meter window of these tests
+            .replace("$PulseType", ".*")
+        )
+        return server.influxql(query, db="PowerLogger_raw", token=token)
+
+    answers = {}
+    for title, query in QUERIES.items():
+        series = run(query)
+        if query.startswith("SHOW TAG VALUES"):
+            answers[title] = {v[1] for s in series for v in s["values"]}
+        else:
+            answers[title] = {s["tags"]["PulseType"] for s in series}
+    return answers
+
+
 def _check_row(row: dict[str, str], window_s: int) -> None:
     """energy_wh is the pulses times the channel's Wh; power_w the mean over the window."""
     pulses = int(row["pulses"])
@@ -136,7 +185,7 @@ def _check_row(row: dict[str, str], window_s: int) -> None:
 
 
 @pytest.mark.telegraf
-def test_pulses_through_the_bundle_fill_the_1m_tier_by_the_real_task(
+def test_pulses_through_the_bundle_fill_every_tier_and_the_influxql_dashboard(
     influxd2: InfluxD2, telegraf_bin: Path, tmp_path: Path
 ) -> None:
     pulses = 45  # per channel, at 30 pulses/s
@@ -161,12 +210,19 @@ def test_pulses_through_the_bundle_fill_the_1m_tier_by_the_real_task(
             timeout=90,
             what=f"{pulses} raw pulses per channel in the raw bucket",
         )
+        # Two status rows per channel: the dashboard's capture-health panel shows differences.
+        wait_for(
+            lambda: influxd2.count("PowerLogger_raw", "gpio_pulse_status", "bounces", org=org) >= 4,
+            timeout=30,
+            what="two windows of status rows",
+        )
     assert "E! " not in telegraf.log()
 
-    # The run a minute after the last pulse covers them all (lookback 1h).
-    _run_task(
-        influxd2, org, task_name(layout, layout.tier("1m")), (time.time_ns() // MINUTE + 1) * MINUTE
-    )
+    # A run for a time still to come waits for it (the scheduler starts a run once its
+    # scheduledFor has passed): the minute after the last pulse, once it has begun, covers them.
+    boundary = (time.time_ns() // MINUTE + 1) * MINUTE
+    time.sleep(max(0.0, (boundary - time.time_ns()) / NS) + 0.5)
+    _run_task(influxd2, org, task_name(layout, layout.tier("1m")), boundary)
     rows = _rows(influxd2, org, "PowerLogger_1m")
     assert rows, "rows in the 1m bucket"
     for row in rows:
@@ -175,6 +231,14 @@ def test_pulses_through_the_bundle_fill_the_1m_tier_by_the_real_task(
     totals = {name: sum(int(r["pulses"]) for r in rows if r["PulseType"] == name) for name in WH}
     assert totals == dict.fromkeys(WH, pulses)
     assert _pulses_column_type(influxd2, org, "PowerLogger_1m") == "long"
+
+    # Every panel of the InfluxQL dashboard answers through the mappings setup created, with
+    # the reader token Grafana gets.
+    reader = (tmp_path / "secrets" / "v2_reader_token").read_text()
+    answers = _dashboard(influxd2, reader, "time > now() - 1h")
+    # The 1h tier is not computed here (its next run is up to an hour away): the other test
+    # checks its panel.
+    assert answers == {t: set() if "$tier_1h" in q else set(WH) for t, q in QUERIES.items()}
 
 
 def test_the_5m_and_1h_tasks_sum_the_finer_tier(influxd2: InfluxD2, tmp_path: Path) -> None:
@@ -222,3 +286,13 @@ def test_the_5m_and_1h_tasks_sum_the_finer_tier(influxd2: InfluxD2, tmp_path: Pa
     for row in hourly:
         _check_row(row, 3600)
     assert _pulses_column_type(influxd2, org, "PowerLogger_1h") == "long"
+
+    # The dashboard's queries of the meter tiers answer through the mappings (the raw
+    # PowerMeter and status rows come only from the plugin: the other test has them).
+    reader = (tmp_path / "secrets" / "v2_reader_token").read_text()
+    answers = _dashboard(influxd2, reader, f"time >= {hour}")
+    plugin_only = ("PowerMeter", "gpio_pulse_status")
+    assert answers == {
+        t: set() if any(m in q for m in plugin_only) else set(WH) for t, q in QUERIES.items()
+    }
+    assert any("$tier_1h" in q for q in QUERIES.values())

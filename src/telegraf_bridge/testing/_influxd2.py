@@ -279,6 +279,21 @@ class InfluxD2(Managed):
             raise RuntimeError(f"influxd 2 query failed ({reply.status}): {reply.body!r}")
         return parse_annotated_csv(reply.body.decode())
 
+    def influxql(self, q: str, *, db: str, token: str) -> list[dict[str, Any]]:
+        """InfluxQL through the v1 ``/query`` API; the ``series`` of the first result.
+
+        As :meth:`InfluxD1.query <telegraf_bridge.testing.InfluxD1.query>` answers (``epoch=ns``).
+        ``db``/``rp`` resolve through the DBRP mappings of ``token``'s organization: the API
+        has no organization parameter, so the token must belong to the org that holds the data.
+        """
+        reply = self.request("GET", "/query", params={"db": db, "q": q, "epoch": "ns"}, token=token)
+        if reply.status != 200:
+            raise RuntimeError(f"influxd 2 InfluxQL failed ({reply.status}): {reply.body!r}")
+        result = reply.json()["results"][0]
+        if "error" in result:
+            raise RuntimeError(f"influxd 2 InfluxQL error: {result['error']}")
+        return list(result.get("series", []))
+
     def count(self, bucket: str, measurement: str, field: str, *, org: str | None = None) -> int:
         """Points of ``measurement`` with ``field`` in ``bucket`` (all time, every series)."""
         flux = (
