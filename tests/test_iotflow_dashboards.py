@@ -7,12 +7,12 @@
   only inside a double-quoted identifier or an INTERVAL string).
 - InfluxQL, on the real InfluxDB 1.x and the real InfluxDB 2.x (through its mapping of the
   bucket as a database, as Grafana's InfluxQL source queries 2.x): points shaped like the
-  iotflow plugin writes them (two telemetry
-  types, three devices, float, string and boolean fields, one device without a registry type, one
-  device id that a regex dot would confuse with another, and an unrelated measurement) go into
-  the real InfluxDB 1.x. Every template-variable query and every panel query is interpolated as
-  Grafana does (``_interpolate``: the variable formats, ``$timeFilter``, ``$__interval``) and run
-  against each server; the answers must hold the expected devices and values. The status table is
+  iotflow plugin writes them (two telemetry types, three devices, float, string and boolean
+  fields, one device without a registry type, one device id that a regex dot would confuse with
+  another, and an unrelated measurement) go into a fresh database (bucket). Every
+  template-variable query and every panel query is interpolated as Grafana does
+  (``_interpolate``: the variable formats, ``$timeFilter``, ``$__interval``) and run against
+  each server; the answers must hold the expected devices and values. The status table is
   checked after the panel's own ``groupBy`` transformation and value mappings, read from the JSON.
 - SQL: the InfluxDB 3 fake (FakeInfluxV3) evaluates only the few query shapes bridge-cli sends,
   not GROUP BY, window functions or information_schema, so it cannot run these queries. Instead
