@@ -1,4 +1,4 @@
-"""Shared fixtures: the real Telegraf and influxd, loopback fakes, and isolated paths."""
+"""Shared fixtures: the real Telegraf, influxd 1.x and 2.x, the InfluxDB 3 fake, isolated paths."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from _support import REPO
 
 from telegraf_bridge import paths
 from telegraf_bridge.testing import (
-    FakeInfluxV2,
     FakeInfluxV3,
     InfluxD1,
     InfluxD2,
@@ -83,12 +82,6 @@ def influxd2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxD2]:
         )
     with InfluxD2(tmp_path_factory.mktemp("influxd2"), binary=_INFLUXD2) as server:
         yield server
-
-
-@pytest.fixture
-def fake_v2() -> Iterator[FakeInfluxV2]:
-    with FakeInfluxV2(token="canary-v2-token", org="test-org", buckets=("solar",)) as fake:
-        yield fake  # type: ignore[misc]
 
 
 @pytest.fixture

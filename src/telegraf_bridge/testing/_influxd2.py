@@ -161,26 +161,25 @@ class InfluxD2(Managed):
         data: bytes | None = None,
         content_type: str = "application/json",
         accept: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> Reply:
         """One call to the HTTP API; an error status is returned, not raised.
 
-        ``body`` is sent as JSON, ``data`` as-is; ``token`` is True for this server's operator
-        token, False for no Authorization header, or the token to send.
+        ``token`` is True for this server's operator token, False for no Authorization
+        header, or the token to send; the rest as :func:`http_call` takes it.
         """
-        url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        payload = json.dumps(body).encode() if body is not None else data
-        # Loopback http:// URL built here; no user-supplied scheme reaches urlopen.
-        req = urllib.request.Request(url, data=payload, method=method)  # noqa: S310
-        req.add_header("Accept", accept)
-        if payload is not None:
-            req.add_header("Content-Type", content_type)
-        if token:
-            req.add_header("Authorization", f"Token {self.token if token is True else token}")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
-                return Reply(int(resp.status), resp.read())
-        except urllib.error.HTTPError as err:
-            return Reply(err.code, err.read())
+        return http_call(
+            self.url,
+            method,
+            path,
+            token=self.token if token is True else token,
+            body=body,
+            params=params,
+            data=data,
+            content_type=content_type,
+            accept=accept,
+            headers=headers,
+        )
 
     def _ok(self, reply: Reply, what: str) -> Any:
         if reply.status >= 300:
@@ -305,6 +304,42 @@ class InfluxD2(Managed):
 
     def stop(self) -> None:
         stop_process(self.proc, timeout=20)
+
+
+def http_call(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    token: str | bool,
+    body: object = None,
+    params: dict[str, str] | None = None,
+    data: bytes | None = None,
+    content_type: str = "application/json",
+    accept: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One HTTP call to an InfluxDB 2 API at ``base_url`` (the real server or the fake).
+
+    ``body`` is sent as JSON, ``data`` as-is; ``token`` False sends no Authorization header.
+    An error status is returned, not raised.
+    """
+    url = base_url + path + ("?" + urllib.parse.urlencode(params) if params else "")
+    payload = json.dumps(body).encode() if body is not None else data
+    # Loopback http:// URL built by the tests; no user-supplied scheme reaches urlopen.
+    req = urllib.request.Request(url, data=payload, method=method)  # noqa: S310
+    req.add_header("Accept", accept)
+    if payload is not None:
+        req.add_header("Content-Type", content_type)
+    if token:
+        req.add_header("Authorization", f"Token {token}")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+            return Reply(int(resp.status), resp.read())
+    except urllib.error.HTTPError as err:
+        return Reply(err.code, err.read())
 
 
 def parse_annotated_csv(text: str) -> list[dict[str, str]]:
