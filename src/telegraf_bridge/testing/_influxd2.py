@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from telegraf_bridge.cli.sinkquery import flux_string
 from telegraf_bridge.testing._managed import Managed, stop_process
 from telegraf_bridge.testing._ports import free_port, wait_for
 
@@ -28,6 +29,8 @@ INFLUXD2_VERSION = "v2.7.12"
 INFLUXD2_BIN_ENV = "INFLUXD2_BIN"
 # An operator token of a fixed value: tests pass it to bridge-cli through an environment
 # variable, exactly as a user would pass theirs.
+# A range() stop past any test's points (Flux's own default stop is now()).
+ALL_TIME_STOP = "2200-01-01T00:00:00Z"
 OPERATOR_TOKEN = "bridge-test-operator-token-0123456789abcdefghijklmnopqrstuvwxyz=="
 
 
@@ -294,11 +297,14 @@ class InfluxD2(Managed):
         return list(result.get("series", []))
 
     def count(self, bucket: str, measurement: str, field: str, *, org: str | None = None) -> int:
-        """Points of ``measurement`` with ``field`` in ``bucket`` (all time, every series)."""
+        """Points of ``measurement`` with ``field`` in ``bucket`` (all time, every series).
+
+        All time includes the future: a range's stop is ``now()`` unless given.
+        """
         flux = (
-            f'from(bucket: "{bucket}") |> range(start: 0)'
-            f' |> filter(fn: (r) => r._measurement == "{measurement}" and r._field == "{field}")'
-            " |> count()"
+            f"from(bucket: {flux_string(bucket)}) |> range(start: 0, stop: {ALL_TIME_STOP})"
+            f" |> filter(fn: (r) => r._measurement == {flux_string(measurement)}"
+            f" and r._field == {flux_string(field)}) |> count()"
         )
         return sum(int(row["_value"]) for row in self.query(flux, org=org))
 
