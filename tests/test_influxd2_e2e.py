@@ -1,9 +1,10 @@
 """The v2 path against a real InfluxDB 2.x (influxd v2.7.12 built by `make influxdb2`).
 
-Until now every v2 test ran against the loopback fake, which answers what our code sends the way
-we believe the API works. Here the real server answers: Telegraf's influxdb_v2 output, the v2
+Telegraf's influxdb_v2 output (what the server stores of tricky points, types included), the v2
 preflight (check-config and run), `run`'s written count against what the bucket holds, and
-setup-influxdb + verify. Each test works in its own organization of the shared server.
+setup-influxdb + verify through the CLI. The admin cases are in test_admin_v2.py, the
+downsampling tasks in test_downsampling_v2.py, an outage in test_delivery_v2.py. Each test
+works in its own organization of the shared server.
 """
 
 from __future__ import annotations
