@@ -1,4 +1,5 @@
-"""One seeded sink per kind for the monitoring commands: real influxd (v1), the v2 and v3 fakes.
+"""One seeded sink per kind for the monitoring commands: the real influxd 1.x (v1), the real
+influxd 2.x (v2, one fresh organization per test) and the InfluxDB 3 fake (v3).
 
 Each :class:`Backend` writes line protocol through the server's own write API and renders the
 bridge.yaml sink that points at it, so a test reads the same for every sink type.
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from telegraf_bridge.testing import FakeInfluxV2, FakeInfluxV3, InfluxD1
+from telegraf_bridge.testing import FakeInfluxV3, InfluxD1, InfluxD2
+from telegraf_bridge.testing._influxd2 import OPERATOR_TOKEN
 
-V2_TOKEN = "canary-v2-token"
+V2_TOKEN = OPERATOR_TOKEN
 V3_TOKEN = "canary-v3-token"
 KINDS = ("v1", "v2", "v3")
 
@@ -45,12 +47,13 @@ class Backend:
         return path
 
 
-def make_backend(
-    kind: str, influxd: InfluxD1, fake_v2: FakeInfluxV2, fake_v3: FakeInfluxV3
-) -> Backend:
-    """A fresh database (v1), the fixture bucket (v2) or a fresh database (v3)."""
+def make_backend(kind: str, request: pytest.FixtureRequest) -> Backend:
+    """A fresh database (v1), a fresh organization with bucket ``solar`` (v2) or a fresh
+    database (v3). Only the server of ``kind`` is started (its session fixture, looked up here).
+    """
     db = f"mon_{uuid.uuid4().hex[:8]}"
     if kind == "v1":
+        influxd: InfluxD1 = request.getfixturevalue("influxd")
         influxd.query(f'CREATE DATABASE "{db}"', method="POST")
         return Backend(
             kind,
@@ -61,15 +64,18 @@ def make_backend(
             {},
         )
     if kind == "v2":
+        server: InfluxD2 = request.getfixturevalue("influxd2")
+        org = server.new_org("solar")
         return Backend(
             kind,
-            fake_v2.url,
-            f"{fake_v2.url}/api/v2/write?org=test-org&bucket=solar&precision=ns",
+            server.url,
+            f"{server.url}/api/v2/write?org={org}&bucket=solar&precision=ns",
             {"Authorization": f"Token {V2_TOKEN}"},
-            f"  - name: cloud\n    type: influxdb_v2\n    url: {fake_v2.url}\n"
-            "    organization: test-org\n    bucket: solar\n    token_env: TEST_V2_TOKEN\n",
+            f"  - name: cloud\n    type: influxdb_v2\n    url: {server.url}\n"
+            f"    organization: {org}\n    bucket: solar\n    token_env: TEST_V2_TOKEN\n",
             {"TEST_V2_TOKEN": V2_TOKEN},
         )
+    fake_v3: FakeInfluxV3 = request.getfixturevalue("fake_v3")
     return Backend(
         kind,
         fake_v3.url,
@@ -81,16 +87,15 @@ def make_backend(
     )
 
 
-@pytest.fixture(params=KINDS)
-def backend(
-    request: pytest.FixtureRequest,
-    influxd: InfluxD1,
-    fake_v2: FakeInfluxV2,
-    fake_v3: FakeInfluxV3,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Backend]:
+def kinds(*names: str) -> list[object]:
+    """``names`` as fixture params, the v2 one marked ``influxd2`` (``-m influxd2`` selects it)."""
+    return [pytest.param(n, marks=pytest.mark.influxd2) if n == "v2" else n for n in names]
+
+
+@pytest.fixture(params=kinds(*KINDS))
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
     """Each sink kind in turn, with its token variable set."""
-    made = make_backend(request.param, influxd, fake_v2, fake_v3)
+    made = make_backend(request.param, request)
     for key, value in made.env.items():
         monkeypatch.setenv(key, value)
     yield made

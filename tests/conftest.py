@@ -1,4 +1,4 @@
-"""Shared fixtures: the real Telegraf and influxd, loopback fakes, and isolated paths."""
+"""Shared fixtures: the real Telegraf, influxd 1.x and 2.x, the InfluxDB 3 fake, isolated paths."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from _support import REPO
 
 from telegraf_bridge import paths
 from telegraf_bridge.testing import (
-    FakeInfluxV2,
     FakeInfluxV3,
     InfluxD1,
     InfluxD2,
@@ -71,24 +70,24 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxD1]:
 
 
 @pytest.fixture(scope="session")
-def influxd2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxD2]:
-    """A real, onboarded InfluxDB 2.x on a free loopback port, shared by the session.
-
-    Tests keep apart by creating their own organization (``influxd2.create_org``).
-    """
+def influxd2_bin() -> str:
+    """The influxd 2.x binary (for a test that runs a server of its own, e.g. to stop it)."""
     if not _INFLUXD2:
         pytest.fail(
             "influxd 2.x is not built; `make influxdb2` builds it into ~/.cache/telegraf-bridge"
             " (or set INFLUXD2_BIN)"
         )
-    with InfluxD2(tmp_path_factory.mktemp("influxd2"), binary=_INFLUXD2) as server:
+    return _INFLUXD2
+
+
+@pytest.fixture(scope="session")
+def influxd2(tmp_path_factory: pytest.TempPathFactory, influxd2_bin: str) -> Iterator[InfluxD2]:
+    """A real, onboarded InfluxDB 2.x on a free loopback port, shared by the session.
+
+    Tests keep apart by creating their own organization (``influxd2.new_org``).
+    """
+    with InfluxD2(tmp_path_factory.mktemp("influxd2"), binary=influxd2_bin) as server:
         yield server
-
-
-@pytest.fixture
-def fake_v2() -> Iterator[FakeInfluxV2]:
-    with FakeInfluxV2(token="canary-v2-token", org="test-org", buckets=("solar",)) as fake:
-        yield fake  # type: ignore[misc]
 
 
 @pytest.fixture

@@ -1,19 +1,18 @@
-"""setup-influxdb / verify / delete-buckets on InfluxDB v2 and Cloud, against the loopback fake.
+"""setup-influxdb / verify / delete-buckets on InfluxDB v2, against the real influxd 2.x.
 
-FakeInfluxV2 answers the management API as the official v2 API documents it (see
-testing/_fake_v2_admin.py); the real influxd 2 (built by `make influxdb2`) runs setup-influxdb
-and verify in test_influxd2_e2e.py, and moving the rest here onto it is issue 17's work. It stores tasks but runs no
-Flux, so the task tests check the stored script against what the layout requires.
+Each test works in its own organization of the session's server (``influxd2.new_org``), so the
+buckets, tasks and tokens it sees are its own. What only InfluxDB Cloud does (a token shown only
+once, the Free Plan's limits) stays with the fake: test_fake_v2_differential.py says which.
+The tasks here are real Flux tasks; test_downsampling_v2.py runs them.
 """
 
 from __future__ import annotations
 
-import json
-import stat
-import urllib.error
-import urllib.request
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from telegraf_bridge.cli.influx_admin._http import AuthFailed, Unreachable
@@ -29,10 +28,12 @@ from telegraf_bridge.cli.influx_admin.v2 import InfluxV2Admin, token_file
 from telegraf_bridge.cli.settings import load_settings
 from telegraf_bridge.cli.tiers import Layout, layout_from_settings, written_names
 
-from telegraf_bridge.testing import FakeInfluxV2
+from telegraf_bridge.testing import InfluxD2
+from telegraf_bridge.testing._influxd2 import OPERATOR_TOKEN, Reply
 
-ADMIN = "adm1n-Token-0123456789abcdefghijklmnopqrstuvwxyz=="
-ORG = "home"
+pytestmark = pytest.mark.influxd2
+
+ADMIN = OPERATOR_TOKEN
 DAY = 86400
 SEED_RETENTIONS = {
     "PowerLogger_raw": 30 * DAY,
@@ -40,9 +41,12 @@ SEED_RETENTIONS = {
     "PowerLogger_5m": 365 * DAY,
     "PowerLogger_1h": 0,
 }
+WRITER = "telegraf-bridge writer token for sink cloud-main (Telegraf writes with it)"
+READER = "telegraf-bridge reader token for sink cloud-main (Grafana reads with it)"
+NOWHERE = "http://127.0.0.1:9"  # for tests that only render: nothing listens there
 
 
-def _settings(url: str, extra: str = "", org: str = ORG) -> tuple[dict, Layout, list[str]]:
+def _settings(url: str, extra: str = "", org: str = "home") -> tuple[dict, Layout, list[str]]:
     text = f"""
 {extra}
 sinks:
@@ -59,15 +63,60 @@ sinks:
     return sink, layout, written_names(settings, layout, sink)
 
 
+@dataclass
+class Org:
+    """One test's organization on the real server, and what the API lists in it."""
+
+    server: InfluxD2
+    name: str
+
+    @property
+    def id(self) -> str:
+        return self.server.org_id_of(self.name)
+
+    def get(self, path: str, **params: str) -> Any:
+        reply = self.server.request("GET", path, params={"org": self.name, **params})
+        assert reply.status == 200, reply
+        return reply.json()
+
+    def buckets(self) -> dict[str, dict[str, Any]]:
+        return self.server.buckets(self.name)
+
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        return {str(t["name"]): t for t in self.get("/api/v2/tasks")["tasks"]}
+
+    def authorization(self, description: str) -> dict[str, Any] | None:
+        auths = self.get("/api/v2/authorizations")["authorizations"]
+        return next((a for a in auths if a.get("description") == description), None)
+
+    def write(self, bucket: str, lines: str, token: str = ADMIN) -> Reply:
+        return self.server.request(
+            "POST",
+            "/api/v2/write",
+            params={"org": self.name, "bucket": bucket, "precision": "ns"},
+            data=lines.encode(),
+            token=token,
+            content_type="text/plain; charset=utf-8",
+        )
+
+    def points(self, bucket: str, measurement: str) -> int:
+        flux = (
+            f'from(bucket: "{bucket}") |> range(start: 0)'
+            f' |> filter(fn: (r) => r._measurement == "{measurement}") |> count()'
+        )
+        return sum(int(r["_value"]) for r in self.server.query(flux, org=self.name))
+
+
 @pytest.fixture
-def fake() -> Iterator[FakeInfluxV2]:
-    with FakeInfluxV2(token=ADMIN, org=ORG, buckets=("solar",)) as server:
-        yield server  # type: ignore[misc]
+def org(influxd2: InfluxD2) -> Iterator[Org]:
+    yield Org(influxd2, influxd2.new_org("solar"))
 
 
-def _admin(fake: FakeInfluxV2, token: str = ADMIN, **kw: object) -> tuple[InfluxV2Admin, Layout]:
-    sink, layout, names = _settings(fake.url, **kw)  # type: ignore[arg-type]
-    admin = InfluxV2Admin(sink, token, timeout=5, write_names=names, sleep=lambda _s: None)
+def _admin(where: Org, token: str = ADMIN, **kw: object) -> tuple[InfluxV2Admin, Layout]:
+    """The admin for the sink in ``where`` (``org=`` names another organization)."""
+    kw.setdefault("org", where.name)
+    sink, layout, names = _settings(where.server.url, **kw)  # type: ignore[arg-type]
+    admin = InfluxV2Admin(sink, token, timeout=10, write_names=names, sleep=lambda _s: None)
     return admin, layout
 
 
@@ -80,134 +129,115 @@ def _apply(steps: list[Step]) -> list[str]:
     return notes
 
 
-def _setup(fake: FakeInfluxV2, secrets: Path) -> tuple[InfluxV2Admin, Layout, list[str]]:
-    admin, layout = _admin(fake)
+def _setup(org: Org, secrets: Path) -> tuple[InfluxV2Admin, Layout, list[str]]:
+    admin, layout = _admin(org)
     admin.connect()
     notes = _apply(admin.plan(layout, secrets))
     return admin, layout, notes
 
 
-def _http(
-    url: str, token: str, *, method: str = "POST", body: bytes | None = None
-) -> tuple[int, dict]:
-    req = urllib.request.Request(
-        url, data=body, method=method, headers={"Authorization": f"Token {token}"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw.startswith(b"{") else {}
-    except urllib.error.HTTPError as err:
-        raw = err.read()
-        return err.code, json.loads(raw) if raw else {}
+def _scope(auth: dict[str, Any], names: dict[str, str]) -> set[tuple[str, str]]:
+    return {(p["action"], names[p["resource"]["id"]]) for p in auth["permissions"]}
 
 
 # -- setup-influxdb --------------------------------------------------------------------------------
 
 
-def test_setup_creates_the_seed_buckets_tasks_and_scoped_tokens(
-    fake: FakeInfluxV2, tmp_path: Path
-) -> None:
-    admin, layout = _admin(fake)
+def test_setup_creates_the_seed_buckets_tasks_and_scoped_tokens(org: Org, tmp_path: Path) -> None:
+    admin, layout = _admin(org)
     admin.connect()
     steps = admin.plan(layout, tmp_path / "secrets")
     assert [(s.what.split()[0], s.status) for s in steps] == (
-        [("bucket", "create")] * 4 + [("task", "create")] * 3 + [("token", "create")] * 2
+        [("bucket", "create")] * 4
+        + [("task", "create")] * 3
+        + [("token", "create")] * 2
+        + [("dbrp", "create")] * 5
     )
-    assert fake.admin.bucket("PowerLogger_raw") is None, "plan changes nothing"
+    assert "PowerLogger_raw" not in org.buckets(), "plan changes nothing"
     notes = _apply(steps)
 
-    buckets = {name: fake.admin.bucket(name) for name in SEED_RETENTIONS}
-    assert {n: b.retention_s for n, b in buckets.items() if b} == SEED_RETENTIONS
+    buckets = org.buckets()
+    retention = {
+        name: sum(r["everySeconds"] for r in buckets[name]["retentionRules"])
+        for name in SEED_RETENTIONS
+    }
+    assert retention == SEED_RETENTIONS
 
-    tasks = sorted(fake.admin.tasks.values(), key=lambda t: t.name)
+    tasks = org.tasks()
     assert len(tasks) == 3
     for tier in layout.aggregates:
-        task = fake.admin.task_named(task_name(layout, tier))
-        assert task is not None and task.status == "active"
-        assert task.flux == task_flux(layout, tier, ORG)
-        assert task.every == {"1m": "1m", "5m": "5m", "1h": "1h"}[tier.key]
-        assert task.description
+        task = tasks[task_name(layout, tier)]
+        assert task["status"] == "active"
+        assert task["flux"] == task_flux(layout, tier, org.name), "stored as sent"
+        assert task["every"] == tier.key
+        assert task["description"]
 
-    ids = {name: b.id for name, b in buckets.items() if b}
-    solar = fake.admin.bucket("solar")
-    assert solar is not None
-    writer = fake.admin.authorization_described(
-        "telegraf-bridge writer token for sink cloud-main (Telegraf writes with it)"
-    )
-    reader = fake.admin.authorization_described(
-        "telegraf-bridge reader token for sink cloud-main (Grafana reads with it)"
-    )
+    names = {str(b["id"]): name for name, b in buckets.items()}
+    writer, reader = org.authorization(WRITER), org.authorization(READER)
     assert writer is not None and reader is not None
-    scope = {(p["action"], p["resource"]["type"], p["resource"]["id"]) for p in writer.permissions}
-    assert scope == {
-        ("write", "buckets", ids["PowerLogger_raw"]),
-        ("write", "buckets", solar.id),
-    }
-    scope = {(p["action"], p["resource"]["type"], p["resource"]["id"]) for p in reader.permissions}
-    assert scope == {("read", "buckets", i) for i in [*ids.values(), solar.id]}
+    assert _scope(writer, names) == {("write", "PowerLogger_raw"), ("write", "solar")}
+    assert _scope(reader, names) == {("read", n) for n in [*SEED_RETENTIONS, "solar"]}
 
     for role, auth in (("writer", writer), ("reader", reader)):
         path = token_file(tmp_path / "secrets", "cloud-main", role)
         assert path.name == f"cloud_main_{role}_token"
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        assert path.read_bytes() == auth.token.encode(), "the token as-is, no newline"
-    assert stat.S_IMODE((tmp_path / "secrets").stat().st_mode) == 0o700
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.read_bytes() == auth["token"].encode(), "the token as-is, no newline"
+    assert (tmp_path / "secrets").stat().st_mode & 0o777 == 0o700
     joined = "\n".join(notes)
     assert "cloud_main_writer_token" in joined and "shows a token only once" in joined
-    assert writer.token not in joined and reader.token not in joined
+    assert writer["token"] not in joined and reader["token"] not in joined
 
 
-def test_a_second_run_creates_nothing(fake: FakeInfluxV2, tmp_path: Path) -> None:
-    admin, layout, _ = _setup(fake, tmp_path)
-    before = (len(fake.admin.buckets), len(fake.admin.tasks), len(fake.admin.authorizations))
+def test_a_second_run_creates_nothing(org: Org, tmp_path: Path) -> None:
+    admin, layout, _ = _setup(org, tmp_path)
+    auths = org.get("/api/v2/authorizations")["authorizations"]
+    before = (org.buckets().keys(), org.tasks().keys(), len(auths))
     steps = admin.plan(layout, tmp_path)
-    assert [s.status for s in steps] == ["present"] * 9, [(s.what, s.detail) for s in steps]
+    assert [s.status for s in steps] == ["present"] * 14, [(s.what, s.detail) for s in steps]
     assert all(s.apply is None for s in steps)
-    after = (len(fake.admin.buckets), len(fake.admin.tasks), len(fake.admin.authorizations))
-    assert after == before
+    auths = org.get("/api/v2/authorizations")["authorizations"]
+    assert (org.buckets().keys(), org.tasks().keys(), len(auths)) == before
 
 
 def test_a_bucket_with_another_retention_is_a_mismatch_and_is_left_alone(
-    fake: FakeInfluxV2, tmp_path: Path
+    org: Org, tmp_path: Path
 ) -> None:
-    fake.admin.add_bucket("PowerLogger_1m", 7 * DAY)
-    admin, layout = _admin(fake)
+    org.server.create_bucket("PowerLogger_1m", org=org.name, retention_s=7 * DAY)
+    admin, layout = _admin(org)
     admin.connect()
     steps = {s.what: s for s in admin.plan(layout, tmp_path)}
     step = steps["bucket PowerLogger_1m"]
     assert step.status == "mismatch" and step.apply is None
     assert "retention 7d" in step.detail and "wants 90d" in step.detail
     _apply(list(steps.values()))
-    bucket = fake.admin.bucket("PowerLogger_1m")
-    assert bucket is not None and bucket.retention_s == 7 * DAY
+    rules = org.buckets()["PowerLogger_1m"]["retentionRules"]
+    assert [r["everySeconds"] for r in rules] == [7 * DAY]
     rows = {c.name: c for c in admin.checks(layout)}
     assert rows["bucket PowerLogger_1m"].ok is False
     assert "7d" in rows["bucket PowerLogger_1m"].detail
 
 
-def test_a_task_with_another_script_or_inactive_is_a_mismatch(
-    fake: FakeInfluxV2, tmp_path: Path
-) -> None:
-    admin, layout, _ = _setup(fake, tmp_path)
-    one_minute = fake.admin.task_named(task_name(layout, layout.tier("1m")))
-    five_minutes = fake.admin.task_named(task_name(layout, layout.tier("5m")))
-    assert one_minute is not None and five_minutes is not None
-    one_minute.flux = one_minute.flux.replace("fn: count", "fn: sum")
-    five_minutes.status = "inactive"
+def test_a_task_with_another_script_or_inactive_is_a_mismatch(org: Org, tmp_path: Path) -> None:
+    admin, layout, _ = _setup(org, tmp_path)
+    tasks = org.tasks()
+    one_minute = tasks[task_name(layout, layout.tier("1m"))]
+    five_minutes = tasks[task_name(layout, layout.tier("5m"))]
+    edited = one_minute["flux"].replace("fn: count", "fn: sum")
+    for task, change in ((one_minute, {"flux": edited}), (five_minutes, {"status": "inactive"})):
+        reply = org.server.request("PATCH", f"/api/v2/tasks/{task['id']}", body=change)
+        assert reply.status == 200, reply
     steps = {s.what.split(": ")[-1]: s for s in admin.plan(layout, tmp_path)}
     assert steps["PowerLogger_raw -> PowerLogger_1m"].status == "mismatch"
     assert "different script" in steps["PowerLogger_raw -> PowerLogger_1m"].detail
     assert steps["PowerLogger_1m -> PowerLogger_5m"].status == "mismatch"
     assert "inactive" in steps["PowerLogger_1m -> PowerLogger_5m"].detail
     assert steps["PowerLogger_5m -> PowerLogger_1h"].status == "present"
-    assert one_minute.flux.count("fn: sum") == 1, "never edited"
+    assert org.tasks()[one_minute["name"]]["flux"] == edited, "never edited back"
 
 
-def test_a_token_file_lost_is_written_again_from_the_oss_listing(
-    fake: FakeInfluxV2, tmp_path: Path
-) -> None:
-    admin, layout, _ = _setup(fake, tmp_path)
+def test_a_token_file_lost_is_written_again_from_the_oss_listing(org: Org, tmp_path: Path) -> None:
+    admin, layout, _ = _setup(org, tmp_path)
     path = token_file(tmp_path, "cloud-main", "reader")
     token = path.read_bytes()
     path.unlink()
@@ -223,14 +253,14 @@ def test_a_token_file_lost_is_written_again_from_the_oss_listing(
 
 
 def test_the_writer_may_write_every_tier_when_the_plugin_computes_them(
-    fake: FakeInfluxV2, tmp_path: Path
+    org: Org, tmp_path: Path
 ) -> None:
     # With an InfluxDB 3 sink the plugin aggregates, and its tier rows reach this sink too.
     text = f"""
 sinks:
-  - {{name: cloud-main, type: influxdb_v2, url: {fake.url}, organization: {ORG}, bucket: solar,
-      token_env: T}}
-  - {{name: core3, type: influxdb_v3, url: {fake.url}, database: d, token_env: T}}
+  - {{name: cloud-main, type: influxdb_v2, url: {org.server.url}, organization: {org.name},
+      bucket: solar, token_env: T}}
+  - {{name: core3, type: influxdb_v3, url: {NOWHERE}, database: d, token_env: T}}
 """
     settings = load_settings(None, {"T": ADMIN}, text=text, base_dir=Path.cwd())
     layout = layout_from_settings(settings)
@@ -238,20 +268,98 @@ sinks:
     admin = InfluxV2Admin(sink, ADMIN, write_names=written_names(settings, layout, sink))
     admin.connect()
     _apply(admin.plan(layout, tmp_path))
-    writer = fake.admin.authorization_described(
-        "telegraf-bridge writer token for sink cloud-main (Telegraf writes with it)"
-    )
+    writer = org.authorization(WRITER)
     assert writer is not None
-    names = {b.id: b.name for b in fake.admin.buckets.values()}
-    scope = {(p["action"], names[p["resource"]["id"]]) for p in writer.permissions}
-    assert scope == {("write", n) for n in [*SEED_RETENTIONS, "solar"]}
+    names = {str(b["id"]): name for name, b in org.buckets().items()}
+    assert _scope(writer, names) == {("write", n) for n in [*SEED_RETENTIONS, "solar"]}
+
+
+# -- InfluxQL mappings (DBRP) -----------------------------------------------------------------------
+
+
+def _influxql(org: Org, token: str, db: str, query: str) -> list[list[Any]]:
+    """InfluxQL through the v1 /query API, as Grafana sends it; the rows of the first series.
+
+    The API has no organization parameter: the token's organization holds the mappings.
+    """
+    reply = org.server.request("GET", "/query", params={"db": db, "q": query}, token=token)
+    assert reply.status == 200, reply
+    (result,) = reply.json()["results"]
+    assert "error" not in result, result
+    series = result.get("series") or [{"values": []}]
+    return list(series[0]["values"])
+
+
+def test_setup_maps_every_tier_so_influxql_reaches_it(org: Org, tmp_path: Path) -> None:
+    admin, layout, notes = _setup(org, tmp_path)
+    buckets = org.buckets()
+    listed = org.get("/api/v2/dbrps", orgID=org.id)["content"]
+    got = {(m["database"], m["retention_policy"]): m for m in listed if not m["virtual"]}
+    assert got.keys() == {("solar", rp) for rp in ["autogen", *SEED_RETENTIONS]}
+    assert got[("solar", "autogen")]["bucketID"] == buckets["solar"]["id"]
+    assert got[("solar", "autogen")]["default"] is True
+    for tier in SEED_RETENTIONS:
+        assert got[("solar", tier)]["bucketID"] == buckets[tier]["id"]
+        assert got[("solar", tier)]["default"] is False
+    assert any("InfluxQL solar/PowerLogger_1m reads bucket PowerLogger_1m" in n for n in notes)
+
+    now = time.time_ns()
+    row = f"PowerPulse,PulseType=Import pulses=3i,energy_wh=3.0,power_w=180.0 {now}\n"
+    assert org.write("PowerLogger_1m", row).status == 204
+    assert org.write("solar", f"demo,site=x power_w=5.5 {now}\n").status == 204
+    # As the InfluxQL dashboards ask, with the reader token Grafana gets: the tier as a
+    # retention policy of the sink's database.
+    reader = token_file(tmp_path, "cloud-main", "reader").read_text()
+    tier = _influxql(org, reader, "solar", 'SELECT "pulses" FROM "PowerLogger_1m"."PowerPulse"')
+    assert [v[1] for v in tier] == [3]
+    assert [v[1] for v in _influxql(org, reader, "solar", 'SELECT "power_w" FROM "demo"')] == [5.5]
+
+    # Deleting a tier takes its mapping with it (InfluxDB removes a bucket's mappings); setup
+    # restores both.
+    admin.delete_tier(layout, "PowerLogger_1h")
+    dbrps = {s.what: s for s in admin.plan(layout, tmp_path) if s.what.startswith("dbrp ")}
+    assert dbrps["dbrp solar/PowerLogger_1h"].status == "create"
+    _apply(admin.plan(layout, tmp_path))
+    dbrps = {s.what: s for s in admin.plan(layout, tmp_path) if s.what.startswith("dbrp ")}
+    assert [s.status for s in dbrps.values()] == ["present"] * 5
+    assert {c.name: c.ok for c in admin.checks(layout)}["InfluxQL mappings"] is True
+
+
+def test_a_mapping_to_another_bucket_is_a_mismatch_and_is_left_alone(
+    org: Org, tmp_path: Path
+) -> None:
+    admin, layout, _ = _setup(org, tmp_path)
+    buckets = org.buckets()
+    listed = org.get("/api/v2/dbrps", orgID=org.id)["content"]
+    five = next(m for m in listed if m["retention_policy"] == "PowerLogger_5m")
+    assert org.server.request("DELETE", f"/api/v2/dbrps/{five['id']}", params={"orgID": org.id})
+    elsewhere = {
+        "orgID": org.id,
+        "bucketID": buckets["PowerLogger_1h"]["id"],
+        "database": "solar",
+        "retention_policy": "PowerLogger_5m",
+        "default": False,
+    }
+    created = org.server.request("POST", "/api/v2/dbrps", body=elsewhere)
+    assert created.status == 201, created
+    steps = {s.what: s for s in admin.plan(layout, tmp_path)}
+    step = steps["dbrp solar/PowerLogger_5m"]
+    assert step.status == "mismatch" and step.apply is None
+    assert "maps to bucket PowerLogger_1h" in step.detail and "dbrp delete" in step.detail
+    row = {c.name: c for c in admin.checks(layout)}["InfluxQL mappings"]
+    assert row.ok is False and "solar/PowerLogger_5m does not map to bucket PowerLogger_5m" in (
+        row.detail
+    )
+    _apply(list(steps.values()))
+    after = org.get("/api/v2/dbrps", orgID=org.id, rp="PowerLogger_5m")["content"]
+    assert [m["bucketID"] for m in after if not m["virtual"]] == [buckets["PowerLogger_1h"]["id"]]
 
 
 # -- verify ----------------------------------------------------------------------------------------
 
 
-def test_checks_fail_before_setup_and_pass_after(fake: FakeInfluxV2, tmp_path: Path) -> None:
-    admin, layout = _admin(fake)
+def test_checks_fail_before_setup_and_pass_after(org: Org, tmp_path: Path) -> None:
+    admin, layout = _admin(org)
     admin.connect()
     before = {c.name: c for c in admin.checks(layout)}
     assert before["bucket PowerLogger_raw"].ok is False
@@ -264,70 +372,82 @@ def test_checks_fail_before_setup_and_pass_after(fake: FakeInfluxV2, tmp_path: P
     _apply(admin.plan(layout, tmp_path))
     after = admin.checks(layout)
     assert [c.ok for c in after] == [True] * len(after), [(c.name, c.detail) for c in after]
-    assert len(after) == 4 + 3 + 2 + 1
+    assert len(after) == 4 + 3 + 2 + 1 + 1
     write = next(c for c in after if c.name == "test write")
     assert "read back and deleted" in write.detail
-    # The marker really went through the write API and was removed by the delete API.
-    writes = [r for r in fake.requests if "bridge_verify" in r.body]
-    assert writes and writes[-1].status == 204
-    assert [p for _, p in fake.stored("PowerLogger_raw") if p.measurement == "bridge_verify"] == []
+    # The marker was read back from the server (ok above) and the delete API removed it.
+    assert org.points("PowerLogger_raw", "bridge_verify") == 0
 
 
-def test_a_failed_last_run_fails_its_check(fake: FakeInfluxV2, tmp_path: Path) -> None:
-    admin, layout, _ = _setup(fake, tmp_path)
-    task = fake.admin.task_named(task_name(layout, layout.tier("1h")))
-    assert task is not None
-    task.last_run_status, task.last_run_error = "failed", 'bucket "PowerLogger_5m" not found'
-    row = next(c for c in admin.checks(layout) if c.name == f"task {task.name}")
-    assert row.ok is False and "PowerLogger_5m" in row.detail
+def _wait_for_run(org: Org, task_id: str, run_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        run = org.server.request("GET", f"/api/v2/tasks/{task_id}/runs/{run_id}").json()
+        if run.get("status") in ("success", "failed", "canceled"):
+            return dict(run)
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} of task {task_id} did not finish")
+
+
+def test_a_failed_last_run_fails_its_check(org: Org, tmp_path: Path) -> None:
+    """A real failure: the 1h task's source bucket is gone when the task runs."""
+    admin, layout, _ = _setup(org, tmp_path)
+    five = org.buckets()["PowerLogger_5m"]
+    assert org.server.request("DELETE", f"/api/v2/buckets/{five['id']}").status == 204
+    task = org.tasks()[task_name(layout, layout.tier("1h"))]
+    started = org.server.request("POST", f"/api/v2/tasks/{task['id']}/runs", body={})
+    assert started.status == 201, started
+    assert _wait_for_run(org, task["id"], started.json()["id"])["status"] == "failed"
+    row = next(c for c in admin.checks(layout) if c.name == f"task {task['name']}")
+    assert row.ok is False and "last run failed" in row.detail
+    assert "PowerLogger_5m" in row.detail
 
 
 # -- the tokens it hands out -----------------------------------------------------------------------
 
 
 def test_the_writer_token_writes_raw_pulses_and_is_refused_for_the_1h_bucket(
-    fake: FakeInfluxV2, tmp_path: Path
+    org: Org, tmp_path: Path
 ) -> None:
-    _setup(fake, tmp_path)
+    _setup(org, tmp_path)
     writer = token_file(tmp_path, "cloud-main", "writer").read_text()
-    line = b"PowerPulse,PulseType=Import Pulse=1i 1700000000000000000\n"
-    base = f"{fake.url}/api/v2/write?org={ORG}&precision=ns&bucket="
-    assert _http(base + "PowerLogger_raw", writer, body=line)[0] == 204
-    assert _http(base + "solar", writer, body=b"m v=1 1\n")[0] == 204
-    status, body = _http(base + "PowerLogger_1h", writer, body=line)
-    assert (status, body) == (
+    # Recent: the real server refuses (422) a point older than the bucket's retention.
+    line = f"PowerPulse,PulseType=Import Pulse=1i {time.time_ns()}\n"
+    assert org.write("PowerLogger_raw", line, writer).status == 204
+    assert org.write("solar", "m v=1 1\n", writer).status == 204
+    refused = org.write("PowerLogger_1h", line, writer)
+    assert (refused.status, refused.json()) == (
         403,
         {"code": "forbidden", "message": "insufficient permissions for write"},
     )
-    assert len(fake.stored("PowerLogger_raw")) == 1 and fake.stored("PowerLogger_1h") == []
+    assert org.points("PowerLogger_raw", "PowerPulse") == 1
+    assert org.points("PowerLogger_1h", "PowerPulse") == 0
     reader = token_file(tmp_path, "cloud-main", "reader").read_text()
-    assert _http(base + "PowerLogger_raw", reader, body=line)[0] == 403
+    assert org.write("PowerLogger_raw", line, reader).status == 403
+    assert org.points("PowerLogger_raw", "PowerPulse") == 1
     # A scoped token administers nothing, and sees only what it may read.
-    org_id = fake.admin.org_id
-    body = json.dumps({"orgID": org_id, "name": "x", "retentionRules": []}).encode()
-    assert _http(f"{fake.url}/api/v2/buckets", writer, body=body) == (
-        401,
-        {"code": "unauthorized", "message": f"write:orgs/{org_id}/buckets is unauthorized"},
-    )
-    assert _http(f"{fake.url}/api/v2/buckets", writer, method="GET")[1]["buckets"] == []
-    listed = _http(f"{fake.url}/api/v2/buckets?limit=100", reader, method="GET")[1]["buckets"]
-    assert sorted(b["name"] for b in listed) == sorted([*SEED_RETENTIONS, "solar"])
+    body = {"orgID": org.id, "name": "x", "retentionRules": []}
+    created = org.server.request("POST", "/api/v2/buckets", body=body, token=writer)
+    assert created.status == 401 and created.json()["code"] == "unauthorized", created
+    params = {"org": org.name, "limit": "100"}
+    seen = org.server.request("GET", "/api/v2/buckets", params=params, token=writer)
+    assert seen.status == 200 and seen.json()["buckets"] == []
+    listed = org.server.request("GET", "/api/v2/buckets", params=params, token=reader).json()
+    assert sorted(b["name"] for b in listed["buckets"]) == sorted([*SEED_RETENTIONS, "solar"])
 
 
 # -- delete-buckets --------------------------------------------------------------------------------
 
 
 def test_usage_counts_points_and_delete_tier_removes_bucket_and_its_tasks(
-    fake: FakeInfluxV2, tmp_path: Path
+    org: Org, tmp_path: Path
 ) -> None:
-    admin, layout, _ = _setup(fake, tmp_path)
-    raw = "".join(
-        f"PowerPulse,PulseType=Import Pulse=1i {1700000000000000000 + i}\n" for i in range(7)
-    )
-    row = "PowerPulse,PulseType=Import pulses=3i,energy_wh=3.0,power_w=180.0 1700000000000000000\n"
-    base = f"{fake.url}/api/v2/write?org={ORG}&bucket="
-    assert _http(base + "PowerLogger_raw", ADMIN, body=raw.encode())[0] == 204
-    assert _http(base + "PowerLogger_1m", ADMIN, body=row.encode())[0] == 204
+    admin, layout, _ = _setup(org, tmp_path)
+    now = time.time_ns()
+    raw = "".join(f"PowerPulse,PulseType=Import Pulse=1i {now + i}\n" for i in range(7))
+    row = f"PowerPulse,PulseType=Import pulses=3i,energy_wh=3.0,power_w=180.0 {now}\n"
+    assert org.write("PowerLogger_raw", raw).status == 204
+    assert org.write("PowerLogger_1m", row).status == 204
     usage = {u.name: u for u in admin.usage(layout)}
     assert [(u.exists, u.points) for u in usage.values()] == [
         (True, 7),
@@ -338,9 +458,10 @@ def test_usage_counts_points_and_delete_tier_removes_bucket_and_its_tasks(
     assert "retention 30d" in usage["PowerLogger_raw"].detail
 
     admin.delete_tier(layout, "PowerLogger_raw")
-    assert fake.admin.bucket("PowerLogger_raw") is None
-    assert fake.admin.task_named(task_name(layout, layout.tier("1m"))) is None
-    assert fake.admin.task_named(task_name(layout, layout.tier("5m"))) is not None
+    assert "PowerLogger_raw" not in org.buckets()
+    tasks = org.tasks()
+    assert task_name(layout, layout.tier("1m")) not in tasks
+    assert task_name(layout, layout.tier("5m")) in tasks
     usage = {u.name: u for u in admin.usage(layout)}
     assert usage["PowerLogger_raw"].exists is False and usage["PowerLogger_raw"].points is None
     admin.delete_tier(layout, "PowerLogger_raw")  # already gone: nothing to do
@@ -348,15 +469,15 @@ def test_usage_counts_points_and_delete_tier_removes_bucket_and_its_tasks(
         admin.delete_tier(layout, "solar")
     # Re-created, the bucket starts empty (its points went with it).
     _apply(admin.plan(layout, tmp_path))
-    assert fake.stored("PowerLogger_raw") == []
+    assert org.points("PowerLogger_raw", "PowerPulse") == 0
 
 
 # -- connection problems ---------------------------------------------------------------------------
 
 
-def test_a_bad_token_is_an_admin_error_that_never_shows_the_token(fake: FakeInfluxV2) -> None:
+def test_a_bad_token_is_an_admin_error_that_never_shows_the_token(org: Org) -> None:
     bad = "Sekr3t-not-the-admin-token-" + "x" * 40
-    admin, _ = _admin(fake, token=bad)
+    admin, _ = _admin(org, token=bad)
     with pytest.raises(AuthFailed) as info:  # verify's "credentials" row, not "connection"
         admin.connect()
     text = str(info.value) + "\n".join(info.value.next_steps)
@@ -366,40 +487,38 @@ def test_a_bad_token_is_an_admin_error_that_never_shows_the_token(fake: FakeInfl
     assert any("organization" in s for s in info.value.next_steps)
 
 
-def test_unreachable_server_and_unknown_org(fake: FakeInfluxV2) -> None:
-    admin, _ = _admin(fake, org="nobody")
+def test_unreachable_server_and_unknown_org(org: Org) -> None:
+    admin, _ = _admin(org, org="nobody")
     with pytest.raises(AdminError, match="organization 'nobody' not found"):
         admin.connect()
-    sink, _, _ = _settings("http://127.0.0.1:9")
+    sink, _, _ = _settings(NOWHERE)
     with pytest.raises(Unreachable, match=r"cannot reach http://127\.0\.0\.1:9") as info:
         InfluxV2Admin(sink, ADMIN, timeout=2).connect()
     assert ADMIN not in str(info.value) + "".join(info.value.next_steps)
-    sink, _, _ = _settings(fake.url)
+    sink, _, _ = _settings(org.server.url, org=org.name)
     with pytest.raises(AdminError, match="no token"):
         InfluxV2Admin(sink, None).connect()
 
 
-def test_the_organization_may_be_given_by_id(fake: FakeInfluxV2, tmp_path: Path) -> None:
-    admin, layout = _admin(fake, org=fake.admin.org_id)
+def test_the_organization_may_be_given_by_id(org: Org, tmp_path: Path) -> None:
+    admin, layout = _admin(org, org=org.id)
     admin.connect()
     _apply(admin.plan(layout, tmp_path))
-    task = fake.admin.task_named(task_name(layout, layout.tier("5m")))
-    assert task is not None and f'org: "{ORG}"' in task.flux
+    task = org.tasks()[task_name(layout, layout.tier("5m"))]
+    assert f'org: "{org.name}"' in task["flux"]
 
 
-def test_pagination_does_not_hide_a_tier_among_many_buckets(
-    fake: FakeInfluxV2, tmp_path: Path
-) -> None:
+def test_pagination_does_not_hide_a_tier_among_many_buckets(org: Org, tmp_path: Path) -> None:
     for i in range(150):
-        fake.admin.add_bucket(f"other_{i:03d}")
-    admin, layout, _ = _setup(fake, tmp_path)
-    # The tiers were created last: they sit on the second page of 100.
-    listing = _http(
-        f"{fake.url}/api/v2/buckets?orgID={fake.admin.org_id}&limit=100", ADMIN, method="GET"
-    )[1]
-    assert len(listing["buckets"]) == 100 and "next" in listing["links"]
-    assert "PowerLogger_raw" not in {b["name"] for b in listing["buckets"]}
-    assert [s.status for s in admin.plan(layout, tmp_path)] == ["present"] * 9
+        org.server.create_bucket(f"0ther_{i:03d}", org=org.name)
+    admin, layout, _ = _setup(org, tmp_path)
+    # InfluxDB lists buckets by name: "0ther_..." before "PowerLogger_...", on the first page.
+    page = org.server.request(
+        "GET", "/api/v2/buckets", params={"orgID": org.id, "limit": "100"}
+    ).json()
+    assert len(page["buckets"]) == 100 and "next" in page["links"]
+    assert "PowerLogger_raw" not in {b["name"] for b in page["buckets"]}
+    assert [s.status for s in admin.plan(layout, tmp_path)] == ["present"] * 14
     assert {c.name: c.ok for c in admin.checks(layout)}["bucket PowerLogger_1h"] is True
 
 
@@ -429,7 +548,7 @@ def _balanced(flux: str) -> bool:
     return not stack and not in_string
 
 
-def test_the_task_flux_has_the_required_shape(fake: FakeInfluxV2) -> None:
+def test_the_task_flux_has_the_required_shape() -> None:
     extra = """
 downsampling:
   lookback: 650s
@@ -442,7 +561,7 @@ sources:
         - {name: Export, pin: 26, impulses_per_kwh: 800}
         - {name: Generate, pin: 21, impulses_per_kwh: 1000}
 """
-    _, layout, _ = _settings(fake.url, extra)
+    _, layout, _ = _settings(NOWHERE, extra)
     for tier in layout.aggregates:
         flux = task_flux(layout, tier, 'we"ird org')
         assert _balanced(flux), flux
@@ -456,7 +575,7 @@ sources:
         assert lookback_seconds(layout, tier) >= layout.lookback_for(tier)
         power = flux_float(3600 / tier.every_s)
         assert f"power_w: r.energy_wh * {power}" in flux
-    one = task_flux(layout, layout.tier("1m"), ORG)
+    one = task_flux(layout, layout.tier("1m"), "home")
     assert "range(start: -11m)" in one  # 650 s -> 11 whole minutes
     assert 'r._field == "Pulse"' in one and "fn: count" in one
     # Per-channel Wh per pulse: 1000 imp/kWh -> 1.0 Wh, 800 imp/kWh -> 1.25 Wh.
@@ -465,82 +584,13 @@ sources:
     assert (
         '(r.PulseType == "Import" or r.PulseType == "Export" or r.PulseType == "Generate"))' in one
     )
-    five = task_flux(layout, layout.tier("5m"), ORG)
+    five = task_flux(layout, layout.tier("5m"), "home")
     assert "fn: sum" in five and 'r._field == "energy_wh"' in five and "pivot(" in five
     assert _balanced(count_flux("b", "m", "f")) and not _balanced("map(fn: (r) => ({r})")
 
 
-def test_one_constant_when_every_channel_has_the_same_wh(fake: FakeInfluxV2) -> None:
-    _, layout, _ = _settings(fake.url)
-    flux = task_flux(layout, layout.tier("1m"), ORG)
+def test_one_constant_when_every_channel_has_the_same_wh() -> None:
+    _, layout, _ = _settings(NOWHERE)
+    flux = task_flux(layout, layout.tier("1m"), "home")
     assert "float(v: r.pulses) * 1.0}" in flux and "if r.PulseType" not in flux
     assert flux_float(1e-05) == "0.00001" and flux_float(2) == "2.0"
-
-
-# -- the fake itself follows the API -----------------------------------------------------------------
-
-
-def test_fake_bucket_api_errors(fake: FakeInfluxV2) -> None:
-    org_id = fake.admin.org_id
-    body = json.dumps({"orgID": org_id, "name": "solar", "retentionRules": []}).encode()
-    assert _http(f"{fake.url}/api/v2/buckets", ADMIN, body=body) == (
-        422,
-        {"code": "conflict", "message": "bucket with name solar already exists"},
-    )
-    short = json.dumps(
-        {"orgID": org_id, "name": "s", "retentionRules": [{"type": "expire", "everySeconds": 60}]}
-    ).encode()
-    assert _http(f"{fake.url}/api/v2/buckets", ADMIN, body=short)[0] == 422
-    assert _http(f"{fake.url}/api/v2/buckets?limit=101", ADMIN, method="GET") == (
-        400,
-        {"code": "invalid", "message": "limit must be between 1 and 100"},
-    )
-    assert _http(f"{fake.url}/api/v2/buckets", "nope", method="GET") == (
-        401,
-        {"code": "unauthorized", "message": "unauthorized access"},
-    )
-    assert _http(f"{fake.url}/api/v2/buckets/xyz", ADMIN, method="DELETE")[0] == 400
-    assert _http(f"{fake.url}/api/v2/buckets/{'0' * 16}", ADMIN, method="DELETE") == (
-        404,
-        {"code": "not found", "message": "bucket not found"},
-    )
-    assert _http(f"{fake.url}/api/v2/orgs?org=other", ADMIN, method="GET")[0] == 404
-    missing = json.dumps({"orgID": org_id, "status": "active"}).encode()
-    assert _http(f"{fake.url}/api/v2/tasks", ADMIN, body=missing) == (
-        400,
-        {"code": "invalid", "message": "failed to decode request: missing flux"},
-    )
-
-
-def test_fake_delete_removes_only_matching_points(fake: FakeInfluxV2) -> None:
-    lines = (
-        b"a,t=x v=1 1000000000\na,t=y v=1 1000000000\nb,t=x v=1 1000000000\na,t=x v=1 9000000000\n"
-    )
-    assert _http(f"{fake.url}/api/v2/write?org={ORG}&bucket=solar", ADMIN, body=lines)[0] == 204
-    delete = {
-        "start": "1970-01-01T00:00:00Z",
-        "stop": "1970-01-01T00:00:05Z",
-        "predicate": '_measurement="a" AND t="x"',
-    }
-    url = f"{fake.url}/api/v2/delete?org={ORG}&bucket=solar"
-    assert _http(url, ADMIN, body=json.dumps(delete).encode())[0] == 204
-    left = sorted((p.measurement, p.tags["t"], t) for t, p in fake.stored("solar"))
-    assert left == [("a", "x", 9000000000), ("a", "y", 1000000000), ("b", "x", 1000000000)]
-    bad = {**delete, "predicate": '_measurement="a" OR t="x"'}
-    assert _http(url, ADMIN, body=json.dumps(bad).encode())[0] == 400
-    assert _http(url, ADMIN, body=b'{"stop": "1970-01-01T00:00:05Z"}')[0] == 400
-
-
-def test_fake_task_listing_pages_with_after(fake: FakeInfluxV2) -> None:
-    org_id = fake.admin.org_id
-    for i in range(3):
-        flux = (
-            f'option task = {{name: "t{i}", every: 1h}}\nfrom(bucket: "solar") |> range(start: -1h)'
-        )
-        body = json.dumps({"orgID": org_id, "flux": flux}).encode()
-        status, task = _http(f"{fake.url}/api/v2/tasks", ADMIN, body=body)
-        assert status == 201 and task["name"] == f"t{i}" and task["every"] == "1h"
-    status, page = _http(f"{fake.url}/api/v2/tasks?orgID={org_id}&limit=2", ADMIN, method="GET")
-    assert [t["name"] for t in page["tasks"]] == ["t0", "t1"] and "after=" in page["links"]["next"]
-    status, rest = _http(fake.url + page["links"]["next"], ADMIN, method="GET")
-    assert [t["name"] for t in rest["tasks"]] == ["t2"] and "next" not in rest["links"]

@@ -9,8 +9,8 @@ No Docker engine runs here, so each part is checked by what judges it in product
   generates, the broker dropping root and reading the password file through its group;
 - the Grafana provisioning against the fields Grafana's provisioning documentation requires,
   and every plugin's InfluxQL dashboard mounted into the provider's folder;
-- dbrp.py against the v2 fake (its DBRP endpoint added here as InfluxDB's API documents it),
-  after `bridge-cli setup-influxdb` created the tier buckets, as the influxdb-setup service does.
+- the influxdb-setup one-shot's `bridge-cli setup-influxdb` against the real InfluxDB 2, which
+  creates the tiers and the InfluxQL mappings the dashboards query through.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +39,7 @@ from compose_load import harness
 from paho.mqtt.enums import CallbackAPIVersion
 from telegraf_bridge.cli.main import cli
 
-from telegraf_bridge.testing import FakeInfluxV2, find_mosquitto, free_port, wait_for
+from telegraf_bridge.testing import InfluxD2, find_mosquitto, free_port, wait_for
 
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -538,136 +537,66 @@ def test_every_plugin_influxql_dashboard_is_provisioned() -> None:
     assert extra == [], "only InfluxQL dashboards fit the provisioned InfluxQL sources"
 
 
-# -- dbrp.py: InfluxQL mappings of the meter-pulse tiers ------------------------------------------
+# -- influxdb-setup: the tiers and their InfluxQL mappings ------------------------------------------
 
 
-class DbrpApi:
-    """``/api/v2/dbrps`` added to the v2 fake, as InfluxDB OSS 2.x documents it.
-
-    GET lists explicit mappings plus a virtual one (database = bucket name, rp ``autogen``)
-    for every user bucket without an explicit mapping; POST creates an explicit mapping.
-    """
-
-    def __init__(self, fake: FakeInfluxV2) -> None:
-        self.fake = fake
-        self.mappings: list[dict[str, Any]] = []
-        self.posts = 0
-        self._dispatch = fake.admin.dispatch
-        fake.admin.dispatch = self.dispatch  # type: ignore[method-assign]
-
-    def dispatch(
-        self, method: str, path: str, params: dict[str, str], body: bytes, auth: Any
-    ) -> Any:
-        if not path.startswith("/api/v2/dbrps"):
-            return self._dispatch(method, path, params, body, auth)
-        if auth is None:
-            return 401, {"code": "unauthorized", "message": "unauthorized access"}
-        admin = self.fake.admin
-        if method == "GET":
-            if params.get("orgID", admin.org_id) != admin.org_id:
-                return 200, {"content": []}
-            mapped = {m["bucketID"] for m in self.mappings}
-            virtual = [
-                {
-                    "id": b.id,
-                    "orgID": admin.org_id,
-                    "bucketID": b.id,
-                    "database": b.name,
-                    "retention_policy": "autogen",
-                    "default": True,
-                    "virtual": True,
-                }
-                for b in admin.buckets.values()
-                if b.type == "user" and b.id not in mapped
-            ]
-            found = [
-                m
-                for m in [*self.mappings, *virtual]
-                if params.get("db", m["database"]) == m["database"]
-                and params.get("rp", m["retention_policy"]) == m["retention_policy"]
-            ]
-            return 200, {"content": found}
-        if method == "POST":
-            request = json.loads(body)
-            missing = {"orgID", "bucketID", "database", "retention_policy"} - set(request)
-            if missing or request["bucketID"] not in admin.buckets:
-                return 400, {"code": "invalid", "message": f"bad request {sorted(missing)}"}
-            self.posts += 1
-            mapping = {**request, "id": f"{len(self.mappings) + 1:016x}", "virtual": False}
-            mapping.setdefault("default", False)
-            self.mappings.append(mapping)
-            return 201, {"content": mapping}
-        return 405, {"code": "method not allowed", "message": "method not allowed"}
+def _setup_command() -> str:
+    """What the influxdb-setup one-shot runs (its entrypoint's ``sh -c`` script)."""
+    entrypoint = _loaded(_profiles())["services"]["influxdb-setup"]["entrypoint"]
+    assert entrypoint[:2] == ["/bin/sh", "-c"], entrypoint
+    return str(entrypoint[2])
 
 
-def _dbrp(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(DEPLOY / "influxdb" / "dbrp.py"), "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **env},
-    )
-
-
-def test_influxdb_setup_maps_every_tier_for_the_influxql_dashboards(tmp_path: Path) -> None:
+@pytest.mark.influxd2
+def test_influxdb_setup_maps_every_tier_for_the_influxql_dashboards(
+    influxd2: InfluxD2, tmp_path: Path
+) -> None:
+    """The one-shot's command against the real InfluxDB 2, with the compose bridge.yaml."""
+    command = _setup_command()
+    assert command.split() == [
+        "bridge-cli",
+        "setup-influxdb",
+        "--secrets-dir",
+        "/var/lib/telegraf-bridge-secrets",
+    ], "setup-influxdb alone: it creates the InfluxQL mappings too"
     values = _env_example()
-    token = "canary-compose-token"
-    with FakeInfluxV2(
-        token=token, org=values["INFLUXDB_ORG"], buckets=(values["INFLUXDB_BUCKET"],)
-    ) as fake:
-        api = DbrpApi(fake)
-        config = tmp_path / "bridge.yaml"
-        text = _map_paths((DEPLOY / "bridge.yaml").read_text(), tmp_path)
-        config.write_text(text.replace("http://influxdb:8086", fake.url))
-        env = {"INFLUXDB_TOKEN": token}
-        # The influxdb-setup service: setup-influxdb creates the tier buckets, then dbrp.py.
-        setup = CliRunner().invoke(
-            cli,
-            ["setup-influxdb", "--config", str(config), "--secrets-dir", str(tmp_path / "secrets")],
-            env=env,
-        )
-        assert setup.exit_code == 0, setup.output
-        first = _dbrp(config, env)
-        assert first.returncode == 0, first.stdout + first.stderr
-        ids = {b.name: b.id for b in fake.admin.buckets.values()}
-        got = {(m["database"], m["retention_policy"]): m for m in api.mappings}
-        bucket = values["INFLUXDB_BUCKET"]
-        assert got[(bucket, "autogen")]["bucketID"] == ids[bucket]
-        assert got[(bucket, "autogen")]["default"] is True
-        for tier in ("PowerLogger_raw", "PowerLogger_1m", "PowerLogger_5m", "PowerLogger_1h"):
-            assert got[(bucket, tier)]["bucketID"] == ids[tier]
-            assert got[(bucket, tier)]["default"] is False
-        assert len(api.mappings) == 5 and token not in first.stdout + first.stderr
-        # Idempotent, like setup-influxdb: a second run creates nothing.
-        second = _dbrp(config, env)
-        assert second.returncode == 0 and api.posts == 5, second.stdout
-        assert second.stdout.count("= present") == 5
-        # A mapping that points elsewhere is reported, never changed.
-        api.mappings[1]["bucketID"] = ids[bucket]
-        third = _dbrp(config, env)
-        assert third.returncode == 1 and "MISMATCH" in third.stdout and api.posts == 5
-        # A missing tier bucket (setup-influxdb not run) fails with what to do.
-        fake.admin.buckets.pop(ids["PowerLogger_1h"])
-        fourth = _dbrp(config, env)
-        assert fourth.returncode == 1 and "run bridge-cli setup-influxdb" in fourth.stdout
-
-
-def test_dbrp_maps_nothing_for_the_influxdb1_variant(tmp_path: Path) -> None:
+    bucket = "telemetry"
+    org = influxd2.new_org(bucket)
     config = tmp_path / "bridge.yaml"
-    config.write_text(_map_paths(BRIDGE_CONFIGS["influxdb1"].read_text(), tmp_path))
-    result = _dbrp(config, {})
-    assert result.returncode == 0, result.stderr
-    assert "no influxdb_v2 sink" in result.stdout
+    text = _map_paths((DEPLOY / "bridge.yaml").read_text(), tmp_path)
+    assert "organization: home" in text and f"bucket: {bucket}" in text
+    assert values["INFLUXDB_BUCKET"] == bucket, "the bucket InfluxDB's own setup creates"
+    text = text.replace("http://influxdb:8086", influxd2.url).replace(
+        "organization: home", "organization: " + org
+    )
+    config.write_text(text)
+    env = {"INFLUXDB_TOKEN": influxd2.token, "BRIDGE_CONFIG": str(config)}
+    secrets = tmp_path / "secrets"
+    args = [*command.split()[1:3], str(secrets)]
+    setup = CliRunner().invoke(cli, args, env=env)
+    assert setup.exit_code == 0, setup.output
+    assert influxd2.token not in setup.output
+    # Every tier answers InfluxQL as a retention policy of the sink's database, with the reader
+    # token the Grafana of a real install would hold.
+    reader = (secrets / "influxdb2_reader_token").read_text()
+    tiers = ("PowerLogger_raw", "PowerLogger_1m", "PowerLogger_5m", "PowerLogger_1h")
+    now = time.time_ns()
+    for tier in tiers:
+        influxd2.write(tier, f"PowerPulse,PulseType=Import pulses=1i {now}", org=org)
+        reply = influxd2.request(
+            "GET",
+            "/query",
+            params={"db": bucket, "q": f'SELECT count("pulses") FROM "{tier}"."PowerPulse"'},
+            token=reader,
+        )
+        assert reply.status == 200, reply
+        assert reply.json()["results"][0]["series"][0]["values"][0][1] == 1, (tier, reply)
+    # Idempotent: the one-shot runs at every `up`.
+    again = CliRunner().invoke(cli, args, env=env)
+    assert again.exit_code == 0 and "0 created" in again.output, again.output
 
 
-def test_dbrp_reports_a_refused_token(tmp_path: Path) -> None:
-    with FakeInfluxV2(token="right", org="home", buckets=("telemetry",)) as fake:
-        DbrpApi(fake)
-        config = tmp_path / "bridge.yaml"
-        text = _map_paths((DEPLOY / "bridge.yaml").read_text(), tmp_path)
-        config.write_text(text.replace("http://influxdb:8086", fake.url))
-        result = _dbrp(config, {"INFLUXDB_TOKEN": "wrong"})
-    assert result.returncode == 1
-    assert "HTTP 401" in result.stderr and "wrong" not in result.stderr
+def test_the_influxdb1_variant_runs_the_same_one_shot() -> None:
+    """The InfluxDB 1.x profile runs the same command: setup-influxdb maps nothing there."""
+    assert not (DEPLOY / "influxdb" / "dbrp.py").exists(), "retired: setup-influxdb maps"
+    assert "dbrp" not in COMPOSE.read_text()

@@ -1,4 +1,4 @@
-"""bridge-cli query latest|range and delete-data on the real influxd (v1) and the v2/v3 fakes.
+"""bridge-cli query latest|range and delete-data on the real influxd 1.x and 2.x, and the v3 fake.
 
 Values, tags, types and time order of the answers, the --measurement filter, --limit, the
 --json shape and relative times; delete-data removes exactly the device's points in the
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from _device_rig import DEVICE, NASTY, OTHER, run_delete, run_query, seed
-from _sink_rig import Backend, backend, make_backend
+from _sink_rig import Backend, backend, kinds, make_backend
 from click.testing import CliRunner, Result
 from telegraf_bridge.cli.commands import delete_data, query
 from telegraf_bridge.cli.device_queries import (
@@ -34,7 +34,7 @@ from telegraf_bridge.cli.device_queries import (
 from telegraf_bridge.cli.sinkquery import flux_string, influxql_ident, sql_string
 from telegraf_bridge.plugins.common import format_rfc3339_ns
 
-from telegraf_bridge.testing import FakeInfluxV2, FakeInfluxV3, InfluxD1
+from telegraf_bridge.testing import FakeInfluxV3
 
 __all__ = ["backend"]
 
@@ -211,13 +211,9 @@ def test_range_unknown_device_is_count_zero(backend: Backend, tmp_path: Path) ->
 
 
 def test_v3_database_never_written_is_no_data(
-    influxd: InfluxD1,
-    fake_v2: FakeInfluxV2,
-    fake_v3: FakeInfluxV3,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made = make_backend("v3", influxd, fake_v2, fake_v3)
+    made = make_backend("v3", request)
     monkeypatch.setenv("TEST_V3_TOKEN", made.env["TEST_V3_TOKEN"])
     doc = _doc(run_query(made, tmp_path, "range", "--device", DEVICE, "--json"))
     assert doc["count"] == 0 and "database not found" in doc["note"]
@@ -283,16 +279,10 @@ def test_bad_times_are_usage_errors(tmp_path: Path) -> None:
 # -- delete-data -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["v1", "v2"])
-def deletable(
-    request: pytest.FixtureRequest,
-    influxd: InfluxD1,
-    fake_v2: FakeInfluxV2,
-    fake_v3: FakeInfluxV3,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Backend:
+@pytest.fixture(params=kinds("v1", "v2"))
+def deletable(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Backend:
     """The sinks that can delete points (InfluxDB 3 refuses: test_v3_delete_is_refused)."""
-    made = make_backend(request.param, influxd, fake_v2, fake_v3)
+    made = make_backend(request.param, request)
     for key, value in made.env.items():
         monkeypatch.setenv(key, value)
     return made
@@ -412,13 +402,12 @@ def test_delete_injection_attempts_delete_nothing(deletable: Backend, tmp_path: 
 
 
 def test_v3_delete_is_refused(
-    influxd: InfluxD1,
-    fake_v2: FakeInfluxV2,
+    request: pytest.FixtureRequest,
     fake_v3: FakeInfluxV3,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    made = make_backend("v3", influxd, fake_v2, fake_v3)
+    made = make_backend("v3", request)
     monkeypatch.setenv("TEST_V3_TOKEN", made.env["TEST_V3_TOKEN"])
     seed(made)
     stored = len(fake_v3.accepted_points())
@@ -432,15 +421,12 @@ def test_v3_delete_is_refused(
     assert len(_times(made, tmp_path, "--device", DEVICE)) == 4
 
 
+@pytest.mark.influxd2
 def test_delete_confirmed_on_a_real_terminal(
-    influxd: InfluxD1,
-    fake_v2: FakeInfluxV2,
-    fake_v3: FakeInfluxV3,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No monkeypatching: the command runs in its own process with a pty as stdin."""
-    made = make_backend("v2", influxd, fake_v2, fake_v3)
+    made = make_backend("v2", request)
     monkeypatch.setenv("TEST_V2_TOKEN", made.env["TEST_V2_TOKEN"])
     seed(made)
     master, slave = pty.openpty()

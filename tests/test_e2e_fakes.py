@@ -1,6 +1,8 @@
-"""End to end into the loopback InfluxDB v2 and v3 fakes (no server of either kind can be
-installed here): the fakes receive exactly the points sent, authenticated as the API requires,
-and Telegraf retries through scripted outages."""
+"""End to end into the loopback InfluxDB v2 and v3 fakes, for what only a fake can show: the
+exact requests Telegraf sends (points, Authorization, gzip, parameters) and Telegraf retrying
+through scripted 503/429 outages with Retry-After (InfluxDB Cloud's rate limiting). No InfluxDB 3
+server can be obtained here; what the real influxd 2 stores of the same points is checked in
+test_influxd2_e2e.py, and a refused token runs against it below."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 from _support import TRICKY_EXPECTED, TRICKY_POINTS, emitter_input, fast_agent_yaml, render_yaml
 
-from telegraf_bridge.testing import FakeInfluxV2, FakeInfluxV3, TelegrafProcess, wait_for
+from telegraf_bridge.testing import FakeInfluxV2, FakeInfluxV3, InfluxD2, TelegrafProcess, wait_for
 
 pytestmark = pytest.mark.telegraf
 
@@ -20,7 +22,14 @@ V3_TOKEN = "canary-v3-token-from-file"
 BUCKET = "so${HOME}lar"
 
 
-def _run(tmp_path: Path, telegraf_bin: Path, v2: FakeInfluxV2, v3: FakeInfluxV3) -> TelegrafProcess:
+def _run(
+    tmp_path: Path,
+    telegraf_bin: Path,
+    v2: FakeInfluxV2 | InfluxD2,
+    v3: FakeInfluxV3,
+    *,
+    org: str = "test-org",
+) -> TelegrafProcess:
     points_file = tmp_path / "points.json"
     points_file.write_text(json.dumps(TRICKY_POINTS))
     token_file = tmp_path / "secrets" / "influxdb_token"
@@ -33,7 +42,7 @@ sinks:
   - name: cloud
     type: influxdb_v2
     url: {v2.url}
-    organization: test-org
+    organization: {org}
     bucket: {json.dumps(BUCKET.replace("${", "$${"))}
     token_env: BRIDGE_TEST_V2_TOKEN
   - name: core3
@@ -110,23 +119,25 @@ def test_telegraf_retries_through_503_and_429_without_loss(
     assert _as_expected(v3.accepted_points()) == _want()
 
 
+@pytest.mark.influxd2
 def test_wrong_token_is_refused_with_401_and_nothing_is_stored(
-    telegraf_bin: Path, tmp_path: Path
+    influxd2: InfluxD2, telegraf_bin: Path, tmp_path: Path
 ) -> None:
+    """The v2 half against the real influxd 2 (this process's token is not one of its own)."""
+    org = influxd2.new_org(BUCKET)
     with (
-        FakeInfluxV2(token="another-token", org="test-org", buckets=(BUCKET,)) as v2,
         FakeInfluxV3(token="another-token") as v3,
-        _run(tmp_path, telegraf_bin, v2, v3) as telegraf,  # type: ignore[arg-type]
+        _run(tmp_path, telegraf_bin, influxd2, v3, org=org) as telegraf,
     ):
         wait_for(
-            lambda: (
-                any(r.status == 401 for r in v2.requests)
-                and any(r.status == 401 for r in v3.requests)
-            ),
+            lambda: any(r.status == 401 for r in v3.requests),
             timeout=60,
-            what="401 answers",
+            what="401 answers from the v3 fake",
         )
         wait_for(
-            lambda: "401 Unauthorized" in telegraf.log(), timeout=30, what="the 401 in the log"
+            lambda: telegraf.log().count("401 Unauthorized") >= 2,
+            timeout=30,
+            what="both sinks' 401 in the log",
         )
-    assert v2.accepted_points() == [] and v3.accepted_points() == []
+    assert v3.accepted_points() == []
+    assert influxd2.count(BUCKET, "e2e", "power_w", org=org) == 0

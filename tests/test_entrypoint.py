@@ -1,8 +1,8 @@
 """The container entrypoint and health probe, run directly (no container engine here).
 
 The images run ``bridge-entrypoint`` under tini; these tests run the same console script with
-the same environment a container gets, the real Telegraf, and the v2 fake on loopback, and
-``bridge-healthprobe`` against Telegraf's real health output.
+the same environment a container gets, the real Telegraf, and the real InfluxDB 2 on loopback,
+and ``bridge-healthprobe`` against Telegraf's real health output.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from telegraf_bridge.telegraf import entrypoint, healthprobe
 
-from telegraf_bridge.testing import FakeInfluxV2, free_port, wait_for
+from telegraf_bridge.testing import InfluxD2, free_port, wait_for
 from telegraf_bridge.testing._influxd import InfluxD1
 
 BIN = Path(sys.executable).parent
@@ -141,43 +141,46 @@ def test_default_buffer_and_state_follow_the_data_dir(tmp_path: Path) -> None:
 
 
 @pytest.mark.telegraf
-def test_env_only_container_renders_checks_and_delivers(tmp_path: Path) -> None:
-    """Seed 000's variables alone: the demo reaches the v2 API; the token is only referenced."""
+@pytest.mark.influxd2
+def test_env_only_container_renders_checks_and_delivers(influxd2: InfluxD2, tmp_path: Path) -> None:
+    """Seed 000's variables alone: the demo reaches the real v2 API; the token is only
+    referenced."""
     data = tmp_path / "data"
-    with FakeInfluxV2(token=TOKEN, org="solar", buckets=("smartsolar",)) as v2:
-        env = _env(
-            data,
-            INFLUX_URL=v2.url,
-            INFLUX_TOKEN=TOKEN,
-            INFLUX_ORG="solar",
-            INFLUX_BUCKET="smartsolar",
-            BRIDGE_AGENT_INTERVAL="1s",
-            BRIDGE_AGENT_FLUSH_INTERVAL="1s",
+    org = influxd2.new_org("smartsolar")
+    token = influxd2.create_token([("write", "smartsolar")], org=org, description="seed 000")
+    env = _env(
+        data,
+        INFLUX_URL=influxd2.url,
+        INFLUX_TOKEN=token,
+        INFLUX_ORG=org,
+        INFLUX_BUCKET="smartsolar",
+        BRIDGE_AGENT_INTERVAL="1s",
+        BRIDGE_AGENT_FLUSH_INTERVAL="1s",
+    )
+    proc = _start(env)
+    try:
+        wait_for(
+            lambda: (
+                influxd2.count("smartsolar", "demo", "power_w", org=org) > 0
+                or proc.poll() is not None
+            ),
+            timeout=60,
+            what="demo points in the v2 bucket",
         )
-        proc = _start(env)
-        try:
-            wait_for(
-                lambda: (
-                    any(p.measurement == "demo" for p in v2.accepted_points())
-                    or proc.poll() is not None
-                ),
-                timeout=60,
-                what="demo points at the v2 fake",
-            )
-            assert proc.poll() is None, proc.communicate()[0]
-            probe = _probe(env)
-            assert probe.returncode == 0, probe.stdout
-            assert "healthy" in probe.stdout
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            output = proc.communicate(timeout=60)[0]
+        assert proc.poll() is None, proc.communicate()[0]
+        probe = _probe(env)
+        assert probe.returncode == 0, probe.stdout
+        assert "healthy" in probe.stdout
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, output
     assert "telegraf config check: OK" in output
     assert "rendered " in output
     rendered = (data / "telegraf.conf").read_text()
     assert "${INFLUX_TOKEN}" in rendered
-    assert TOKEN not in rendered
-    assert TOKEN not in output
+    assert token not in rendered
+    assert token not in output
     assert oct((data / "telegraf.conf").stat().st_mode & 0o777) == "0o600"
     # Buffer and state on the volume, as the images declare it.
     assert any((data / "buffer").iterdir())

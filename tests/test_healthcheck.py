@@ -1,4 +1,4 @@
-"""bridge-cli healthcheck against the real influxd (v1), the v2/v3 fakes, Telegraf-style health
+"""bridge-cli healthcheck against the real influxd 1.x and 2.x, the InfluxDB 3 fake, Telegraf-style health
 endpoints, a stub systemctl and the real Mosquitto broker."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from _sink_rig import V2_TOKEN, V3_TOKEN, Backend, ago, backend, make_backend
+from _sink_rig import V2_TOKEN, V3_TOKEN, Backend, ago, backend, kinds, make_backend
 from click.testing import CliRunner, Result
 from paho.mqtt.enums import CallbackAPIVersion
 from telegraf_bridge.cli.main import cli
 
-from telegraf_bridge.testing import FakeInfluxV2, FakeInfluxV3, InfluxD1, Mosquitto, free_port
+from telegraf_bridge.testing import FakeInfluxV3, InfluxD1, InfluxD2, Mosquitto, free_port
 
 __all__ = ["backend"]  # the parametrised fixture, imported for pytest
 
@@ -125,16 +125,11 @@ def test_unreachable_sink_is_an_error(tmp_path: Path) -> None:
     assert f"cannot reach {url}" in result.stdout
 
 
-@pytest.mark.parametrize("kind", ["v2", "v3"])
+@pytest.mark.parametrize("kind", kinds("v2", "v3"))
 def test_wrong_token_is_an_auth_error_and_never_printed(
-    kind: str,
-    influxd: InfluxD1,
-    fake_v2: FakeInfluxV2,
-    fake_v3: FakeInfluxV3,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made = make_backend(kind, influxd, fake_v2, fake_v3)
+    made = make_backend(kind, request)
     wrong = "not-the-token-0123456789"
     monkeypatch.setenv(next(iter(made.env)), wrong)
     result = run("--config", str(made.config(tmp_path)), "--json")
@@ -146,23 +141,25 @@ def test_wrong_token_is_an_auth_error_and_never_printed(
     assert V3_TOKEN not in result.output
 
 
+@pytest.mark.influxd2
 def test_unset_token_variable_is_a_config_error(
-    influxd: InfluxD1, fake_v2: FakeInfluxV2, fake_v3: FakeInfluxV3, tmp_path: Path
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    made = make_backend("v2", influxd, fake_v2, fake_v3)
+    made = make_backend("v2", request)
     result = run("--config", str(made.config(tmp_path)))
     assert result.exit_code == 1
     assert "ERROR config_error" in result.stdout and "TEST_V2_TOKEN" in result.stdout
 
 
+@pytest.mark.influxd2
 def test_unknown_v2_bucket_is_an_error_not_no_data(
-    fake_v2: FakeInfluxV2, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    influxd2: InfluxD2, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("T", V2_TOKEN)
     config = tmp_path / "b.yaml"
     config.write_text(
-        f"sinks:\n  - name: cloud\n    type: influxdb_v2\n    url: {fake_v2.url}\n"
-        "    organization: test-org\n    bucket: typo\n    token_env: T\n"
+        f"sinks:\n  - name: cloud\n    type: influxdb_v2\n    url: {influxd2.url}\n"
+        f"    organization: {influxd2.new_org()}\n    bucket: typo\n    token_env: T\n"
     )
     result = run("--config", str(config))
     assert result.exit_code == 1
@@ -201,8 +198,10 @@ def test_sink_selection_errors_list_the_sinks(tmp_path: Path) -> None:
     assert result.exit_code == 1 and result.stdout.startswith("ERROR config_error")
 
 
-def test_seed_environment_without_a_config_file(influxd: InfluxD1) -> None:
-    made = make_backend("v1", influxd, None, None)  # type: ignore[arg-type]
+def test_seed_environment_without_a_config_file(
+    influxd: InfluxD1, request: pytest.FixtureRequest
+) -> None:
+    made = make_backend("v1", request)
     made.write([point(2)])
     database = made.write_url.split("db=")[1].split("&")[0]
     env = {"INFLUX_URL": influxd.url, "INFLUX_DB": database, "INFLUX_MEASUREMENT": M}
@@ -228,9 +227,9 @@ _SOURCES = {
     [("ndjson_tail", "smartsolar"), ("hoymiles", "dtu"), ("gpio_pulse", "Pulse")],
 )
 def test_default_measurement_is_the_sources(
-    influxd: InfluxD1, tmp_path: Path, plugin: str, measurement: str
+    request: pytest.FixtureRequest, tmp_path: Path, plugin: str, measurement: str
 ) -> None:
-    made = make_backend("v1", influxd, None, None)  # type: ignore[arg-type]
+    made = make_backend("v1", request)
     made.write([point(1), f"{measurement},x=1 v=1i {ago(3)}"])
     config = made.config(tmp_path, "sources:\n" + _SOURCES[plugin])
     result = run("--config", str(config))
@@ -241,8 +240,10 @@ def test_default_measurement_is_the_sources(
     assert chosen.stdout.startswith(f"OK healthy measurement={M} lag_min=1.0")
 
 
-def test_several_source_measurements_need_the_option(influxd: InfluxD1, tmp_path: Path) -> None:
-    made = make_backend("v1", influxd, None, None)  # type: ignore[arg-type]
+def test_several_source_measurements_need_the_option(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    made = make_backend("v1", request)
     made.write([point(1)])
     sources = "sources:\n" + _SOURCES["taptap"] + _SOURCES["ndjson_tail"]
     result = run("--config", str(made.config(tmp_path, sources)))
@@ -282,8 +283,8 @@ def health_server() -> Iterator[tuple[str, type[_Health]]]:
 
 
 @pytest.fixture
-def fresh_v1(influxd: InfluxD1, tmp_path: Path) -> Path:
-    made = make_backend("v1", influxd, None, None)  # type: ignore[arg-type]
+def fresh_v1(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    made = make_backend("v1", request)
     made.write([point(1)])
     return made.config(tmp_path)
 
@@ -456,7 +457,7 @@ def test_every_option_is_documented(command: str) -> None:
             assert option in doc, f"{command} {option} is not in docs/monitoring.md"
 
 
-# -- the fakes' query APIs answer as the servers do ------------------------------------------------
+# -- the InfluxDB 3 fake's query API (the v2 fake's: test_fake_v2_differential.py) ---------
 
 
 def _http(url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, str, str]:
@@ -471,93 +472,10 @@ def _http(url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, s
         return err.code, err.headers.get("Content-Type", ""), err.read().decode()
 
 
-def test_fake_v2_annotated_csv_exactly(fake_v2: FakeInfluxV2) -> None:
-    made = make_backend("v2", None, fake_v2, None)  # type: ignore[arg-type]
-    made.write(
-        [
-            f"{M},node_id=a rssi=-70i 1790000000000000000",
-            f"{M},node_id=a rssi=-71i 1790000000500000000",
-            f"{M},node_id=b rssi=-80i 1790000001000000000",
-            f"{M},gateway_id=g rssi=-90i 1790000002000000000",
-        ]
-    )
-    flux = (
-        'from(bucket: "solar")\n  |> range(start: 2026-09-01T00:00:00Z)\n'
-        f'  |> filter(fn: (r) => r._measurement == "{M}" and r._field == "rssi")\n'
-        '  |> keep(columns: ["_value", "node_id"])\n'
-    )
-    body = json.dumps(
-        {
-            "query": flux,
-            "type": "flux",
-            "dialect": {"annotations": ["datatype", "group", "default"]},
-        }
-    ).encode()
-    auth = {"Authorization": f"Token {V2_TOKEN}"}
-    status, ctype, text = _http(
-        f"{fake_v2.url}/api/v2/query?org=test-org",
-        body,
-        {**auth, "Content-Type": "application/json"},
-    )
-    assert status == 200 and ctype.startswith("text/csv")
-    assert text == (
-        "#datatype,string,long,long,string\r\n"
-        "#group,false,false,false,true\r\n"
-        "#default,_result,,,\r\n"
-        ",result,table,_value,node_id\r\n"
-        ",,0,-70,a\r\n"
-        ",,0,-71,a\r\n"
-        ",,1,-80,b\r\n"
-        "\r\n"
-        "#datatype,string,long,long\r\n"
-        "#group,false,false,false\r\n"
-        "#default,_result,,\r\n"
-        ",result,table,_value\r\n"
-        ",,2,-90\r\n"
-        "\r\n"
-    )
-    # Raw Flux (application/vnd.flux): the server writes no annotation rows.
-    status, _, text = _http(
-        f"{fake_v2.url}/api/v2/query?org=test-org",
-        flux.replace('["_value", "node_id"]', '["_value", "node_id"]').encode(),
-        {**auth, "Content-Type": "application/vnd.flux"},
-    )
-    assert text.startswith(",result,table,_value,node_id\r\n,_result,0,-70,a\r\n")
-    newest = flux.replace(
-        '  |> keep(columns: ["_value", "node_id"])\n',
-        '  |> last()\n  |> keep(columns: ["_time"])\n  |> group()\n  |> max(column: "_time")\n',
-    )
-    status, _, text = _http(
-        f"{fake_v2.url}/api/v2/query?org=test-org",
-        newest.encode(),
-        {**auth, "Content-Type": "application/vnd.flux"},
-    )
-    assert text == ",result,table,_time\r\n,_result,0,2026-09-21T14:13:22Z\r\n\r\n"
-    # Anything else is refused with the documented error body.
-    for url, payload, expect in (
-        (
-            f"{fake_v2.url}/api/v2/query?org=test-org",
-            b'from(bucket: "solar") |> range(start: -1h)',
-            (400, "invalid"),
-        ),
-        (f"{fake_v2.url}/api/v2/query?org=other", flux.encode(), (404, "not found")),
-        (f"{fake_v2.url}/api/v2/query", flux.encode(), (400, "invalid")),
-    ):
-        status, _, text = _http(url, payload, {**auth, "Content-Type": "application/vnd.flux"})
-        assert (status, json.loads(text)["code"]) == expect
-    status, _, text = _http(
-        f"{fake_v2.url}/api/v2/query?org=test-org",
-        flux.encode(),
-        {"Content-Type": "application/vnd.flux"},
-    )
-    assert status == 401 and json.loads(text) == {
-        "code": "unauthorized",
-        "message": "unauthorized access",
-    }
-
-
-def test_fake_v3_query_sql_json_and_errors(fake_v3: FakeInfluxV3) -> None:
-    made = make_backend("v3", None, None, fake_v3)  # type: ignore[arg-type]
+def test_fake_v3_query_sql_json_and_errors(
+    fake_v3: FakeInfluxV3, request: pytest.FixtureRequest
+) -> None:
+    made = make_backend("v3", request)
     db = made.write_url.split("db=")[1].split("&")[0]
     made.write(
         [f"{M},node_id=a rssi=-70i 1790000000123000000", f"{M} power_w=1.5 1790000001000000000"]

@@ -1,20 +1,23 @@
-"""Hoymiles end to end: pymodbus DTU -> plugin under the real Telegraf -> the real InfluxDB 1.x
-and the InfluxDB 3 fake (loopback, following the v3 write API), rendered by bridge-cli."""
+"""Hoymiles end to end: pymodbus DTU -> plugin under the real Telegraf -> the real InfluxDB 1.x,
+the real InfluxDB 2 and the InfluxDB 3 fake (loopback, following the v3 write API), rendered by
+bridge-cli; the InfluxQL dashboard runs against both real servers."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _hoymiles_rig import ModbusDtu, Row
 from _support import fast_agent_yaml, render_yaml
 
-from telegraf_bridge.testing import FakeInfluxV3, InfluxD1, TelegrafProcess, wait_for
+from telegraf_bridge.testing import FakeInfluxV3, InfluxD1, InfluxD2, TelegrafProcess, wait_for
 
-pytestmark = [pytest.mark.telegraf, pytest.mark.influxd]
+pytestmark = [pytest.mark.telegraf, pytest.mark.influxd, pytest.mark.influxd2]
 
 V3_TOKEN = "canary-hoymiles-v3"
 DASHBOARDS = Path(__file__).resolve().parents[1] / "plugins/hoymiles/dashboards"
@@ -30,9 +33,10 @@ def _influxql(query: str, dtu_name: str) -> str:
 
 
 def test_dtu_points_reach_influxd_and_v3_exactly(
-    influxd: InfluxD1, telegraf_bin: Path, tmp_path: Path
+    influxd: InfluxD1, influxd2: InfluxD2, telegraf_bin: Path, tmp_path: Path
 ) -> None:
     db = f"hoymiles_{uuid.uuid4().hex[:8]}"
+    org = influxd2.new_org("hoymiles")
     token_file = tmp_path / "secrets" / "token"
     token_file.parent.mkdir()
     token_file.write_text(V3_TOKEN)
@@ -64,16 +68,25 @@ sinks:
     url: {v3.url}
     database: hoymiles
     token_file: {token_file}
+  - name: v2
+    type: influxdb_v2
+    url: {influxd2.url}
+    organization: {org}
+    bucket: hoymiles
+    token_env: BRIDGE_TEST_TOKEN
 """
         )
         conf = render_yaml(yaml_text, tmp_path / "out")
-        with TelegrafProcess(telegraf_bin, conf, tmp_path / "tg") as telegraf:
+        env = {"BRIDGE_TEST_TOKEN": influxd2.token}
+        with TelegrafProcess(telegraf_bin, conf, tmp_path / "tg", env=env) as telegraf:
             wait_for(
                 lambda: (
-                    influxd.count("dtu", "pv_power", db=db) >= 1 and len(v3.accepted_points()) >= 6
+                    influxd.count("dtu", "pv_power", db=db) >= 1
+                    and len(v3.accepted_points()) >= 6
+                    and influxd2.count("hoymiles", "dtu", "pv_power", org=org) >= 1
                 ),
                 timeout=60,
-                what="one poll in influxd and in the v3 fake",
+                what="one poll in influxd 1.x and 2 and in the v3 fake",
             )
             log = telegraf.log()
     assert "E! " not in log, log
@@ -111,21 +124,26 @@ sinks:
     assert v3_dtu.fields["total_production"] == 233_823
     assert v3_dtu.time_ns == dtu_row["time"]
 
-    # Every InfluxQL panel of the dashboard runs against these points without an error.
+    # Every InfluxQL panel of the dashboard runs against these points without an error, on 1.x
+    # and on 2 (database = the bucket, InfluxDB's own mapping; a read token of the org).
+    reader = influxd2.create_token([("read", "hoymiles")], org=org, description="grafana")
+    servers: dict[str, Callable[[str], list[dict[str, Any]]]] = {
+        "v1": lambda q: influxd.query(q, db=db),
+        "v2": lambda q: influxd2.influxql(q, db="hoymiles", token=reader),
+    }
     dashboard = json.loads((DASHBOARDS / "hoymiles-influxql.json").read_text())
     variable = dashboard["templating"]["list"][1]["query"]
-    assert ["dtu_name", "Roof DTU"] in [
-        v for s in influxd.query(variable, db=db) for v in s["values"]
-    ]
-    results = {
-        panel["title"]: influxd.query(_influxql(panel["targets"][0]["query"], "Roof DTU"), db=db)
-        for panel in dashboard["panels"]
-    }
-    power = [v[1] for s in results["Current power"] for v in s["values"] if v[1] is not None]
-    assert power and power[0] == pytest.approx(211.2)
-    temperatures = {s["tags"]["serial_number"] for s in results["Inverter temperature"]}
-    assert temperatures == {"116180000001", "103332416355"}
-    assert len(results["Port comparison"]) == 3
+    for kind, query in servers.items():
+        assert ["dtu_name", "Roof DTU"] in [v for s in query(variable) for v in s["values"]], kind
+        results = {
+            panel["title"]: query(_influxql(panel["targets"][0]["query"], "Roof DTU"))
+            for panel in dashboard["panels"]
+        }
+        power = [v[1] for s in results["Current power"] for v in s["values"] if v[1] is not None]
+        assert power and power[0] == pytest.approx(211.2), kind
+        temperatures = {s["tags"]["serial_number"] for s in results["Inverter temperature"]}
+        assert temperatures == {"116180000001", "103332416355"}, kind
+        assert len(results["Port comparison"]) == 3, kind
 
 
 def test_dashboards_have_the_seed_panels_and_only_known_fields() -> None:

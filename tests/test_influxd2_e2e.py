@@ -1,9 +1,10 @@
 """The v2 path against a real InfluxDB 2.x (influxd v2.7.12 built by `make influxdb2`).
 
-Until now every v2 test ran against the loopback fake, which answers what our code sends the way
-we believe the API works. Here the real server answers: Telegraf's influxdb_v2 output, the v2
+Telegraf's influxdb_v2 output (what the server stores of tricky points, types included), the v2
 preflight (check-config and run), `run`'s written count against what the bucket holds, and
-setup-influxdb + verify. Each test works in its own organization of the shared server.
+setup-influxdb + verify through the CLI. The admin cases are in test_admin_v2.py, the
+downsampling tasks in test_downsampling_v2.py, an outage in test_delivery_v2.py. Each test
+works in its own organization of the shared server.
 """
 
 from __future__ import annotations
@@ -16,15 +17,25 @@ import uuid
 from pathlib import Path
 
 import pytest
-from _support import fast_agent_yaml
+from _support import (
+    TRICKY_EXPECTED,
+    TRICKY_POINTS,
+    emitter_input,
+    fast_agent_yaml,
+    render_yaml,
+)
 from click.testing import CliRunner
+from telegraf_bridge.cli.device_queries import typed_annotated_csv
 from telegraf_bridge.cli.influx_admin._v2_flux import task_name
 from telegraf_bridge.cli.influx_admin.v2 import token_file
 from telegraf_bridge.cli.main import cli
 from telegraf_bridge.cli.settings import load_settings
+from telegraf_bridge.cli.sinkquery import flux_string
 from telegraf_bridge.cli.tiers import layout_from_settings
+from telegraf_bridge.plugins.common import format_rfc3339_ns
 
 from telegraf_bridge.testing import InfluxD2, TelegrafProcess, wait_for
+from telegraf_bridge.testing._influxd2 import ALL_TIME_STOP
 
 pytestmark = [pytest.mark.influxd2]
 
@@ -124,6 +135,63 @@ def test_telegrafs_v2_output_writes_the_demo_into_the_bucket(
         org=org,
     )
     assert rows and {row["site"] for row in rows} == {"demo"}
+
+
+@pytest.mark.telegraf
+def test_tricky_points_are_stored_exactly_with_their_types(
+    influxd2: InfluxD2, telegraf_bin: Path, tmp_path: Path
+) -> None:
+    """Escaping, unicode, a newline in a string, unsigned and 2**62 integers, booleans: what
+    the real server stores and answers is what was sent (the fake only sees the request)."""
+    bucket = "so${HOME}lar"  # a '$' must reach the server literally ($${HOME} in bridge.yaml)
+    org = influxd2.new_org(bucket)
+    points_file = tmp_path / "points.json"
+    points_file.write_text(json.dumps(TRICKY_POINTS))
+    yaml_text = (
+        fast_agent_yaml(tmp_path)
+        + f"""
+sinks:
+  - name: v2
+    type: influxdb_v2
+    url: {influxd2.url}
+    organization: {org}
+    bucket: {json.dumps(bucket.replace("${", "$${"))}
+    token_env: BRIDGE_TEST_TOKEN
+"""
+    )
+    conf = render_yaml(yaml_text, tmp_path / "out")
+    conf.write_text(conf.read_text() + emitter_input(points_file))
+    env = {"BRIDGE_TEST_TOKEN": influxd2.token}
+    with TelegrafProcess(telegraf_bin, conf, tmp_path / "tg", env=env) as telegraf:
+        wait_for(
+            lambda: influxd2.count(bucket, "e2e", "power_w", org=org) == 3,
+            timeout=60,
+            what="3 points in the v2 bucket",
+        )
+    assert "E! " not in telegraf.log()
+    reply = influxd2.request(
+        "POST",
+        "/api/v2/query",
+        params={"org": org},
+        body={
+            "query": f"from(bucket: {flux_string(bucket)})"
+            f" |> range(start: 0, stop: {ALL_TIME_STOP})"
+            ' |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")'
+            ' |> drop(columns: ["_start", "_stop", "_measurement", "result", "table"])',
+            "type": "flux",
+            "dialect": {"annotations": ["datatype", "group", "default"], "header": True},
+        },
+        accept="application/csv",
+    )
+    assert reply.status == 200, reply
+    rows = list(typed_annotated_csv(reply.body.decode().splitlines(keepends=True)))
+    got = {r["device"]: ({"site": r["site"], "device": r["device"]}, r, r["_time"]) for r in rows}
+    for (tags, fields), point in zip(TRICKY_EXPECTED, TRICKY_POINTS["points"], strict=True):
+        stored_tags, record, stamp = got[tags["device"]]
+        assert stored_tags == tags
+        assert {k: record[k] for k in fields} == fields, record
+        assert all(type(record[k]) is type(v) for k, v in fields.items()), record
+        assert stamp == format_rfc3339_ns(point["time_ns"])
 
 
 # -- the v2 preflight: check-config and run ----------------------------------------------------

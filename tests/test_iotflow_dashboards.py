@@ -5,12 +5,14 @@
   every panel, every ``$variable`` defined, and each variable interpolated with the format its
   language needs (InfluxQL: ``regex`` inside ``/^...$/``; SQL: ``sqlstring`` for literals, ``raw``
   only inside a double-quoted identifier or an INTERVAL string).
-- InfluxQL (``influxd`` marker): points shaped like the iotflow plugin writes them (two telemetry
-  types, three devices, float, string and boolean fields, one device without a registry type, one
-  device id that a regex dot would confuse with another, and an unrelated measurement) go into
-  the real InfluxDB 1.x. Every template-variable query and every panel query is interpolated as
-  Grafana does (``_interpolate``: the variable formats, ``$timeFilter``, ``$__interval``) and run
-  against influxd; the answers must hold the expected devices and values. The status table is
+- InfluxQL, on the real InfluxDB 1.x and the real InfluxDB 2.x (through its mapping of the
+  bucket as a database, as Grafana's InfluxQL source queries 2.x): points shaped like the
+  iotflow plugin writes them (two telemetry types, three devices, float, string and boolean
+  fields, one device without a registry type, one device id that a regex dot would confuse with
+  another, and an unrelated measurement) go into a fresh database (bucket). Every
+  template-variable query and every panel query is interpolated as Grafana does
+  (``_interpolate``: the variable formats, ``$timeFilter``, ``$__interval``) and run against
+  each server; the answers must hold the expected devices and values. The status table is
   checked after the panel's own ``groupBy`` transformation and value mappings, read from the JSON.
 - SQL: the InfluxDB 3 fake (FakeInfluxV3) evaluates only the few query shapes bridge-cli sends,
   not GROUP BY, window functions or information_schema, so it cannot run these queries. Instead
@@ -29,7 +31,7 @@ import re
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,13 +40,15 @@ from typing import Any
 import pytest
 from _support import REPO
 
-from telegraf_bridge.testing import InfluxD1, ParsedPoint, parse_lines
+from telegraf_bridge.testing import InfluxD1, InfluxD2, ParsedPoint, parse_lines
 
 DASHBOARDS = REPO / "plugins" / "iotflow" / "dashboards"
 INFLUXQL = DASHBOARDS / "iotflow-influxql.json"
 SQL = DASHBOARDS / "iotflow-sql.json"
 MINUTE_NS = 60_000_000_000
 BUILTINS = {"timeFilter", "__interval", "__interval_ms"}
+
+InfluxQL = Callable[[str], list[dict[str, Any]]]  # a query -> the series of its first result
 
 # The panels every dashboard has, by title prefix.
 PANEL_KINDS = (("Device status", "table"), ("Latest values", "table"))
@@ -344,20 +348,44 @@ STATUS_ALL_TYPES: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-@pytest.mark.influxd
+def _influxql_server(kind: str, request: pytest.FixtureRequest, body: str) -> InfluxQL:
+    """``body`` written to a fresh database; InfluxQL against it.
+
+    v1: a database of the real InfluxDB 1.x. v2: a bucket of a fresh organization of the real
+    InfluxDB 2.x, queried as Grafana's InfluxQL data source does on 2.x: database = the bucket's
+    name (InfluxDB's own mapping of a bucket), with a read token of that organization.
+    """
+    db = f"iotflow_{uuid.uuid4().hex[:8]}"
+    if kind == "v1":
+        influxd: InfluxD1 = request.getfixturevalue("influxd")
+        _write_influxd(influxd, db, body)
+        return lambda q: influxd.query(q, db=db)
+    server: InfluxD2 = request.getfixturevalue("influxd2")
+    org = server.new_org(db)
+    server.write(db, body, org=org)
+    token = server.create_token([("read", db)], org=org, description="grafana")
+    return lambda q: server.influxql(q, db=db, token=token)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("v1", marks=pytest.mark.influxd),
+        pytest.param("v2", marks=pytest.mark.influxd2),
+    ],
+)
 def test_every_influxql_query_runs_against_influxd_with_the_expected_answers(
-    influxd: InfluxD1,
+    kind: str, request: pytest.FixtureRequest
 ) -> None:
     doc = _load(INFLUXQL)
     variables = _variables(doc)
-    db = f"iotflow_{uuid.uuid4().hex[:8]}"
     now_ns = time.time_ns()
-    _write_influxd(influxd, db, _points(now_ns))
+    influxql = _influxql_server(kind, request, _points(now_ns))
     builtins = {"timeFilter": "time >= now() - 24h and time <= now()", "__interval": "1m"}
 
     def run(query: str, **chosen: Selection) -> list[dict[str, Any]]:
         base = {"offline_after": Selection(("5m",))}
-        return influxd.query(_interpolate(query, {**base, **chosen}, builtins), db=db)
+        return influxql(_interpolate(query, {**base, **chosen}, builtins))
 
     def devices(*ids: str) -> Selection:
         all_value = variables["device"]["allValue"]

@@ -1,7 +1,7 @@
-"""Preflight against real servers: influxd 1.x with authentication, a refused port, a busy
-health port with the real Telegraf; InfluxDB v2/Cloud and 3 against the loopback fakes. The
-real influxd 2's answers (401, missing bucket, unknown organization) are checked in
-test_influxd2_e2e.py; moving the rest of these v2 cases onto it is issue 17's work."""
+"""Preflight against real servers: influxd 1.x with authentication, influxd 2.x (token, missing
+bucket), a refused port, a busy health port with the real Telegraf; InfluxDB 3 against the
+loopback fake (no server can be obtained). check-config and run's preflight against the real
+influxd 2 are in test_influxd2_e2e.py."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from telegraf_bridge.cli.main import cli
 from telegraf_bridge.cli.settings import Settings, load_settings
 
 from telegraf_bridge.testing import (
-    FakeInfluxV2,
     FakeInfluxV3,
     InfluxD1,
+    InfluxD2,
     TelegrafProcess,
     free_port,
     wait_for,
@@ -115,30 +115,36 @@ def test_unset_password_variable_fails_naming_it(tmp_path: Path) -> None:
     assert "HOME_PW" in found.message and "export HOME_PW" in found.fix
 
 
-def _v2(url: str, *, credential: str = "token_env: CLOUD_TOKEN", bucket: str = "solar") -> str:
+def _v2(
+    url: str,
+    *,
+    credential: str = "token_env: CLOUD_TOKEN",
+    bucket: str = "solar",
+    org: str = "test-org",
+) -> str:
     return f"""
 sinks:
   - name: cloud
     type: influxdb_v2
     url: {url}
-    organization: test-org
+    organization: {org}
     bucket: {bucket}
     {credential}
 """
 
 
-def test_v2_token_accepted_wrong_token_missing_bucket(
-    fake_v2: FakeInfluxV2, tmp_path: Path
-) -> None:
-    good = {"CLOUD_TOKEN": "canary-v2-token"}
-    found = _sink_finding(pf.preflight(_settings(tmp_path, _v2(fake_v2.url)), env=good))
+@pytest.mark.influxd2
+def test_v2_token_accepted_wrong_token_missing_bucket(influxd2: InfluxD2, tmp_path: Path) -> None:
+    org = influxd2.new_org("solar")
+    good = {"CLOUD_TOKEN": influxd2.token}
+    found = _sink_finding(pf.preflight(_settings(tmp_path, _v2(influxd2.url, org=org)), env=good))
     assert found.level == "ok", found
     bad = {"CLOUD_TOKEN": "not-the-token"}
-    found = _sink_finding(pf.preflight(_settings(tmp_path, _v2(fake_v2.url)), env=bad))
+    found = _sink_finding(pf.preflight(_settings(tmp_path, _v2(influxd2.url, org=org)), env=bad))
     assert (found.level, found.code) == ("fail", "sink_auth_failed"), found
     assert "HTTP 401" in found.message and "$CLOUD_TOKEN" in found.fix
     assert "not-the-token" not in found.line()
-    missing = _v2(fake_v2.url, bucket="nope")
+    missing = _v2(influxd2.url, bucket="nope", org=org)
     found = _sink_finding(pf.preflight(_settings(tmp_path, missing), env=good))
     assert (found.level, found.code) == ("warn", "sink_bucket_missing"), found
 

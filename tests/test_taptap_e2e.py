@@ -3,22 +3,30 @@
 The bytes come from the stand-in (tests/helpers/fake_observe.py replaying the README samples,
 whose expected line protocol is given), so the values in influxd can be compared exactly; the
 real decoder's own end-to-end run is in test_taptap_real.py. Every InfluxQL panel of the
-dashboard then runs against the stored points.
+dashboard then runs against the stored points, and against the same points in the real
+InfluxDB 2.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _support import fast_agent_yaml, render_yaml
 from _taptap_rig import EXPECTED, SAMPLES, fake_observe
 
-from telegraf_bridge.testing import InfluxD1, TelegrafProcess, parse_lines, wait_for
-
-pytestmark = [pytest.mark.telegraf, pytest.mark.influxd]
+from telegraf_bridge.testing import (
+    InfluxD1,
+    InfluxD2,
+    ParsedPoint,
+    TelegrafProcess,
+    parse_lines,
+    wait_for,
+)
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "plugins/taptap/dashboards"
 WINDOW = "time >= '2024-08-24T14:00:00Z' AND time < '2024-08-24T15:00:00Z'"
@@ -34,6 +42,8 @@ def _influxql(query: str) -> str:
     )
 
 
+@pytest.mark.telegraf
+@pytest.mark.influxd
 def test_reports_reach_influxd_exactly_and_every_panel_runs(
     influxd: InfluxD1, telegraf_bin: Path, tmp_path: Path
 ) -> None:
@@ -88,17 +98,34 @@ sinks:
         "voltage_out_v": "float",
     }
 
+    _every_panel_runs(lambda q: influxd.query(q, db=db), expected)
+
+
+@pytest.mark.influxd2
+def test_every_panel_runs_on_influxdb2_through_the_bucket_mapping(influxd2: InfluxD2) -> None:
+    """The same dashboard on InfluxDB 2: database = the bucket (InfluxDB's own mapping of a
+    bucket), a read token of the organization, over the line protocol the plugin writes (the
+    test above proves it writes exactly that)."""
+    org = influxd2.new_org("tigo")
+    influxd2.write("tigo", EXPECTED.read_text(), org=org)
+    token = influxd2.create_token([("read", "tigo")], org=org, description="grafana")
+    expected = parse_lines("\n".join(EXPECTED.read_text().splitlines()))
+    _every_panel_runs(lambda q: influxd2.influxql(q, db="tigo", token=token), expected)
+
+
+def _every_panel_runs(
+    query: Callable[[str], list[dict[str, Any]]], expected: list[ParsedPoint]
+) -> None:
+    """Every query of the InfluxQL dashboard, with the answers the sample reports give."""
     dashboard = json.loads((DASHBOARDS / "taptap-influxql.json").read_text())
-    gateways = influxd.query(dashboard["templating"]["list"][1]["query"], db=db)
+    gateways = query(dashboard["templating"]["list"][1]["query"])
     assert [v[1] for s in gateways for v in s["values"]] == ["4609"]
-    nodes = influxd.query(_influxql(dashboard["templating"]["list"][2]["query"]), db=db)
+    nodes = query(_influxql(dashboard["templating"]["list"][2]["query"]))
     assert sorted(v[1] for s in nodes for v in s["values"]) == ["116", "121", "19", "82"]
     results = {}
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
-            results[(panel["title"], target["refId"])] = influxd.query(
-                _influxql(target["query"]), db=db
-            )
+            results[(panel["title"], target["refId"])] = query(_influxql(target["query"]))
     total = results[("Tigo Total Power (1-min mean per optimiser, summed)", "A")]
     per_minute = {v[0]: v[1] for s in total for v in s["values"] if v[1] is not None}
     first_minute = sum(p.fields["power_w"] for p in expected if p.time_ns == 1724509001686961000)

@@ -75,7 +75,9 @@ def command(
     tasks (InfluxDB v2/Cloud), retention policies with continuous queries (InfluxDB 1.x) or
     databases whose aggregates the gpio_pulse plugin writes (InfluxDB 3). A writer credential
     (for Telegraf) and a reader credential (for Grafana) are created where the server supports
-    them and written to --secrets-dir; the report names the files, never the secrets.
+    them and written to --secrets-dir; the report names the files, never the secrets. On
+    InfluxDB v2 the InfluxQL mappings (DBRP) that let the InfluxQL dashboards read every tier
+    as a retention policy of the sink bucket's database are created too.
 
     Idempotent: what exists is reported as present and never changed. Exit status 1 when
     something differs from the layout (MISMATCH) or a step fails.

@@ -111,7 +111,9 @@ def task_flux(layout: Layout, tier: Tier, org: str) -> str:
             f'    |> group(columns: ["_measurement", "{TAG}", "_field"])\n'
             f'    |> aggregateWindow(every: {every}, fn: sum, timeSrc: "_start", '
             "createEmpty: false)\n"
-            f'    |> group(columns: ["_measurement", "{TAG}"])\n'
+            # pivot joins the per-field tables itself; a group() without _field first would
+            # put integer pulses and float energy_wh in one _value column, which Flux refuses
+            # ("schema collision detected: column _value is both of type int and float").
             '    |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
             "    |> map(fn: (r) => ({_time: r._time, _measurement: r._measurement, "
             f"{TAG}: r.{TAG}, pulses: r.pulses, energy_wh: r.energy_wh}}))\n"

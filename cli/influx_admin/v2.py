@@ -12,7 +12,10 @@ HTTP API, standard library only):
   for Grafana (read on every tier and the sink's bucket), found by description. A new token is
   written to ``<secrets_dir>/<sink>_writer_token`` / ``_reader_token`` (mode 0600, no trailing
   newline: Telegraf sends the file's bytes as they are). InfluxDB Cloud shows a token only once,
-  when it is created, so an existing token whose file is gone cannot be recovered there.
+  when it is created, so an existing token whose file is gone cannot be recovered there;
+- the InfluxQL (DBRP) mappings the InfluxQL dashboards need: database = the sink's bucket,
+  ``autogen`` (default) on that bucket and one retention policy per tier on the tier's bucket
+  (see :mod:`._v2_dbrp`); one that points elsewhere is a mismatch.
 
 The admin token is never printed: messages show at most its first four characters.
 """
@@ -28,6 +31,8 @@ from typing import Any
 
 from telegraf_bridge.cli.fsutil import write_atomic
 from telegraf_bridge.cli.influx_admin._http import AuthFailed, token_hint
+from telegraf_bridge.cli.influx_admin._v2_dbrp import DbrpMappings
+from telegraf_bridge.cli.influx_admin._v2_dbrp import wanted as wanted_dbrps
 from telegraf_bridge.cli.influx_admin._v2_flux import (
     VERIFY_FIELD,
     VERIFY_MEASUREMENT,
@@ -282,7 +287,14 @@ class InfluxV2Admin:
             ("reader", self._reader_perms(layout)),
         ):
             steps.append(self._token_step(role, perms, buckets, auths, secrets_dir))
+        creatable = {s.what.removeprefix("bucket ") for s in steps if s.status == "create"}
+        steps += self._dbrp().steps(
+            wanted_dbrps(layout, self.bucket), buckets, creatable, self._buckets
+        )
         return steps
+
+    def _dbrp(self) -> DbrpMappings:
+        return DbrpMappings(self._http, self._org_id, self._failure)
 
     def _bucket_step(self, tier: Tier, bucket: Mapping[str, Any] | None) -> Step:
         what = f"bucket {tier.name}"
@@ -519,6 +531,7 @@ class InfluxV2Admin:
                 rows.append(Check(name, False, f"'{description}' is inactive", fix))
             else:
                 rows.append(Check(name, True, f"'{description}' exists"))
+        rows.append(self._dbrp().check(wanted_dbrps(layout, self.bucket), buckets))
         rows.append(self._test_write(layout, buckets))
         return rows
 

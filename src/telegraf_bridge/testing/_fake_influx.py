@@ -1,14 +1,32 @@
 r"""Loopback fakes of the InfluxDB v2 (Cloud/OSS 2.x) and v3 (Core/Enterprise) write APIs.
 
-Why fakes: neither server can be installed on the test machines (no container engine, no
-package), while InfluxDB 1.x runs for real. The fakes follow the official HTTP APIs as
-documented by InfluxData:
+Why fakes: InfluxDB 3 cannot be obtained on the test machines, and InfluxDB Cloud is not a
+server one can run. InfluxDB 1.x and OSS 2.x run for real (``InfluxD1``, ``InfluxD2``), and
+every v2 test an OSS server can serve runs against the real one. The v2 fake stays only for
+what the real OSS server cannot show:
+
+- InfluxDB Cloud's rate limiting: 429 (and 503) with ``Retry-After`` through scripted outages
+  (:meth:`fail_next`), which Telegraf must honour without losing a point;
+- observing exactly what Telegraf sends (headers such as ``Content-Encoding: gzip`` and the
+  ``Authorization`` token, query parameters, the raw body): every request is recorded;
+- a small ``max_body_bytes`` for 413 answers.
+
+Wherever both serve an endpoint, tests/test_fake_v2_differential.py sends the same requests to
+the fake and to a real influxd 2.7 and requires the same status, error code and message and
+body shape (annotated CSV byte for byte). It found and fixed: a type conflict and points older
+than the bucket's retention are partial writes (the rest is stored, ``dropped=N``); tables of a
+query come in series-key order; the query API's org errors are 400s; delete and precision
+messages; no ``updatedAt`` on a new task, no ``status`` on an organization. Known to remain
+different: the wording of a line-protocol parse error's reason.
+
+The fakes follow the official HTTP APIs as documented by InfluxData:
 
 - v2 ``POST /api/v2/write?org=|orgID=&bucket=&precision=``: ``Authorization: Token <token>``;
   204 on success; 400 ``{"code":"invalid","message":"unable to parse '<line>': <why>"}`` with
   the whole batch rejected; 401 ``{"code":"unauthorized","message":"unauthorized access"}``;
   404 ``{"code":"not found","message":"bucket \"<name>\" not found"}``; 413
-  ``{"code":"request too large",...}``; 422 for a field type conflict; 429 and 503 with
+  ``{"code":"request too large",...}``; 422 for a field type conflict or points beyond the
+  bucket's retention (a partial write: the other points are stored); 429 and 503 with
   ``Retry-After``; ``GET /health`` and ``GET /ping``.
 - v3 ``POST /api/v3/write_lp?db=&precision=&accept_partial=&no_sync=``:
   ``Authorization: Bearer <token>`` (``Token`` accepted too); 204; 400
@@ -451,12 +469,17 @@ def _flux_newest(records: list[tuple[int, ParsedPoint, str, Any]]) -> list[_Tabl
     return [([("_time", "dateTime:RFC3339", False)], [[format_rfc3339_ns(newest)]])]
 
 
+def _series_key(point: ParsedPoint) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A point's series as the storage engine orders series: measurement, sorted tags."""
+    return point.measurement, tuple(sorted(point.tags.items()))
+
+
 def _flux_keep(records: list[tuple[int, ParsedPoint, str, Any]], tag: str) -> list[_Table]:
     """``keep(columns: ["_value", tag])``: one table per tag value (group key: the tag)."""
     groups: dict[str | None, list[tuple[int, ParsedPoint, str, Any]]] = {}
-    for record in sorted(
-        records, key=lambda r: (r[1].tags.get(tag) is None, r[1].tags.get(tag) or "", r[0])
-    ):
+    # The storage engine yields series in series-key order (measurement, then the sorted
+    # tags); keep() leaves the tables in that order, so a group comes where its first series is.
+    for record in sorted(records, key=lambda r: (_series_key(r[1]), r[0])):
         groups.setdefault(record[1].tags.get(tag), []).append(record)
     tables: list[_Table] = []
     for key, rows in groups.items():
@@ -565,6 +588,12 @@ def _delete_predicate(text: str) -> list[tuple[str, bool, str]]:
         if rest:
             joiner = _DELETE_AND.match(rest)
             if joiner is None:
+                word = rest.lstrip().split(" ", 1)[0]
+                if word.upper() == "OR":
+                    position = len(text) - len(rest.lstrip())
+                    raise ValueError(
+                        f"the logical operator OR is not supported yet at position {position}"
+                    )
                 raise ValueError(f"invalid delete predicate (only AND joins terms): {text!r}")
             rest = rest[joiner.end() :]
             if not rest.strip():
@@ -605,6 +634,44 @@ def _predicate_matches(point: ParsedPoint, terms: list[tuple[str, bool, str]]) -
     return True
 
 
+def _go_duration(seconds: int) -> str:
+    """A duration as Go prints it: ``1h0m0s``, ``720h0m0s``, ``5m0s``, ``30s``."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def _beyond_retention(
+    points: list[ParsedPoint], precision: str, bucket: FakeBucket
+) -> tuple[list[ParsedPoint], str] | None:
+    """The points a write keeps and the 422 message when some are older than the retention.
+
+    The storage engine drops those and stores the rest (a partial write); None: all are kept.
+    """
+    if not bucket.retention_s:
+        return None
+    now = time.time_ns()
+    bound = now - bucket.retention_s * 1_000_000_000
+    stamped = [(_time_ns(p, precision, now), p) for p in points]
+    dropped = sorted((t, p) for t, p in stamped if t < bound)
+    if not dropped:
+        return None
+    (old_t, old_p), (new_t, new_p) = dropped[0], dropped[-1]
+    lower = format_rfc3339_ns(bound)
+    message = (
+        "failure writing points to database: partial write: dropped "
+        f"{len(dropped)} points outside retention policy of duration "
+        f"{_go_duration(bucket.retention_s)} - oldest point {old_p.measurement} at "
+        f"{format_rfc3339_ns(old_t)} dropped because it violates a Retention Policy Lower Bound "
+        f"at {lower}, newest point {new_p.measurement} at {format_rfc3339_ns(new_t)} dropped "
+        f"because it violates a Retention Policy Lower Bound at {lower} dropped={len(dropped)} "
+        f"for database: {bucket.id} for retention policy: autogen"
+    )
+    return [p for t, p in stamped if t >= bound], message
+
+
 class _V2Handler(_Handler):
     """The shared handler plus DELETE, which only the v2 management API uses."""
 
@@ -621,11 +688,15 @@ class _V2Handler(_Handler):
 class FakeInfluxV2(_FakeInflux):
     """InfluxDB Cloud / OSS 2.x on loopback, following the official v2 API.
 
+    For what a real OSS server cannot show (see the module docstring): Cloud's 429/503 with
+    Retry-After, and the requests exactly as a client sent them. Everything else runs against
+    the real influxd 2 (``InfluxD2``), and tests/test_fake_v2_differential.py keeps this fake
+    answering as that server does.
+
     The write and query APIs are described in the module docstring. The management API that
     ``bridge-cli setup-influxdb``, ``verify`` and ``delete-buckets`` use (orgs, buckets with
-    pagination, tasks, authorizations) lives in :mod:`._fake_v2_admin` and follows the official
-    API as documented there; ``POST /api/v2/delete`` removes the matching points. Tasks are
-    stored but never executed (no Flux engine here).
+    pagination, tasks, authorizations) lives in :mod:`._fake_v2_admin`; ``POST /api/v2/delete``
+    removes the matching points. Tasks are stored but never executed (no Flux engine here).
 
     ``buckets`` exist from the start (kept forever), so write tests need no set-up; a write to
     any other bucket is 404 ``bucket "X" not found`` as on the server. ``token`` is an
@@ -729,7 +800,11 @@ class FakeInfluxV2(_FakeInflux):
             return
         if params.get("precision", "ns") not in _PRECISIONS_V2:
             handler._send(
-                400, {"code": "invalid", "message": f'invalid precision "{params["precision"]}"'}
+                400,
+                {
+                    "code": "invalid",
+                    "message": "invalid precision; valid precision units are ns, us, ms, and s",
+                },
             )
             return
         try:
@@ -745,17 +820,20 @@ class FakeInfluxV2(_FakeInflux):
             return
         with self._lock:
             points, errors, new_types = self._parse_batch(body, f"{self.org}/{target.id}")
-            if not errors:
+            # A line that does not parse rejects the batch; a type conflict drops only the
+            # conflicting points and stores the rest (a partial write), as the server does.
+            partial = bool(errors) and all("type conflict" in why for _, _, why in errors)
+            if not errors or partial:
                 self._types.update(new_types)
         if errors:
             _, line, why = errors[0]
-            status = 422 if "type conflict" in why else 400
+            status = 422 if partial else 400
             message = (
-                f"failure writing points to database: partial write: {why}"
-                if status == 422
+                f"failure writing points to database: partial write: {why} dropped={len(errors)}"
+                if partial
                 else f"unable to parse '{line}': {why}"
             )
-            self._record(handler, params, body, status, [])
+            self._record(handler, params, body, status, points if partial else [])
             handler._send(
                 status,
                 {
@@ -763,6 +841,12 @@ class FakeInfluxV2(_FakeInflux):
                     "message": message,
                 },
             )
+            return
+        expired = _beyond_retention(points, params.get("precision", "ns"), target)
+        if expired is not None:
+            kept, message = expired
+            self._record(handler, params, body, 422, kept)
+            handler._send(422, {"code": "unprocessable entity", "message": message})
             return
         self._record(handler, params, body, 204, points)
         handler._send(204)
@@ -785,7 +869,7 @@ class FakeInfluxV2(_FakeInflux):
         if target is None:
             return []
         with self._lock:
-            requests = [r for r in self.requests if r.status == 204]
+            requests = [r for r in self.requests if r.points]  # 204, and 422's partial writes
         return [
             (_time_ns(p, r.params.get("precision", "ns"), r.received_ns), p)
             for r in requests
@@ -793,31 +877,41 @@ class FakeInfluxV2(_FakeInflux):
             for p in r.points
         ]
 
-    def _org_known(self, handler: _Handler, params: dict[str, str]) -> bool:
-        """The ``org``/``orgID`` check every v2 endpoint makes; answers the error itself."""
+    def _org_known(self, handler: _Handler, params: dict[str, str], *, query: bool = False) -> bool:
+        """The ``org``/``orgID`` check every v2 endpoint makes; answers the error itself.
+
+        The query API decodes the org with the request body: its errors are 400s prefixed
+        ``failed to decode request body: `` (an unknown org too), as the server answers.
+        """
         org = params.get("org") or params.get("orgID")
+        prefix = "failed to decode request body: " if query else ""
         if not org:
-            handler._send(400, {"code": "invalid", "message": "Please provide either orgID or org"})
+            handler._send(
+                400, {"code": "invalid", "message": prefix + "Please provide either orgID or org"}
+            )
             return False
         if not self.admin.org_matches(org):
+            status, code = (400, "invalid") if query else (404, "not found")
             handler._send(
-                404, {"code": "not found", "message": f'organization name "{org}" not found'}
+                status, {"code": code, "message": f'{prefix}organization name "{org}" not found'}
             )
             return False
         return True
 
-    def _caller_in_org(self, handler: _Handler, params: dict[str, str]) -> FakeAuthorization | None:
+    def _caller_in_org(
+        self, handler: _Handler, params: dict[str, str], *, query: bool = False
+    ) -> FakeAuthorization | None:
         """The caller's authorization for a request naming a known org; None once answered."""
         auth = self.admin.auth_for(handler.headers.get("Authorization"))
         if auth is None:
             handler._send(401, {"code": "unauthorized", "message": "unauthorized access"})
             return None
-        if not self._org_known(handler, params):
+        if not self._org_known(handler, params, query=query):
             return None
         return auth
 
     def _query(self, handler: _Handler, params: dict[str, str], raw: bytes) -> None:
-        auth = self._caller_in_org(handler, params)
+        auth = self._caller_in_org(handler, params, query=True)
         if auth is None:
             return
         content_type = handler.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -963,7 +1057,7 @@ class FakeInfluxV2(_FakeInflux):
                 403, {"code": "forbidden", "message": "insufficient permissions to delete"}
             )
             return
-        prefix = "invalid request; error parsing request json: "
+        prefix = "error decoding json body: "
         try:
             doc = json.loads(raw.decode("utf-8"))
             if not isinstance(doc, dict):
@@ -974,8 +1068,8 @@ class FakeInfluxV2(_FakeInflux):
                     bounds.append(parse_rfc3339_ns(str(doc[key])))
                 except (KeyError, ValueError):
                     raise ValueError(
-                        f"invalid RFC3339Nano for field {key}, please double check that the "
-                        "timestamp is valid"
+                        f"invalid RFC3339Nano for field {key}, please format your time with "
+                        "RFC3339Nano format, example: 2009-01-02T23:00:00Z"
                     ) from None
             terms = _delete_predicate(str(doc.get("predicate") or ""))
         except (ValueError, UnicodeDecodeError) as exc:
@@ -984,7 +1078,7 @@ class FakeInfluxV2(_FakeInflux):
         start, stop = bounds
         with self._lock:
             for request in self.requests:
-                if request.status != 204 or request.params.get("bucket") not in (
+                if not request.points or request.params.get("bucket") not in (
                     target.name,
                     target.id,
                 ):

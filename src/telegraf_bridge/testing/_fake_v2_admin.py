@@ -1,9 +1,12 @@
 """The InfluxDB v2 management API for :class:`FakeInfluxV2`: orgs, buckets, tasks, tokens.
 
-Why a fake: InfluxDB 2.x and Cloud cannot be installed on the test machines, yet
-``bridge-cli setup-influxdb``/``verify``/``delete-buckets`` must be tested against something
-that answers exactly as the server does. These endpoints follow the official InfluxDB v2 API
-(the ``influxdata/openapi`` contract and the OSS 2.x server's error mapping):
+Why a fake: InfluxDB Cloud is not a server one can run. ``setup-influxdb``, ``verify`` and
+``delete-buckets`` run against the real influxd 2 (tests/test_admin_v2.py); this part of the
+fake serves the tests that need a v2 API under their own control, and
+tests/test_fake_v2_differential.py keeps it answering as the real server does. Cloud's own
+management answers (plan limits, a token listed without its value) are not modelled here. These
+endpoints follow the official InfluxDB v2 API (the ``influxdata/openapi`` contract and the OSS
+2.x server's error mapping):
 
 - ``GET /api/v2/orgs`` (``org``, ``orgID`` filters; an unknown name is 404 ``organization name
   "x" not found``), ``GET /api/v2/orgs/{id}``.
@@ -166,8 +169,7 @@ class FakeTask:
             "status": self.status,
             "flux": self.flux,
             "labels": [],
-            "createdAt": self.created_at,
-            "updatedAt": self.created_at,
+            "createdAt": self.created_at,  # no updatedAt: the server sends it once edited
             "links": {
                 "self": f"/api/v2/tasks/{self.id}",
                 "runs": f"/api/v2/tasks/{self.id}/runs",
@@ -369,7 +371,6 @@ class FakeV2Admin:
             "id": self.org_id,
             "name": self.org_name,
             "description": "",
-            "status": "active",
             "createdAt": self.org_created,
             "updatedAt": self.org_created,
             "links": {"self": f"/api/v2/orgs/{self.org_id}"},

@@ -16,10 +16,12 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from telegraf_bridge.cli.sinkquery import flux_string
 from telegraf_bridge.testing._managed import Managed, stop_process
 from telegraf_bridge.testing._ports import free_port, wait_for
 
@@ -27,6 +29,8 @@ INFLUXD2_VERSION = "v2.7.12"
 INFLUXD2_BIN_ENV = "INFLUXD2_BIN"
 # An operator token of a fixed value: tests pass it to bridge-cli through an environment
 # variable, exactly as a user would pass theirs.
+# A range() stop past any test's points (Flux's own default stop is now()).
+ALL_TIME_STOP = "2200-01-01T00:00:00Z"
 OPERATOR_TOKEN = "bridge-test-operator-token-0123456789abcdefghijklmnopqrstuvwxyz=="
 
 
@@ -160,26 +164,25 @@ class InfluxD2(Managed):
         data: bytes | None = None,
         content_type: str = "application/json",
         accept: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> Reply:
         """One call to the HTTP API; an error status is returned, not raised.
 
-        ``body`` is sent as JSON, ``data`` as-is; ``token`` is True for this server's operator
-        token, False for no Authorization header, or the token to send.
+        ``token`` is True for this server's operator token, False for no Authorization
+        header, or the token to send; the rest as :func:`http_call` takes it.
         """
-        url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        payload = json.dumps(body).encode() if body is not None else data
-        # Loopback http:// URL built here; no user-supplied scheme reaches urlopen.
-        req = urllib.request.Request(url, data=payload, method=method)  # noqa: S310
-        req.add_header("Accept", accept)
-        if payload is not None:
-            req.add_header("Content-Type", content_type)
-        if token:
-            req.add_header("Authorization", f"Token {self.token if token is True else token}")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
-                return Reply(int(resp.status), resp.read())
-        except urllib.error.HTTPError as err:
-            return Reply(err.code, err.read())
+        return http_call(
+            self.url,
+            method,
+            path,
+            token=self.token if token is True else token,
+            body=body,
+            params=params,
+            data=data,
+            content_type=content_type,
+            accept=accept,
+            headers=headers,
+        )
 
     def _ok(self, reply: Reply, what: str) -> Any:
         if reply.status >= 300:
@@ -192,6 +195,18 @@ class InfluxD2(Managed):
         """A new organization (one per test keeps a shared server's tests apart); its id."""
         doc = self._ok(self.request("POST", "/api/v2/orgs", body={"name": name}), "create org")
         return str(doc["id"])
+
+    def new_org(self, bucket: str | None = "solar") -> str:
+        """A fresh organization named ``t-<random>`` (with ``bucket`` in it); its name.
+
+        Tests on the shared session server keep apart this way: each one sees only its own
+        buckets, tasks, tokens and DBRP mappings.
+        """
+        name = f"t-{uuid.uuid4().hex[:10]}"
+        self.create_org(name)
+        if bucket:
+            self.create_bucket(bucket, org=name)
+        return name
 
     def org_id_of(self, name: str) -> str:
         doc = self._ok(self.request("GET", "/api/v2/orgs", params={"org": name}), "list orgs")
@@ -266,17 +281,71 @@ class InfluxD2(Managed):
             raise RuntimeError(f"influxd 2 query failed ({reply.status}): {reply.body!r}")
         return parse_annotated_csv(reply.body.decode())
 
+    def influxql(self, q: str, *, db: str, token: str) -> list[dict[str, Any]]:
+        """InfluxQL through the v1 ``/query`` API; the ``series`` of the first result.
+
+        As :meth:`InfluxD1.query <telegraf_bridge.testing.InfluxD1.query>` answers (``epoch=ns``).
+        ``db``/``rp`` resolve through the DBRP mappings of ``token``'s organization: the API
+        has no organization parameter, so the token must belong to the org that holds the data.
+        """
+        reply = self.request("GET", "/query", params={"db": db, "q": q, "epoch": "ns"}, token=token)
+        if reply.status != 200:
+            raise RuntimeError(f"influxd 2 InfluxQL failed ({reply.status}): {reply.body!r}")
+        result = reply.json()["results"][0]
+        if "error" in result:
+            raise RuntimeError(f"influxd 2 InfluxQL error: {result['error']}")
+        return list(result.get("series", []))
+
     def count(self, bucket: str, measurement: str, field: str, *, org: str | None = None) -> int:
-        """Points of ``measurement`` with ``field`` in ``bucket`` (all time, every series)."""
+        """Points of ``measurement`` with ``field`` in ``bucket`` (all time, every series).
+
+        All time includes the future: a range's stop is ``now()`` unless given.
+        """
         flux = (
-            f'from(bucket: "{bucket}") |> range(start: 0)'
-            f' |> filter(fn: (r) => r._measurement == "{measurement}" and r._field == "{field}")'
-            " |> count()"
+            f"from(bucket: {flux_string(bucket)}) |> range(start: 0, stop: {ALL_TIME_STOP})"
+            f" |> filter(fn: (r) => r._measurement == {flux_string(measurement)}"
+            f" and r._field == {flux_string(field)}) |> count()"
         )
         return sum(int(row["_value"]) for row in self.query(flux, org=org))
 
     def stop(self) -> None:
         stop_process(self.proc, timeout=20)
+
+
+def http_call(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    token: str | bool,
+    body: object = None,
+    params: dict[str, str] | None = None,
+    data: bytes | None = None,
+    content_type: str = "application/json",
+    accept: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One HTTP call to an InfluxDB 2 API at ``base_url`` (the real server or the fake).
+
+    ``body`` is sent as JSON, ``data`` as-is; ``token`` False sends no Authorization header.
+    An error status is returned, not raised.
+    """
+    url = base_url + path + ("?" + urllib.parse.urlencode(params) if params else "")
+    payload = json.dumps(body).encode() if body is not None else data
+    # Loopback http:// URL built by the tests; no user-supplied scheme reaches urlopen.
+    req = urllib.request.Request(url, data=payload, method=method)  # noqa: S310
+    req.add_header("Accept", accept)
+    if payload is not None:
+        req.add_header("Content-Type", content_type)
+    if token:
+        req.add_header("Authorization", f"Token {token}")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+            return Reply(int(resp.status), resp.read())
+    except urllib.error.HTTPError as err:
+        return Reply(err.code, err.read())
 
 
 def parse_annotated_csv(text: str) -> list[dict[str, str]]:
