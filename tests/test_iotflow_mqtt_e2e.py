@@ -7,6 +7,7 @@ broker's authentication and ACL are the ones `bridge-cli devices` generated.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
@@ -72,7 +73,7 @@ class Rig:
         return self.influxd.rows(f'SELECT * FROM "{measurement}"', db=self.db)
 
 
-def _options(tmp_path: Path, port: int) -> dict[str, object]:
+def _options(tmp_path: Path, port: int, **mqtt_options: object) -> dict[str, object]:
     return {
         "registry": str(tmp_path / "reg" / "devices.yaml"),
         "string_tags": ["sensor_type"],
@@ -81,14 +82,23 @@ def _options(tmp_path: Path, port: int) -> dict[str, object]:
             "servers": [f"tcp://127.0.0.1:{port}"],
             "broker_port": port,
             "broker_bind": "127.0.0.1",
+            **mqtt_options,
         },
     }
 
 
 @pytest.fixture
 def rig(tmp_path: Path, influxd: InfluxD1, telegraf_bin: Path) -> Iterator[Rig]:
+    with _rig(tmp_path, influxd, telegraf_bin) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def _rig(
+    tmp_path: Path, influxd: InfluxD1, telegraf_bin: Path, **mqtt_options: object
+) -> Iterator[Rig]:
     port = free_port()
-    raw = _options(tmp_path, port)
+    raw = _options(tmp_path, port, **mqtt_options)
     opts = iotflow_options.parse(Section(raw, "iotflow"))
     reg = Registry()
     keys = {}
@@ -103,7 +113,8 @@ def rig(tmp_path: Path, influxd: InfluxD1, telegraf_bin: Path) -> Iterator[Rig]:
     snippet = (opts.mosquitto_dir / "iotflow.conf").read_text()
     broker = Mosquitto(tmp_path / "broker", extra_config=snippet, port=port, persistence=True)
     db = f"iot_{uuid.uuid4().hex[:8]}"
-    influxd.query(f'CREATE DATABASE "{db}"', method="POST")
+    if influxd.proc is not None:  # a sink that is down gets its database when it comes up
+        influxd.query(f'CREATE DATABASE "{db}"', method="POST")
     source = {"name": "iotflow", "plugin": "iotflow", "options": raw}
     yaml_text = (
         fast_agent_yaml(tmp_path)
@@ -264,3 +275,41 @@ def test_a_broker_restart_mid_stream_loses_no_qos1_message(rig: Rig) -> None:
     seqs = sorted(int(r["seq"]) for r in rig.rows("seq"))  # type: ignore[call-overload]
     assert seqs == list(range(total))
     one.disconnect()
+
+
+def test_while_the_sink_is_down_telegraf_acknowledges_nothing_and_the_broker_keeps_it(
+    tmp_path: Path, telegraf_bin: Path
+) -> None:
+    """MQTT's rule at the disk-buffer cap: Telegraf acknowledges a message only once the sink
+    stored it, so while InfluxDB is down it holds no more than the broker's in-flight window
+    (Mosquitto's max_inflight_messages, 20) or max_undelivered_messages, whichever is smaller:
+    its disk buffer does not grow with the backlog, and the broker keeps the rest."""
+    influxd = InfluxD1(tmp_path / "influxd")  # not started: the sink is down
+    window, total = 20, 300
+    with _rig(tmp_path, influxd, telegraf_bin) as rig:
+        one = rig.client("esp32_001")
+
+        def publish(first: int, count: int) -> None:
+            for seq in range(first, first + count):
+                stamp = f"2026-01-01T12:{seq // 60:02d}:{seq % 60:02d}Z"
+                body = {"seq": seq, "timestamp": stamp}
+                _publish(one, "iotflow/devices/esp32_001/telemetry/seq", body)
+
+        def buffered() -> int:
+            return sum(p.stat().st_size for p in (tmp_path / "buffer").rglob("*") if p.is_file())
+
+        publish(0, window)
+        wait_for(lambda: buffered() > 0, timeout=30, what="the first messages in the buffer")
+        time.sleep(3)
+        with_window = buffered()
+        publish(window, total - window)  # every one PUBACKed by the broker
+        time.sleep(3)
+        assert buffered() <= with_window * 1.5, (
+            f"the buffer grew from {with_window} to {buffered()} bytes with the backlog"
+        )
+        with influxd:
+            influxd.query(f'CREATE DATABASE "{rig.db}"', method="POST")
+            wait_for(lambda: rig.count("seq") >= total, timeout=120, what=f"{total} points")
+            seqs = sorted(int(r["seq"]) for r in rig.rows("seq"))  # type: ignore[call-overload]
+        assert seqs == list(range(total))
+        one.disconnect()
