@@ -146,7 +146,7 @@ def test_journal_sd_card_measures_every_plugin_and_reports_json_last() -> None:
         [
             sys.executable,
             str(REPO / "benchmarks" / "journal_sd_card.py"),
-            *("--minutes", "0.25", "--warmup", "8"),
+            *("--minutes", "0.1", "--warmup", "5"),
         ],
         capture_output=True,
         text=True,
