@@ -892,3 +892,13 @@ def refused_host() -> str:
             if probe.connect_ex((host, TAPTAP_PORT)) != 0:
                 return host
     raise RuntimeError("every loopback address tried has a listener on port 7160")
+
+
+# The gateway of taptap's README samples (4609) and three optimisers' readings, the tests'
+# common bus traffic.
+SAMPLE_GATEWAY = 0x1201
+SAMPLE_READINGS = [
+    PowerReading(SAMPLE_GATEWAY, 116, 30.6, 30.2, 6.94, 1.0, 26.8, 132),
+    PowerReading(SAMPLE_GATEWAY, 82, 30.55, 0.0, 6.845, 0.0, -7.5, 147),
+    PowerReading(SAMPLE_GATEWAY, 121, 29.8, 21.9, 5.25, 194 / 255, 29.8, 120),
+]

@@ -48,7 +48,7 @@ from _fault_rig import (
 from _hoymiles_rig import ModbusDtu, Row
 from _iotflow_http_rig import make_registry, post
 from _ndjson_rig import Rig as NdjsonRig
-from _taptap_bus import PowerReading, TapBus, taptap_server
+from _taptap_bus import SAMPLE_GATEWAY, SAMPLE_READINGS, TapBus, taptap_server
 from _taptap_rig import taptap_bin
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -227,12 +227,8 @@ def _assert_rows_equal_raw(
 
 # -- taptap -----------------------------------------------------------------------------------
 
-GW = 0x1201
-READINGS = [
-    PowerReading(GW, 116, 30.6, 30.2, 6.94, 1.0, 26.8, 132),
-    PowerReading(GW, 82, 30.55, 0.0, 6.845, 0.0, -7.5, 147),
-    PowerReading(GW, 121, 29.8, 21.9, 5.25, 194 / 255, 29.8, 120),
-]
+GW = SAMPLE_GATEWAY
+READINGS = SAMPLE_READINGS
 
 
 @pytest.fixture(scope="module")

@@ -168,8 +168,10 @@ def test_journal_drops_at_the_cap_reach_the_console_as_skips(tmp_path: Path) -> 
     path = ss.status_path(state, "demo", "demo")
     try:
         wait_for(
-            lambda: (s := ss.read_status(path)) is not None
-            and s.skips.get("journal_dropped_at_cap", 0) > 0,
+            lambda: (
+                (s := ss.read_status(path)) is not None
+                and s.skips.get("journal_dropped_at_cap", 0) > 0
+            ),
             timeout=20,
             what="journal drops in the status file",
         )

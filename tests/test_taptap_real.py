@@ -16,19 +16,23 @@ from pathlib import Path
 
 import pytest
 from _support import SOAK, fast_agent_yaml, render_yaml
-from _taptap_bus import PowerReading, TapBus, long_address, repeat_cycles, taptap_server
+from _taptap_bus import (
+    SAMPLE_GATEWAY,
+    SAMPLE_READINGS,
+    PowerReading,
+    TapBus,
+    long_address,
+    repeat_cycles,
+    taptap_server,
+)
 from _taptap_rig import start_plugin, taptap_bin
 
 from telegraf_bridge.testing import InfluxD1, TelegrafProcess, parse_lines, wait_for
 
-GW = 0x1201  # 4609, the gateway id of taptap's README samples
+GW = SAMPLE_GATEWAY  # 4609, the gateway id of taptap's README samples
 GW_ADDR = bytes.fromhex("04C05B300002BE16")
 NODE_ADDR = long_address("4-9A57A2L")
-READINGS = [
-    PowerReading(GW, 116, 30.6, 30.2, 6.94, 1.0, 26.8, 132),
-    PowerReading(GW, 82, 30.55, 0.0, 6.845, 0.0, -7.5, 147),
-    PowerReading(GW, 121, 29.8, 21.9, 5.25, 194 / 255, 29.8, 120),
-]
+READINGS = SAMPLE_READINGS
 
 
 @pytest.fixture(scope="module")
