@@ -51,9 +51,12 @@ DEFAULT_SEGMENT_BYTES = 256 * 1024
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
-    """Where one entry lives; the payload stays on disk until it is sent."""
+    """Where one entry lives; the payload stays on disk until it is sent.
+
+    Slotted: a journal held at the cap can index a hundred thousand entries on a 512 MB Pi.
+    """
 
     seq: int
     created_ns: int
