@@ -42,13 +42,13 @@ from telegraf_bridge.plugins.common._journal import _frames as journal_frames
 from telegraf_bridge.plugins.common._journaled_writer import JournaledWriter
 from telegraf_bridge.plugins.iotflow import payload, registry
 from telegraf_bridge.plugins.iotflow.http_listener import (
-    REASONS,
     ListenerError,
     ListenerSettings,
-    RegistryWatcher,
     TelemetryListener,
     tls_context,
 )
+from telegraf_bridge.plugins.iotflow.http_stats import REASONS
+from telegraf_bridge.plugins.iotflow.registry_watcher import RegistryWatcher
 
 from telegraf_bridge.testing import free_port, parse_lines, wait_for
 

@@ -19,7 +19,7 @@ from telegraf_bridge.plugins.common import (
     SkipCounter,
 )
 from telegraf_bridge.plugins.common._status import StatusReporter
-from telegraf_bridge.plugins.iotflow.http_listener import REASONS as IOTFLOW_REASONS
+from telegraf_bridge.plugins.iotflow.http_stats import REASONS as IOTFLOW_REASONS
 
 from telegraf_bridge.testing import wait_for
 

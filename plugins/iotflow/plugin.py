@@ -18,10 +18,10 @@ from telegraf_bridge.plugins.iotflow import payload
 from telegraf_bridge.plugins.iotflow.http_listener import (
     ListenerError,
     ListenerSettings,
-    RegistryWatcher,
     TelemetryListener,
 )
 from telegraf_bridge.plugins.iotflow.registry import RegistryError
+from telegraf_bridge.plugins.iotflow.registry_watcher import RegistryWatcher
 
 log = logging.getLogger("telegraf_bridge.plugins.iotflow")
 
