@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from telegraf_bridge import paths
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -74,7 +76,7 @@ AGENT: tuple[Opt, ...] = (
     Opt(
         "buffer_directory",
         "path",
-        "/var/lib/telegraf-bridge/buffer",
+        str(paths.BUFFER_DIR),
         "Directory of the disk buffer (one write-ahead log per sink).",
     ),
     Opt(
@@ -89,7 +91,7 @@ AGENT: tuple[Opt, ...] = (
     Opt(
         "state_directory",
         "path",
-        "/var/lib/telegraf-bridge/state",
+        str(paths.STATE_DIR),
         "Directory of the plugins' state files (file positions, counters).",
     ),
     Opt(
