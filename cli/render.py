@@ -222,6 +222,8 @@ def render(
     stores: list[dict[str, str]] = []
     for source in settings.active_sources():
         manifest = MANIFESTS[source["plugin"]]
+        # A source with an MQTT half (the manifest lists Telegraf's consumer; iotflow's option
+        # schema is the one that describes it) renders the consumer and its processors.
         if "inputs.mqtt_consumer" in manifest.extra_telegraf_plugins:
             opts = _iotflow_options(source)
             if opts.mqtt.enabled:
