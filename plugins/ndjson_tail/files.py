@@ -278,7 +278,7 @@ class FileSet:
         total = 0
         for pos in self.positions.values():
             try:
-                total += max(0, os.stat(pos.path).st_size - pos.offset)  # noqa: PTH116
+                total += max(0, os.stat(pos.path).st_size - pos.offset)  # noqa: PTH116 - str path
             except OSError:
                 continue
         return total
