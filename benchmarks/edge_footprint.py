@@ -274,8 +274,8 @@ class Traffic:
             seq += 1
 
     def _mqtt(self) -> None:
-        import paho.mqtt.client as mqtt  # noqa: PLC0415 (dev dependency, only needed here)
-        from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+        import paho.mqtt.client as mqtt  # noqa: PLC0415 - dev dependency, only needed here
+        from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415 - as above
 
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}")
         client.username_pw_set("bench_mqtt", self.mqtt_key)

@@ -2,36 +2,36 @@
 
 The container entrypoint (joining those groups after dropping root) and
 ``bridge-cli install-systemd`` (``SupplementaryGroups=``) both grant device access this way,
-instead of privileges, so they share one list and one rule.
+instead of privileges, so they share one list and one rule. The list is the union of the
+plugins' ``device_globs`` (gpio_pulse: GPIO chips and /dev/gpiomem; taptap: RS485 adapters).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-# gpio_pulse (GPIO chips, /dev/gpiomem for RPi.GPIO) and taptap's RS485 adapters.
-DEVICE_GLOBS = ("gpiochip*", "gpiomem", "ttyUSB*", "ttyACM*", "ttyAMA*", "serial[0-9]*")
+from telegraf_bridge.plugins import manifests
 
 
 def device_groups(dev: Path = Path("/dev")) -> tuple[set[int], list[str]]:
     """Groups with read-write access to the device nodes present, and warnings.
 
     A node no group but root's may open gets a warning: joining the root group is not access
-    we grant.
+    we grant. Nodes are visited in name order, each once.
     """
     gids: set[int] = set()
     warnings = []
-    for pattern in DEVICE_GLOBS:
-        for node in sorted(dev.glob(pattern)):
-            try:
-                info = node.stat()
-            except OSError:
-                continue
-            if info.st_gid != 0 and info.st_mode & 0o060 == 0o060:
-                gids.add(info.st_gid)
-            else:
-                warnings.append(
-                    f"{node} is open to root only (mode {info.st_mode & 0o777:o}, gid "
-                    f"{info.st_gid}): give it a group with read-write access"
-                )
+    nodes = {node for pattern in manifests.device_globs() for node in dev.glob(pattern)}
+    for node in sorted(nodes):
+        try:
+            info = node.stat()
+        except OSError:
+            continue
+        if info.st_gid != 0 and info.st_mode & 0o060 == 0o060:
+            gids.add(info.st_gid)
+        else:
+            warnings.append(
+                f"{node} is open to root only (mode {info.st_mode & 0o777:o}, gid "
+                f"{info.st_gid}): give it a group with read-write access"
+            )
     return gids, warnings

@@ -14,7 +14,8 @@ Two layers, applied in this order over the YAML file:
    the first ``hoymiles`` source, or add one, and seed 004's ``TAPTAP_CMD`` and
    ``INFLUX_MEASUREMENT`` the first ``taptap`` source.
    Seed 003's ``RAW_BUCKET``/``B1M_BUCKET``/``B5M_BUCKET``/``B1H_BUCKET`` name the
-   downsampling tiers and its ``MEASUREMENT`` the pulse measurement of ``gpio_pulse`` sources.
+   downsampling tiers and its ``MEASUREMENT`` the pulse measurement of ``gpio_pulse`` sources
+   (every source whose manifest routes it into the tiers).
 2. Canonical variables: ``BRIDGE_AGENT_<KEY>``, ``BRIDGE_SINK_<NAME>_<KEY>`` and
    ``BRIDGE_SOURCE_<NAME>_<KEY>`` set any scalar option (NAME upper-cased, ``-`` as ``_``).
 """
@@ -26,6 +27,8 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from telegraf_bridge.plugins.manifests import tier_routed
 
 
 @dataclass(frozen=True)
@@ -410,15 +413,14 @@ def apply_downsampling_aliases(
     sources = doc.get("sources")
     if not measurement or not isinstance(sources, list):
         return
-    for source in sources:
-        if isinstance(source, dict) and source.get("plugin") == "gpio_pulse":
-            options = source.setdefault("options", {})
-            if isinstance(options, dict):
-                options["measurement"] = measurement
-                notes.append(
-                    f"source {source.get('name')!r}: measurement {measurement!r} from "
-                    f"{PULSE_MEASUREMENT_ENV} (seed {DOWNSAMPLING_SEED})"
-                )
+    for source in tier_routed(s for s in sources if isinstance(s, dict)):
+        options = source.setdefault("options", {})
+        if isinstance(options, dict):
+            options["measurement"] = measurement
+            notes.append(
+                f"source {source.get('name')!r}: measurement {measurement!r} from "
+                f"{PULSE_MEASUREMENT_ENV} (seed {DOWNSAMPLING_SEED})"
+            )
 
 
 def apply_canonical(doc: dict[str, Any], env: Mapping[str, str]) -> None:

@@ -2,8 +2,9 @@
 
 Why a module of its own: ``healthcheck`` takes its default ``--measurement`` from the config,
 and ``install-systemd`` must know before it writes a timer whether that default is clear. Both
-read the same table of each plugin's main measurement: the option that names it and the
-plugin's own default for that option (plugins/<name>/README.md, "Metrics").
+read each plugin's main measurement from its manifest: the option that names it and the
+plugin's own default for that option (plugins/<name>/README.md, "Metrics"), or none when the
+devices name their measurements (iotflow: the topic's last level or the request's "type").
 """
 
 from __future__ import annotations
@@ -13,19 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from telegraf_bridge.cli.settings import Settings
+from telegraf_bridge.plugins.manifests import manifest_of
 
-# plugin -> (option naming its main measurement, the plugin's default for it). The measurement
-# is the one written for every reading (not a status or aggregate measurement).
-MAIN_MEASUREMENT: Mapping[str, tuple[str, str]] = {
-    "taptap": ("measurement", "tigo_power_report"),
-    "gpio_pulse": ("measurement", "PowerPulse"),
-    "ndjson_tail": ("measurement", "smartsolar"),
-    "hoymiles": ("measurement_dtu", "dtu"),
-    "demo": ("measurement", "demo"),
-}
-# Plugins whose measurements are named by the devices (iotflow: the topic's last level or the
-# request's "type"), so the config cannot say which one to watch.
-DEVICE_NAMED = frozenset({"iotflow"})
 # With no source at all (a config naming only sinks, or seed 004's INFLUX_URL/INFLUX_DB alone)
 # the health check keeps seed 004's measurement, whose tigo_healthcheck.py it replaces.
 SEED_DEFAULT = "tigo_power_report"
@@ -48,15 +38,13 @@ def source_measurements(settings: Settings) -> list[SourceMeasurement]:
     """Each enabled source with its main measurement, in the config's order."""
     found = []
     for source in settings.active_sources():
-        plugin = str(source["plugin"])
+        manifest = manifest_of(source)
+        if manifest is None:
+            continue
         options: Mapping[str, Any] = source.get("options") or {}
-        if plugin in MAIN_MEASUREMENT:
-            option, default = MAIN_MEASUREMENT[plugin]
-            found.append(
-                SourceMeasurement(source["name"], plugin, str(options.get(option, default)))
-            )
-        elif plugin in DEVICE_NAMED:
-            found.append(SourceMeasurement(source["name"], plugin, None))
+        main = manifest.main_measurement
+        measurement = None if main is None else str(options.get(main.option, main.default))
+        found.append(SourceMeasurement(source["name"], manifest.name, measurement))
     return found
 
 

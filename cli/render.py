@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from telegraf_bridge.cli import iotflow_files, plugin_options, schema, tiers
+from telegraf_bridge.cli import iotflow_files, plugin_options, tiers
 from telegraf_bridge.cli.fsutil import write_atomic
 from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.cli.toml_values import (
@@ -22,6 +22,7 @@ from telegraf_bridge.cli.toml_values import (
 from telegraf_bridge.plugins.common import ConfigError, format_duration, parse_duration
 from telegraf_bridge.plugins.iotflow import options as iotflow_options
 from telegraf_bridge.plugins.iotflow import registry
+from telegraf_bridge.plugins.manifests import MANIFESTS, tier_routed
 
 from telegraf_bridge import __version__, paths
 
@@ -220,14 +221,17 @@ def render(
     mqtt_inputs: list[dict[str, Any]] = []
     stores: list[dict[str, str]] = []
     for source in settings.active_sources():
-        if source["plugin"] == "iotflow":
+        manifest = MANIFESTS[source["plugin"]]
+        # A source with an MQTT half (the manifest lists Telegraf's consumer; iotflow's option
+        # schema is the one that describes it) renders the consumer and its processors.
+        if "inputs.mqtt_consumer" in manifest.extra_telegraf_plugins:
             opts = _iotflow_options(source)
             if opts.mqtt.enabled:
                 mqtt_inputs.append(
                     _iotflow_mqtt(source, opts, stores, order=1 + 2 * len(mqtt_inputs))
                 )
                 rendered.plugin_configs[opts.lookup_file] = _lookup_table(opts)
-            if not opts.http.enabled:
+            if not manifest.runs_execd(opts):
                 continue
         conf_path = plugin_dir / f"{source['name']}.toml"
         plugin_doc: dict[str, Any] = {
@@ -243,7 +247,7 @@ def render(
             # Every source keeps the disk buffer and the journals within the cap.
             plugin_doc["buffer_directory"] = settings.agent["buffer_directory"]
             plugin_doc["buffer_max_size_mb"] = settings.agent["buffer_max_size_mb"]
-        if source["plugin"] == "gpio_pulse":
+        if manifest.tier_route:
             plugin_doc.update(_tier_options(settings))
         plugin_doc.update(source["options"])
         rendered.plugin_configs[conf_path] = dump_document(
@@ -251,10 +255,10 @@ def render(
             header=f"Plugin config of source '{source['name']}', rendered by bridge-cli.\n"
             "Do not edit: change bridge.yaml and render again.",
         )
-        module = schema.PLUGINS[source["plugin"]]
-        sources.append({**source, "command": [python, "-m", module, "--config", str(conf_path)]})
+        command = [python, "-m", manifest.module, "--config", str(conf_path)]
+        sources.append({**source, "command": command})
     sinks = []
-    routes = any(s["plugin"] == "gpio_pulse" for s in settings.active_sources())
+    routes = bool(tier_routed(settings.active_sources()))
     route_tag = settings.downsampling["route_tag"] if routes else ""
     for sink in settings.active_sinks():
         sinks.append({**sink, "token_ref": _token_ref(sink, stores), "route_tag": route_tag})

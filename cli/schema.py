@@ -11,21 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from telegraf_bridge.plugins.manifests import MANIFESTS
+
+from telegraf_bridge import paths
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-# Plugins that exist in this release; a source naming another one is a config error.
-PLUGINS: dict[str, str] = {
-    "demo": "telegraf_bridge.plugins.demo",
-    "ndjson_tail": "telegraf_bridge.plugins.ndjson_tail",
-    "hoymiles": "telegraf_bridge.plugins.hoymiles",
-    "taptap": "telegraf_bridge.plugins.taptap",
-    "gpio_pulse": "telegraf_bridge.plugins.gpio_pulse",
-    "iotflow": "telegraf_bridge.plugins.iotflow",
-}
-# Sources whose devices must not be polled at the agent's pace: their interval, when the
-# source sets none (a DTU is polled every 60 s, as the seed did).
-PLUGIN_INTERVALS: dict[str, str] = {"hoymiles": "60s"}
 
 SINK_TYPES = ("influxdb_v2", "influxdb_v1", "influxdb_v3", "file")
 
@@ -74,7 +65,7 @@ AGENT: tuple[Opt, ...] = (
     Opt(
         "buffer_directory",
         "path",
-        "/var/lib/telegraf-bridge/buffer",
+        str(paths.BUFFER_DIR),
         "Directory of the disk buffer (one write-ahead log per sink).",
     ),
     Opt(
@@ -89,7 +80,7 @@ AGENT: tuple[Opt, ...] = (
     Opt(
         "state_directory",
         "path",
-        "/var/lib/telegraf-bridge/state",
+        str(paths.STATE_DIR),
         "Directory of the plugins' state files (file positions, counters).",
     ),
     Opt(
@@ -145,6 +136,9 @@ AGENT: tuple[Opt, ...] = (
     ),
 )
 
+# Plugins whose devices must not be polled at the agent's pace (their manifests say how often).
+_OWN_INTERVAL = [m for m in MANIFESTS.values() if m.default_interval]
+
 SOURCE: tuple[Opt, ...] = (
     Opt("name", "name", None, "Unique name; keys the plugin's state and log lines.", required=True),
     Opt(
@@ -152,7 +146,7 @@ SOURCE: tuple[Opt, ...] = (
         "string",
         None,
         "Which plugin runs this source.",
-        choices=tuple(PLUGINS),
+        choices=tuple(MANIFESTS),
         required=True,
     ),
     Opt("enabled", "boolean", True, "Leave the source out of the rendered config when false."),
@@ -167,7 +161,9 @@ SOURCE: tuple[Opt, ...] = (
         "interval",
         "duration",
         "",
-        "Gather interval; empty means the agent's `interval` (`hoymiles`: 60s).",
+        "Gather interval; empty means the agent's `interval` ("
+        + ", ".join(f"`{m.name}`: {m.default_interval}" for m in _OWN_INTERVAL)
+        + ").",
     ),
     Opt("restart_delay", "duration", "10s", "Delay before Telegraf restarts an exited plugin."),
     Opt("options", "mapping", {}, "Plugin options, written to the plugin's own config file."),

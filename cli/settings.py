@@ -20,6 +20,7 @@ import yaml
 from telegraf_bridge.cli import envmap, plugin_options, schema, yaml_vars
 from telegraf_bridge.plugins.common import ConfigError, parse_duration
 from telegraf_bridge.plugins.common._clock import parse_time_floor
+from telegraf_bridge.plugins.manifests import manifest_of, tier_routed
 
 _FORBIDDEN_SECRETS = ("token", "password", "api_key", "secret")
 _SECTIONS = ("agent", "downsampling", "sources", "sinks")
@@ -107,8 +108,8 @@ def _anchor_paths(settings: Settings, base: Path) -> None:
             if opt.kind == "path" and not (opt.key == "python" and "/" not in str(value)):
                 values[opt.key] = _anchored(value, base)
     for source in settings.sources:
-        keys = plugin_options.PATH_KEYS.get(source["plugin"], ())
-        _anchor_options(source["options"], keys, base)
+        manifest = manifest_of(source)
+        _anchor_options(source["options"], manifest.path_keys if manifest else (), base)
 
 
 def _coerce(opt: schema.Opt, value: Any, where: str, problems: list[str]) -> Any:
@@ -237,7 +238,8 @@ def _validate(
             continue
         src = _section(schema.SOURCE, item, where, problems)
         if not src["interval"]:
-            src["interval"] = schema.PLUGIN_INTERVALS.get(src["plugin"], agent["interval"])
+            manifest = manifest_of(src)
+            src["interval"] = (manifest and manifest.default_interval) or agent["interval"]
         if src["enabled"]:
             problems.extend(plugin_options.problems(src, where))
         sources.append(src)
@@ -307,7 +309,7 @@ def _note_tiers(
     InfluxDB answers a write to a missing bucket or retention policy with an error on which
     Telegraf drops the batch instead of retrying, so the order matters.
     """
-    meters = [s for s in sources if s["enabled"] and s["plugin"] == "gpio_pulse"]
+    meters = [s for s in tier_routed(sources) if s["enabled"]]
     influx = [k for k in sinks if k["enabled"] and k["type"].startswith("influxdb")]
     if meters and influx:
         notes.append(

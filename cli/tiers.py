@@ -20,6 +20,7 @@ from typing import Any
 from telegraf_bridge.cli.settings import Settings
 from telegraf_bridge.plugins.common import ConfigError, parse_duration
 from telegraf_bridge.plugins.gpio_pulse.channels import Channel, channels_from_options
+from telegraf_bridge.plugins.manifests import tier_routed
 
 DEFAULT_MEASUREMENT = "PowerPulse"
 RAW_FIELD = "Pulse"
@@ -91,7 +92,7 @@ def layout_from_settings(settings: Settings) -> Layout:
     before the meter is wired.
     """
     ds = settings.downsampling
-    sources = [s for s in settings.active_sources() if s["plugin"] == "gpio_pulse"]
+    sources = tier_routed(settings.active_sources())
     measurements = {str(s["options"].get("measurement", DEFAULT_MEASUREMENT)) for s in sources}
     if len(measurements) > 1:
         raise ConfigError(

@@ -40,6 +40,8 @@ from telegraf_bridge.cli.commands.check_config import config_check
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
 
+from telegraf_bridge import paths
+
 CONFIG_YAML_ENV = "BRIDGE_CONFIG_YAML"
 CONFIG_ENV = "BRIDGE_CONFIG"
 DATA_DIR_ENV = "BRIDGE_DATA_DIR"
@@ -47,8 +49,8 @@ RUN_AS_ENV = "BRIDGE_RUN_AS"
 HEALTH_ENV = "BRIDGE_HEALTH_LISTEN"
 CHECK_ENV = "BRIDGE_CHECK"
 
-DEFAULT_CONFIG = Path("/etc/telegraf-bridge/bridge.yaml")
-DEFAULT_DATA_DIR = Path("/var/lib/telegraf-bridge")
+DEFAULT_CONFIG = paths.CONFIG_FILE
+DEFAULT_DATA_DIR = paths.DATA_DIR
 DEFAULT_RUN_AS = "bridge"
 DEFAULT_HEALTH = "127.0.0.1:8080"
 RENDERED_NAME = "telegraf.conf"

@@ -1,9 +1,10 @@
 """The container health check: Telegraf's health output must answer 200.
 
-Standard library only and no bundle imports, because Docker (and the balena supervisor, which
-restarts unhealthy containers) runs it every interval, on a Pi Zero too, where importing click
-and jinja2 would cost more than the check. The entrypoint writes the address the rendered
-config listens on into the data directory; ``BRIDGE_HEALTH_LISTEN`` is the fallback.
+Standard library only (and the bundle's ``paths``, itself standard library only), because
+Docker (and the balena supervisor, which restarts unhealthy containers) runs it every
+interval, on a Pi Zero too, where importing click and jinja2 would cost more than the check.
+The entrypoint writes the address the rendered config listens on into the data
+directory; ``BRIDGE_HEALTH_LISTEN`` is the fallback.
 
 Exit 0: healthy. Exit 1: unhealthy or not answering (the reason goes to stdout, which Docker
 keeps in ``docker inspect``).
@@ -17,13 +18,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from telegraf_bridge import paths
+
 TIMEOUT_S = 5.0
 _ANY_HOST = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104 - names of the wildcard address
 
 
 def health_url(env: dict[str, str]) -> str:
     """The URL to probe: the rendered address, with a wildcard host probed on loopback."""
-    data_dir = Path(env.get("BRIDGE_DATA_DIR") or "/var/lib/telegraf-bridge")
+    data_dir = Path(env.get("BRIDGE_DATA_DIR") or paths.DATA_DIR)
     try:
         listen = (data_dir / ".health-listen").read_text().strip()
     except OSError:

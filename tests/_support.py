@@ -21,6 +21,35 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 # `make soak` sets BRIDGE_SOAK=1 for the long fault runs.
 SOAK = bool(os.environ.get("BRIDGE_SOAK"))
 
+# Imports every plugin manifest and prints: how many, the heavy or cli modules that came with
+# them, and the files, sockets and processes opened (a manifest must need none of them).
+MANIFEST_IMPORT_PROBE = """
+import sys
+
+opened, network = [], []
+
+
+def audit(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes)):
+        name = args[0] if isinstance(args[0], str) else args[0].decode()
+        if not name.endswith((".py", ".pyc")):
+            opened.append(name)
+    elif event.startswith(("socket.", "subprocess.", "os.system")):
+        network.append(event)
+
+
+sys.addaudithook(audit)
+from telegraf_bridge.plugins import manifests
+
+heavy = sorted(
+    m for m in sys.modules
+    if m.split(".")[0] in ("click", "jinja2", "watchdog", "serial", "gpiod", "RPi", "pymodbus",
+                           "hoymiles_modbus", "hoymiles_wifi", "paho")
+    or m.startswith("telegraf_bridge.cli")
+)
+print(len(manifests.MANIFESTS), heavy, opened, network)
+"""
+
 
 def plugin_ctx(
     name: str,

@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 import yaml
-from _support import REPO, load_script, render_yaml
+from _support import MANIFEST_IMPORT_PROBE, REPO, load_script, render_yaml
+from telegraf_bridge.plugins.manifests import MANIFESTS
 
 from telegraf_bridge import paths
 from telegraf_bridge.testing import ParsedPoint, TelegrafProcess, parse_lines, wait_for
@@ -440,6 +441,22 @@ print(watchdog.observers.Observer.__name__, paho.mqtt.client.Client.__name__)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["InotifyObserver", "Client"], result.stdout
+
+
+def test_plugin_manifests_import_pure_on_armel_python(
+    armel_python: tuple[Path, list[str]],
+) -> None:
+    """bridge-cli reads every plugin's manifest on a Pi Zero: no device library, file or socket."""
+    python, _modules = armel_python
+    result = subprocess.run(
+        [str(python), "-c", MANIFEST_IMPORT_PROBE],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{len(MANIFESTS)} [] [] []"
 
 
 def test_pi_zero_stack_end_to_end(

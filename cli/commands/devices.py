@@ -20,7 +20,9 @@ from telegraf_bridge.cli.settings import InvalidConfig, load_settings
 from telegraf_bridge.plugins.common import ConfigError, Section
 from telegraf_bridge.plugins.iotflow import options as iotflow_options
 from telegraf_bridge.plugins.iotflow import registry
+from telegraf_bridge.plugins.iotflow.manifest import MANIFEST as IOTFLOW
 from telegraf_bridge.plugins.iotflow.registry import Device, Registry, RegistryError
+from telegraf_bridge.plugins.manifests import sources_of
 
 
 def _fail(message: str) -> NoReturn:
@@ -39,7 +41,7 @@ def _resolve(
             settings = load_settings(config_path)
         except InvalidConfig as exc:
             _fail(str(exc))
-        found = [s for s in settings.sources if s["plugin"] == "iotflow"]
+        found = sources_of(settings.sources, IOTFLOW)
         if source_name is not None:
             found = [s for s in found if s["name"] == source_name]
         if not found:

@@ -14,6 +14,8 @@ from telegraf_bridge.cli.ndjson_preview import SkipPreview
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
 from telegraf_bridge.plugins.common import ConfigError
 from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR
+from telegraf_bridge.plugins.manifests import sources_of
+from telegraf_bridge.plugins.ndjson_tail.manifest import MANIFEST as NDJSON_TAIL
 
 
 @dataclass
@@ -43,7 +45,7 @@ def _rules(config_path: Path | None) -> _Rules:
         settings: Settings = load_settings(config_path)
     except InvalidConfig as exc:
         raise click.ClickException(str(exc)) from None
-    sources = [s for s in settings.active_sources() if s["plugin"] == "ndjson_tail"]
+    sources = sources_of(settings.active_sources(), NDJSON_TAIL)
     return _Rules(str(settings.agent["time_floor"]), sources)
 
 

@@ -55,9 +55,10 @@ from telegraf_bridge.plugins.common._runner import LineWriter, Runner, Source
 from telegraf_bridge.plugins.common._status import STATUS_SUFFIX, StatusReporter
 from telegraf_bridge.plugins.common._wakeup import Wakeup
 
+from telegraf_bridge import paths
 from telegraf_bridge._version import __version__
 
-DEFAULT_STATE_DIR = "/var/lib/telegraf-bridge/state"
+DEFAULT_STATE_DIR = str(paths.STATE_DIR)
 # Set by `bridge-cli check-config` so a test run never moves a live file position or counter.
 STATE_OVERRIDE_ENV = "TELEGRAF_BRIDGE_STATE_DIR"
 EXIT_CONFIG = 2

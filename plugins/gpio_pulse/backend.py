@@ -78,7 +78,7 @@ def open_backend(kind: str, channels: Sequence[Channel], *, chip: str = "auto") 
     Raspberry Pi header's chip; RPi.GPIO has no notion of chips and ignores it.
     """
     # Imported on use: the hardware modules import BackendError and EdgeSink from here.
-    from telegraf_bridge.plugins.gpio_pulse import hw_gpiod, hw_rpigpio  # noqa: PLC0415
+    from telegraf_bridge.plugins.gpio_pulse import hw_gpiod, hw_rpigpio  # noqa: PLC0415 - import cycle
 
     if kind == "sim":
         raise ValueError('backend "sim" is built by the plugin itself, not by open_backend')

@@ -69,7 +69,7 @@ class ModbusTransport:
 
     def __init__(self, host: str, port: int, unit_id: int, timeout_s: float) -> None:
         try:
-            from hoymiles_modbus.client import HoymilesModbusTCP  # noqa: PLC0415
+            from hoymiles_modbus.client import HoymilesModbusTCP  # noqa: PLC0415 - optional extra
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise ConfigError(
                 "the modbus transport needs hoymiles_modbus: "

@@ -40,10 +40,10 @@ DEFAULT_INTERVAL_S = 60.0
 def build_transport(kind: str, host: str, port: int, unit_id: int, timeout_s: float) -> Transport:
     """The transport named in the config; a missing library is a config error (raised there)."""
     if kind == "wifi":
-        from telegraf_bridge.plugins.hoymiles.wifi import WifiTransport  # noqa: PLC0415
+        from telegraf_bridge.plugins.hoymiles.wifi import WifiTransport  # noqa: PLC0415 - optional extra
 
         return WifiTransport(host, port, timeout_s)
-    from telegraf_bridge.plugins.hoymiles.modbus import ModbusTransport  # noqa: PLC0415
+    from telegraf_bridge.plugins.hoymiles.modbus import ModbusTransport  # noqa: PLC0415 - optional extra
 
     return ModbusTransport(host, port, unit_id, timeout_s)
 

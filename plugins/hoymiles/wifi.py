@@ -101,7 +101,7 @@ class WifiTransport:
 
     def __init__(self, host: str, port: int, timeout_s: float) -> None:
         try:
-            from hoymiles_wifi.dtu import DTU, NetworkState  # noqa: PLC0415
+            from hoymiles_wifi.dtu import DTU, NetworkState  # noqa: PLC0415 - optional extra
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise ConfigError(
                 "the wifi transport needs hoymiles-wifi: "

@@ -130,7 +130,7 @@ class TelemetryHandler(BaseHTTPRequestHandler):
             self.server.stats.reject("not_found", self._client(), self._route()[:100])
             self._reply(HTTPStatus.NOT_FOUND, {"error": "not found"})
 
-    do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other  # noqa: N815
+    do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other  # noqa: N815 - http.server names
 
     # -- POST /api/v1/devices/telemetry ------------------------------------------------------
 

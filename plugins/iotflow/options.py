@@ -14,7 +14,9 @@ from pathlib import Path
 from telegraf_bridge.plugins.common._config import ConfigError, Section
 from telegraf_bridge.plugins.iotflow.registry import TAG_KEYS
 
-DEFAULT_REGISTRY = "/etc/telegraf-bridge/devices.yaml"
+from telegraf_bridge import paths
+
+DEFAULT_REGISTRY = str(paths.DEVICE_REGISTRY)
 # Options that name files (dotted: in a table); bridge-cli anchors relative ones at the config
 # file's directory.
 PATH_KEYS = ("registry", "http.tls_cert", "http.tls_key", "mqtt.password_file", "mqtt.tls_ca")

@@ -96,8 +96,8 @@ class NdjsonTail:
     def _start_watching(self, globs: list[str], ctx: PluginContext) -> Any:
         try:
             # Imported here: watchdog is optional on hosts where polling is enough.
-            from watchdog.events import FileSystemEventHandler  # noqa: PLC0415
-            from watchdog.observers import Observer  # noqa: PLC0415
+            from watchdog.events import FileSystemEventHandler  # noqa: PLC0415 - optional
+            from watchdog.observers import Observer  # noqa: PLC0415 - optional
         except ImportError:
             if self.watch == "inotify":
                 raise ConfigError(

@@ -1,7 +1,13 @@
-"""Every filesystem location the CLI uses, in one place.
+"""Every filesystem location the bundle uses, in one place.
 
-Tests point all of them into ``tmp_path`` through the environment variables named here, so a
-test run never touches the developer's cache or state.
+The defaults on a device (data under ``/var/lib``, configuration under ``/etc``) are named
+once here: the schema's defaults, the plugins' fallback state directory, the container
+entrypoint and health probe and ``install-systemd`` all read them from this module, so a
+packager who moves them changes one file. Standard library only: the health probe and every
+plugin import it, on a Pi Zero too.
+
+Tests point the build and cache locations into ``tmp_path`` through the environment variables
+named here, so a test run never touches the developer's cache or state.
 """
 
 from __future__ import annotations
@@ -12,6 +18,16 @@ from pathlib import Path
 
 CACHE_ENV = "TELEGRAF_BRIDGE_CACHE"
 TELEGRAF_BIN_ENV = "TELEGRAF_BIN"
+
+# What Telegraf and the plugins write: the disk buffer, the plugins' state, rendered configs.
+DATA_DIR = Path("/var/lib/telegraf-bridge")
+BUFFER_DIR = DATA_DIR / "buffer"
+STATE_DIR = DATA_DIR / "state"
+# What the administrator writes: bridge.yaml, the environment file, iotflow's device registry.
+CONFIG_DIR = Path("/etc/telegraf-bridge")
+CONFIG_FILE = CONFIG_DIR / "bridge.yaml"
+ENV_FILE = CONFIG_DIR / "bridge.env"
+DEVICE_REGISTRY = CONFIG_DIR / "devices.yaml"
 
 
 def cache_root() -> Path:

@@ -15,7 +15,7 @@ from telegraf_bridge.plugins.common import (
 
 def main() -> None:
     setup_logging()
-    with open(sys.argv[1], encoding="utf-8") as handle:  # noqa: PTH123
+    with open(sys.argv[1], encoding="utf-8") as handle:  # noqa: PTH123 - plain os calls, as in the other helpers
         doc = json.load(handle)
     serializer = LineProtocolSerializer(
         field_types={k: FieldType(v) for k, v in doc.get("types", {}).items()},

@@ -41,7 +41,7 @@ def main() -> None:
     if flag != "-m":
         raise SystemExit("usage: record_stdout.py RECORD_DIR -m MODULE [ARGS ...]")
     os.makedirs(record_dir, exist_ok=True)  # noqa: PTH103 - plain os calls, as in the other helpers
-    name = os.path.join(record_dir, f"{os.getpid()}-{time.time_ns()}.lp")  # noqa: PTH118
+    name = os.path.join(record_dir, f"{os.getpid()}-{time.time_ns()}.lp")  # noqa: PTH118 - plain os calls, as above
     record_fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     sys.stdout = io.TextIOWrapper(
         io.BufferedWriter(RecordingStdout(record_fd)), encoding="utf-8", line_buffering=False

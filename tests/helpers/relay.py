@@ -17,7 +17,7 @@ def main() -> None:
     fifo = sys.argv[1]
     threading.Thread(target=_watch_stdin, daemon=True).start()
     while True:
-        with open(fifo, "rb") as source:  # noqa: PTH123
+        with open(fifo, "rb") as source:  # noqa: PTH123 - plain os calls, as in the other helpers
             data = source.read()
         if data:
             sys.stdout.buffer.write(data)
