@@ -16,9 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import START, python, telegraf_binary
+from _bench import REPO, START, python, telegraf_binary
 
-from telegraf_bridge.testing import InfluxD1, TelegrafProcess, wait_for
+# The test servers (tests/rig).
+sys.path.insert(0, str(REPO / "tests"))
+from rig import InfluxD1, TelegrafProcess, wait_for
 
 HERE = Path(__file__).resolve().parent
 

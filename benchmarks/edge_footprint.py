@@ -58,13 +58,13 @@ from telegraf_bridge.plugins.common import Section
 from telegraf_bridge.plugins.iotflow import options as iotflow_options
 from telegraf_bridge.plugins.iotflow import registry
 
-from telegraf_bridge.testing import InfluxD1, Mosquitto, TelegrafProcess, free_port, wait_for
-
-# The DTU and bus stand-ins of the tests (tests/_hoymiles_rig.py, tests/_taptap_bus.py).
+# The test servers (tests/rig) and the DTU and bus stand-ins of the tests
+# (tests/_hoymiles_rig.py, tests/_taptap_bus.py).
 sys.path.insert(0, str(REPO / "tests"))
 from _hoymiles_rig import ModbusDtu, Row
 from _taptap_bus import PowerReading, TapBus, repeat_cycles, taptap_server
 from _taptap_rig import taptap_bin
+from rig import InfluxD1, Mosquitto, TelegrafProcess, free_port, wait_for
 
 BINARY_TARGET_BYTES = 30 * 10**6
 BUNDLE_PSS_TARGET_BYTES = 80 * 10**6

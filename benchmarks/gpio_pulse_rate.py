@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _bench import telegraf_binary
+from _bench import REPO, telegraf_binary
 from _footprint import children, cpu_seconds
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.settings import load_settings
 
-from telegraf_bridge.testing import TelegrafProcess
+# The test servers (tests/rig).
+sys.path.insert(0, str(REPO / "tests"))
+from rig import TelegrafProcess
 
 CHANNELS = 3
 

@@ -25,6 +25,7 @@ import http.client
 import itertools
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -32,11 +33,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _bench import python, strace_command, telegraf_binary, traced_calls
+from _bench import REPO, python, strace_command, telegraf_binary, traced_calls
 from _footprint import children, cpu_seconds, tree_cpu_seconds
 from telegraf_bridge.plugins.iotflow import registry
 
-from telegraf_bridge.testing import InfluxD1, TelegrafProcess, free_port, wait_for
+# The test servers (tests/rig).
+sys.path.insert(0, str(REPO / "tests"))
+from rig import InfluxD1, TelegrafProcess, free_port, wait_for
 
 ENDPOINT = "/api/v1/devices/telemetry"
 BASE = datetime(2026, 3, 1, tzinfo=UTC)

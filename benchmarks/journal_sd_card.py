@@ -60,13 +60,13 @@ from _bench import REPO, python, smartsolar_line, strace_command, traced_calls
 from _footprint import children
 from http_ingest import make_registry
 
-from telegraf_bridge.testing import free_port, wait_for
-
-# The DTU and bus stand-ins of the tests (tests/_hoymiles_rig.py, tests/_taptap_bus.py).
+# The test servers (tests/rig) and the DTU and bus stand-ins of the tests
+# (tests/_hoymiles_rig.py, tests/_taptap_bus.py).
 sys.path.insert(0, str(REPO / "tests"))
 from _hoymiles_rig import ModbusDtu, Row
 from _taptap_bus import PowerReading, TapBus, taptap_server
 from _taptap_rig import taptap_bin
+from rig import free_port, wait_for
 
 PLUGINS = ("ndjson_tail", "gpio_pulse", "taptap", "hoymiles", "iotflow")
 HOUR = 3600.0

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from _support import HELPERS, SOAK, render_yaml
+from rig import InfluxD1, TelegrafProcess
 
-from telegraf_bridge.testing import InfluxD1, LineProtocolError, TelegrafProcess, parse_line
+from telegraf_bridge.testing import LineProtocolError, parse_line
 
 SEED_ENV = "BRIDGE_FAULT_SEED"
 _SEED_TEXT = os.environ.get(SEED_ENV, "")

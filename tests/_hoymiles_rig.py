@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegraf_bridge.testing import free_port
+from rig import free_port
+
+from telegraf_bridge.testing import plugin_ctx
 
 ROW_BASE = 0x1000
 ROW_STRIDE = 40
@@ -399,8 +401,6 @@ class WifiDtu:
 
 def make_ctx(options: dict[str, Any], state_dir: Any, interval_s: float = 60.0) -> Any:
     """A PluginContext as plugin_main builds it, for driving HoymilesSource directly."""
-    from _support import plugin_ctx
-
     return plugin_ctx("hoymiles", options, state_dir, interval_s)
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from _support import render_yaml
-
-from telegraf_bridge.testing import InfluxD1, TelegrafProcess, wait_for
+from rig import InfluxD1, TelegrafProcess, wait_for
 
 STATES = ("OFF", "BULK", "ABSORPTION", "FLOAT")
 DEVICES = (

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from telegraf_bridge.testing import FakeInfluxV3, InfluxD1, InfluxD2
-from telegraf_bridge.testing._influxd2 import OPERATOR_TOKEN
+from rig import FakeInfluxV3, InfluxD1, InfluxD2
+from rig.influxd2 import OPERATOR_TOKEN
 
 V2_TOKEN = OPERATOR_TOKEN
 V3_TOKEN = "canary-v3-token"

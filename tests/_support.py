@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-import io
 import os
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, BinaryIO
 
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.settings import load_settings
@@ -49,38 +47,6 @@ heavy = sorted(
 )
 print(len(manifests.MANIFESTS), heavy, opened, network)
 """
-
-
-def plugin_ctx(
-    name: str,
-    options: dict[str, Any],
-    state_dir: Any,
-    interval_s: float = 60.0,
-    stdout: BinaryIO | None = None,
-) -> Any:
-    """A PluginContext as plugin_main builds it, for driving a source in-process."""
-    from telegraf_bridge.plugins.common import (
-        ClockGuard,
-        LineProtocolSerializer,
-        LineWriter,
-        PluginContext,
-        Section,
-        SkipCounter,
-    )
-    from telegraf_bridge.plugins.common._wakeup import Wakeup
-
-    serializer = LineProtocolSerializer(time_floor_ns=0, counter=SkipCounter())
-    return PluginContext(
-        name=name,
-        config=Section(options, name),
-        state_dir=state_dir,
-        instance=name,
-        serializer=serializer,
-        clock_guard=ClockGuard(floor_ns=0, require_sync=False),
-        interval_s=interval_s,
-        writer=LineWriter(stdout if stdout is not None else io.BytesIO(), serializer),
-        wakeup=Wakeup(),
-    )
 
 
 def render_yaml(text: str, out_dir: Path, env: dict[str, str] | None = None) -> Path:

@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 from _support import REPO
+from rig import FakeInfluxV3, InfluxD1, InfluxD2, find_influxd, find_influxd2
 
 from telegraf_bridge import paths
-from telegraf_bridge.testing import (
-    FakeInfluxV3,
-    InfluxD1,
-    InfluxD2,
-    find_influxd,
-    find_influxd2,
-)
 
 # Variables a developer's shell may carry that would change what a test renders.
 _LEAKY_PREFIXES = ("INFLUX_", "INFLUXDB_", "BRIDGE_", "TELEGRAF_BRIDGE_")

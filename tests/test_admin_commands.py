@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from rig import FakeInfluxV3
 from telegraf_bridge.cli.commands import verify
 from telegraf_bridge.cli.influx_admin._influxql import canonical, continuous_queries, scaled
 from telegraf_bridge.cli.influx_admin.base import AdminError
@@ -20,8 +21,6 @@ from telegraf_bridge.cli.influx_admin.registry import backend_for
 from telegraf_bridge.cli.main import cli
 from telegraf_bridge.cli.settings import load_settings
 from telegraf_bridge.cli.tiers import layout_from_settings
-
-from telegraf_bridge.testing import FakeInfluxV3
 
 CANARY = "canary-SECRET-token-7f3a9c2e41"
 

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from rig import InfluxD1, wait_for
 from telegraf_bridge.cli.main import cli
-
-from telegraf_bridge.testing import InfluxD1, wait_for
 
 pytestmark = pytest.mark.influxd
 

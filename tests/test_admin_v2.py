@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rig import InfluxD2
+from rig.influxd2 import OPERATOR_TOKEN, Reply
 from telegraf_bridge.cli.influx_admin._http import AuthFailed, Unreachable
 from telegraf_bridge.cli.influx_admin._v2_flux import (
     count_flux,
@@ -27,9 +29,6 @@ from telegraf_bridge.cli.influx_admin.base import AdminError, Step
 from telegraf_bridge.cli.influx_admin.v2 import InfluxV2Admin, token_file
 from telegraf_bridge.cli.settings import load_settings
 from telegraf_bridge.cli.tiers import Layout, layout_from_settings, written_names
-
-from telegraf_bridge.testing import InfluxD2
-from telegraf_bridge.testing._influxd2 import OPERATOR_TOKEN, Reply
 
 pytestmark = pytest.mark.influxd2
 

@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from rig import FakeInfluxV3
 from telegraf_bridge.cli.main import cli
-
-from telegraf_bridge.testing import FakeInfluxV3
 
 TOKEN = "apiv3_canary-admin-token-0123456789"
 TIERS = ("PowerLogger_raw", "PowerLogger_1m", "PowerLogger_5m", "PowerLogger_1h")

@@ -25,10 +25,11 @@ from typing import Any
 import pytest
 import yaml
 from _support import MANIFEST_IMPORT_PROBE, REPO, load_script, render_yaml
+from rig import TelegrafProcess, wait_for
 from telegraf_bridge.plugins.manifests import MANIFESTS
 
 from telegraf_bridge import paths
-from telegraf_bridge.testing import ParsedPoint, TelegrafProcess, parse_lines, wait_for
+from telegraf_bridge.testing import ParsedPoint, parse_lines
 
 pytestmark = [pytest.mark.telegraf, pytest.mark.timeout(1200)]
 

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 from _support import EXAMPLES
 from click.testing import CliRunner
+from rig import free_port
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.main import cli
 from telegraf_bridge.cli.settings import load_settings
-
-from telegraf_bridge.testing import free_port
 
 pytestmark = pytest.mark.telegraf
 

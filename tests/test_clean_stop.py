@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from _support import fast_agent_yaml, render_yaml
-
-from telegraf_bridge.testing import TelegrafProcess, wait_for
+from rig import TelegrafProcess, wait_for
 
 pytestmark = pytest.mark.telegraf
 

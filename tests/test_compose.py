@@ -37,9 +37,8 @@ from _support import REPO
 from click.testing import CliRunner
 from compose_load import harness
 from paho.mqtt.enums import CallbackAPIVersion
+from rig import InfluxD2, find_mosquitto, free_port, wait_for
 from telegraf_bridge.cli.main import cli
-
-from telegraf_bridge.testing import InfluxD2, find_mosquitto, free_port, wait_for
 
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 from _support import SOAK, fast_agent_yaml, render_yaml
-
-from telegraf_bridge.testing import InfluxD2, TelegrafProcess, wait_for
+from rig import InfluxD2, TelegrafProcess, wait_for
 
 pytestmark = [pytest.mark.telegraf, pytest.mark.influxd2, pytest.mark.slow]
 

@@ -23,6 +23,7 @@ import pytest
 from _device_rig import DEVICE, NASTY, OTHER, run_delete, run_query, seed
 from _sink_rig import Backend, backend, kinds, make_backend
 from click.testing import CliRunner, Result
+from rig import FakeInfluxV3
 from telegraf_bridge.cli.commands import delete_data, query
 from telegraf_bridge.cli.device_queries import (
     Window,
@@ -33,8 +34,6 @@ from telegraf_bridge.cli.device_queries import (
 )
 from telegraf_bridge.cli.sinkquery import flux_string, influxql_ident, sql_string
 from telegraf_bridge.plugins.common import format_rfc3339_ns
-
-from telegraf_bridge.testing import FakeInfluxV3
 
 __all__ = ["backend"]
 

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 from _support import REPO
-
-from telegraf_bridge.testing import free_port, wait_for
+from rig import free_port, wait_for
 
 BIN = Path(sys.executable).parent
 HADOLINT = BIN / "hadolint"

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from _support import TRICKY_EXPECTED, TRICKY_POINTS, emitter_input, fast_agent_yaml, render_yaml
-
-from telegraf_bridge.testing import FakeInfluxV2, FakeInfluxV3, InfluxD2, TelegrafProcess, wait_for
+from rig import FakeInfluxV2, FakeInfluxV3, InfluxD2, TelegrafProcess, wait_for
 
 pytestmark = pytest.mark.telegraf
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 from _support import TRICKY_EXPECTED, TRICKY_POINTS, emitter_input, fast_agent_yaml, render_yaml
+from rig import InfluxD1, TelegrafProcess, wait_for
 from telegraf_bridge.plugins.demo.plugin import power_at
-
-from telegraf_bridge.testing import InfluxD1, TelegrafProcess, wait_for
 
 pytestmark = [pytest.mark.telegraf, pytest.mark.influxd]
 

@@ -19,10 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rig import InfluxD1, InfluxD2, free_port, wait_for
 from telegraf_bridge.telegraf import entrypoint, healthprobe
-
-from telegraf_bridge.testing import InfluxD2, free_port, wait_for
-from telegraf_bridge.testing._influxd import InfluxD1
 
 BIN = Path(sys.executable).parent
 TOKEN = "entrypoint-secret-token-0123456789"

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from telegraf_bridge.testing import FakeInfluxV2, InfluxD2
-from telegraf_bridge.testing._influxd2 import OPERATOR_TOKEN, Reply, http_call
+from rig import FakeInfluxV2, InfluxD2
+from rig.influxd2 import OPERATOR_TOKEN, Reply, http_call
 
 pytestmark = pytest.mark.influxd2
 

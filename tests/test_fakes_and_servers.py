@@ -11,8 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from telegraf_bridge.testing import FakeInfluxV2, FakeInfluxV3, InfluxD1, Mosquitto
+from rig import FakeInfluxV2, FakeInfluxV3, InfluxD1, Mosquitto
 
 LINE = b"m,t=a f=1.5,n=2i 1800000000000000000\n"
 

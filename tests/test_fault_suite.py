@@ -51,8 +51,7 @@ from _ndjson_rig import Rig as NdjsonRig
 from _taptap_bus import SAMPLE_GATEWAY, SAMPLE_READINGS, TapBus, taptap_server
 from _taptap_rig import taptap_bin
 from paho.mqtt.enums import CallbackAPIVersion
-
-from telegraf_bridge.testing import Mosquitto, free_port, wait_for
+from rig import Mosquitto, free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.telegraf, pytest.mark.influxd]
 

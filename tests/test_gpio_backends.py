@@ -41,12 +41,11 @@ from unittest import mock
 import gpiod
 import pytest
 from gpiod.line import Bias, Direction, Edge
+from rig import wait_for
 from telegraf_bridge.plugins.gpio_pulse import backend as backend_mod
 from telegraf_bridge.plugins.gpio_pulse import hw_gpiod, hw_rpigpio
 from telegraf_bridge.plugins.gpio_pulse.backend import BackendError, open_backend
 from telegraf_bridge.plugins.gpio_pulse.channels import Channel
-
-from telegraf_bridge.testing import wait_for
 
 # Imported for its API only and then dropped from sys.modules again, so no other test in this
 # process finds a working "RPi.GPIO" that this machine does not really have.

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import plugin_ctx
 from telegraf_bridge.plugins.common import ConfigError, LineProtocolSerializer, Point
 from telegraf_bridge.plugins.gpio_pulse.channels import Channel
 from telegraf_bridge.plugins.gpio_pulse.plugin import FIELD_TYPES, PulseSource
 from telegraf_bridge.plugins.gpio_pulse.sim import SimBackend, SimConfig
+
+from telegraf_bridge.testing import plugin_ctx
 
 S = 1_000_000_000
 T0 = 1_800_000_000 * S  # a minute boundary (1_800_000_000 % 60 == 0)

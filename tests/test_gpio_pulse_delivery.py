@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from _support import SOAK, fast_agent_yaml, render_yaml
-
-from telegraf_bridge.testing import InfluxD1, TelegrafProcess, wait_for
+from rig import InfluxD1, TelegrafProcess, wait_for
 
 pytestmark = [pytest.mark.telegraf, pytest.mark.influxd, pytest.mark.slow]
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from _support import fast_agent_yaml, render_yaml
-
-from telegraf_bridge.testing import FakeInfluxV3, InfluxD1, TelegrafProcess, wait_for
+from rig import FakeInfluxV3, InfluxD1, TelegrafProcess, wait_for
 
 pytestmark = [pytest.mark.telegraf]
 

@@ -16,9 +16,8 @@ import pytest
 from _sink_rig import V2_TOKEN, V3_TOKEN, Backend, ago, backend, kinds, make_backend
 from click.testing import CliRunner, Result
 from paho.mqtt.enums import CallbackAPIVersion
+from rig import FakeInfluxV3, InfluxD1, InfluxD2, Mosquitto, free_port
 from telegraf_bridge.cli.main import cli
-
-from telegraf_bridge.testing import FakeInfluxV3, InfluxD1, InfluxD2, Mosquitto, free_port
 
 __all__ = ["backend"]  # the parametrised fixture, imported for pytest
 

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from _hoymiles_rig import ModbusDtu, Row
 from _support import fast_agent_yaml, render_yaml
-
-from telegraf_bridge.testing import FakeInfluxV3, InfluxD1, InfluxD2, TelegrafProcess, wait_for
+from rig import FakeInfluxV3, InfluxD1, InfluxD2, TelegrafProcess, wait_for
 
 pytestmark = [pytest.mark.telegraf, pytest.mark.influxd, pytest.mark.influxd2]
 

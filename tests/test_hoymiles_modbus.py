@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 from _hoymiles_rig import FakeClock, ModbusDtu, RawPeer, Row, gather, make_ctx, start_source
 from _support import SOAK
+from rig import free_port
 from telegraf_bridge.plugins.common import ConfigError, Point
 from telegraf_bridge.plugins.hoymiles.modbus import ModbusTransport
 from telegraf_bridge.plugins.hoymiles.plugin import HoymilesSource
 from telegraf_bridge.plugins.hoymiles.transport import PollError
-
-from telegraf_bridge.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = json.loads(

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 from _hoymiles_rig import FakeClock, WifiDtu, WifiInverter, crc16, frame, gather, start_source
+from rig import free_port
 from telegraf_bridge.plugins.hoymiles.plugin import HoymilesSource
 from telegraf_bridge.plugins.hoymiles.snapshot import FIELD_TYPES
 from telegraf_bridge.plugins.hoymiles.transport import PollError
 from telegraf_bridge.plugins.hoymiles.wifi import WifiTransport
-
-from telegraf_bridge.testing import free_port
 
 DTU_TIME = 1_763_899_937  # not on a poll-window boundary: the DTU's own time is used
 HMS_2000 = WifiInverter(

@@ -30,11 +30,10 @@ from pathlib import Path
 import pytest
 from _support import EXAMPLES
 from click.testing import CliRunner, Result
+from rig import InfluxD1, free_port
 from telegraf_bridge.cli.commands import install_systemd
 from telegraf_bridge.cli.commands.install_systemd import read_env_file
 from telegraf_bridge.cli.main import cli
-
-from telegraf_bridge.testing import InfluxD1, free_port
 
 SERVICE = "telegraf-bridge.service"
 HEALTH = "telegraf-bridge-healthcheck.service"

@@ -39,8 +39,9 @@ from typing import Any
 
 import pytest
 from _support import REPO
+from rig import InfluxD1, InfluxD2
 
-from telegraf_bridge.testing import InfluxD1, InfluxD2, ParsedPoint, parse_lines
+from telegraf_bridge.testing import ParsedPoint, parse_lines
 
 DASHBOARDS = REPO / "plugins" / "iotflow" / "dashboards"
 INFLUXQL = DASHBOARDS / "iotflow-influxql.json"

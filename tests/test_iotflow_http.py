@@ -36,6 +36,7 @@ from _iotflow_http_rig import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rig import free_port, wait_for
 from telegraf_bridge.plugins.common import LineProtocolSerializer, LineWriter, Point, SkipCounter
 from telegraf_bridge.plugins.common._journal import Journal
 from telegraf_bridge.plugins.common._journal import _frames as journal_frames
@@ -50,7 +51,7 @@ from telegraf_bridge.plugins.iotflow.http_listener import (
 from telegraf_bridge.plugins.iotflow.http_stats import REASONS
 from telegraf_bridge.plugins.iotflow.registry_watcher import RegistryWatcher
 
-from telegraf_bridge.testing import free_port, parse_lines, wait_for
+from telegraf_bridge.testing import parse_lines
 
 NS = 1_000_000_000
 FLOOR_NS = 1_767_225_600 * NS  # 2026-01-01T00:00:00Z

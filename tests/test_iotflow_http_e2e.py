@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from _iotflow_http_rig import concurrent_posts, make_registry, post, request_bytes
 from _support import fast_agent_yaml, render_yaml
-
-from telegraf_bridge.testing import InfluxD1, TelegrafProcess, free_port, wait_for
+from rig import InfluxD1, TelegrafProcess, free_port, wait_for
 
 pytestmark = [pytest.mark.telegraf, pytest.mark.influxd]
 

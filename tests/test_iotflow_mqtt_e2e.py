@@ -21,13 +21,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from _support import fast_agent_yaml, render_yaml
 from paho.mqtt.enums import CallbackAPIVersion
+from rig import InfluxD1, Mosquitto, TelegrafProcess, free_port, wait_for
 from telegraf_bridge.cli import iotflow_files
 from telegraf_bridge.plugins.common import Section
 from telegraf_bridge.plugins.iotflow import options as iotflow_options
 from telegraf_bridge.plugins.iotflow import registry
 from telegraf_bridge.plugins.iotflow.registry import Device, Registry
-
-from telegraf_bridge.testing import InfluxD1, Mosquitto, TelegrafProcess, free_port, wait_for
 
 pytestmark = [pytest.mark.telegraf, pytest.mark.influxd]
 

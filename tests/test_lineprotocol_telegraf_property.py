@@ -16,9 +16,8 @@ import pytest
 from _support import HELPERS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rig import TelegrafProcess, wait_for
 from telegraf_bridge.plugins.common import LineProtocolSerializer, Point, SkipCounter
-
-from telegraf_bridge.testing import TelegrafProcess, wait_for
 
 pytestmark = pytest.mark.telegraf
 

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 from _ndjson_rig import Rig
-
-from telegraf_bridge.testing import InfluxD1, wait_for
+from rig import InfluxD1, wait_for
 
 pytestmark = [pytest.mark.telegraf, pytest.mark.influxd, pytest.mark.slow]
 SOAK = bool(os.environ.get("BRIDGE_SOAK"))

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from _support import plugin_ctx
 from telegraf_bridge.plugins.ndjson_tail.files import FileSet
 from telegraf_bridge.plugins.ndjson_tail.plugin import NdjsonTail
+
+from telegraf_bridge.testing import plugin_ctx
 
 
 def lines_of(files: FileSet, now: float | None = None) -> list[str]:

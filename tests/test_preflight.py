@@ -13,19 +13,11 @@ from pathlib import Path
 import pytest
 from _support import fast_agent_yaml
 from click.testing import CliRunner
+from rig import FakeInfluxV3, InfluxD1, InfluxD2, TelegrafProcess, free_port, wait_for
 from telegraf_bridge.cli import preflight as pf
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.main import cli
 from telegraf_bridge.cli.settings import Settings, load_settings
-
-from telegraf_bridge.testing import (
-    FakeInfluxV3,
-    InfluxD1,
-    InfluxD2,
-    TelegrafProcess,
-    free_port,
-    wait_for,
-)
 
 ADMIN = ("admin", "admin-secret-pw")
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from _sink_rig import Backend, ago, backend
 from click.testing import CliRunner, Result
+from rig import free_port
 from telegraf_bridge.cli.commands.rssi_report import NodeStats
 from telegraf_bridge.cli.main import cli
-
-from telegraf_bridge.testing import free_port
 
 __all__ = ["backend"]
 

@@ -18,12 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rig import InfluxD1, free_port
 from telegraf_bridge.cli.run_tally import RunTally
 from telegraf_bridge.cli.telegraf_log import parse_line
 
 from telegraf_bridge.testing import parse_lines
-from telegraf_bridge.testing._influxd import InfluxD1
-from telegraf_bridge.testing._ports import free_port
 
 RUN = [sys.executable, "-m", "telegraf_bridge.cli.main", "run"]
 

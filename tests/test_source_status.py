@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from _support import REPO
+from rig import wait_for
 from telegraf_bridge.cli import source_status as ss
 from telegraf_bridge.plugins.common import (
     ClockGuard,
@@ -20,8 +21,6 @@ from telegraf_bridge.plugins.common import (
 )
 from telegraf_bridge.plugins.common._status import StatusReporter
 from telegraf_bridge.plugins.iotflow.http_stats import REASONS as IOTFLOW_REASONS
-
-from telegraf_bridge.testing import wait_for
 
 # Every way the plugins name a skip reason with a literal: the shim's counter, the plugins' own
 # skip helpers, and the exceptions whose ``reason`` is counted.

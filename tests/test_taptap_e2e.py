@@ -18,15 +18,9 @@ from typing import Any
 import pytest
 from _support import fast_agent_yaml, render_yaml
 from _taptap_rig import EXPECTED, SAMPLES, fake_observe
+from rig import InfluxD1, InfluxD2, TelegrafProcess, wait_for
 
-from telegraf_bridge.testing import (
-    InfluxD1,
-    InfluxD2,
-    ParsedPoint,
-    TelegrafProcess,
-    parse_lines,
-    wait_for,
-)
+from telegraf_bridge.testing import ParsedPoint, parse_lines
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "plugins/taptap/dashboards"
 WINDOW = "time >= '2024-08-24T14:00:00Z' AND time < '2024-08-24T15:00:00Z'"

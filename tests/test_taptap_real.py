@@ -26,8 +26,9 @@ from _taptap_bus import (
     taptap_server,
 )
 from _taptap_rig import start_plugin, taptap_bin
+from rig import InfluxD1, TelegrafProcess, wait_for
 
-from telegraf_bridge.testing import InfluxD1, TelegrafProcess, parse_lines, wait_for
+from telegraf_bridge.testing import parse_lines
 
 GW = SAMPLE_GATEWAY  # 4609, the gateway id of taptap's README samples
 GW_ADDR = bytes.fromhex("04C05B300002BE16")

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from _support import REPO, fast_agent_yaml, render_yaml
+from rig import InfluxD1, TelegrafProcess, wait_for
 from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR, parse_time_floor
-
-from telegraf_bridge.testing import InfluxD1, TelegrafProcess, wait_for
 
 RECORD = REPO / "plugins" / "ndjson_tail" / "testdata" / "seed_000_readme.ndjson"
 # 2025-05-25T23:13:07.914587Z, the seed 000 README's sample record.

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from rig import InfluxD1
 from telegraf_bridge.cli.main import cli
-
-from telegraf_bridge.testing import InfluxD1
 
 pytestmark = pytest.mark.influxd
 

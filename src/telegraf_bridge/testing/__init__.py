@@ -1,39 +1,23 @@
-"""Test helpers, shipped so plugin tests and downstream users can reuse them.
+"""Helpers for plugin authors' tests, shipped with the bundle.
 
-Real servers where they can be installed or built (InfluxDB 1.x, InfluxDB 2.x, Telegraf),
-loopback fakes following the official HTTP APIs where they cannot (InfluxDB Cloud's own answers,
-InfluxDB 3), and a strict line-protocol reader.
+Only what a plugin's own tests need: its context as Telegraf's execd runs it (``plugin_ctx``)
+and a strict reader of the line protocol it emits (``parse_lines``), which reads exactly as
+Telegraf's parser does. The bundle's own test servers (InfluxDB fakes, influxd, Mosquitto and
+Telegraf runners) live in the repository's tests/rig and are not installed.
 """
 
-from telegraf_bridge.testing._fake_influx import FakeInfluxV2, FakeInfluxV3, WriteRequest
-from telegraf_bridge.testing._influxd import InfluxD1, find_influxd
-from telegraf_bridge.testing._influxd2 import InfluxD2, find_influxd2, parse_annotated_csv
 from telegraf_bridge.testing._lineprotocol import (
     LineProtocolError,
     ParsedPoint,
     parse_line,
     parse_lines,
 )
-from telegraf_bridge.testing._mosquitto import Mosquitto, find_mosquitto
-from telegraf_bridge.testing._ports import free_port, wait_for
-from telegraf_bridge.testing._telegraf import TelegrafProcess
+from telegraf_bridge.testing._plugin import plugin_ctx
 
 __all__ = [
-    "FakeInfluxV2",
-    "FakeInfluxV3",
-    "InfluxD1",
-    "InfluxD2",
     "LineProtocolError",
-    "Mosquitto",
     "ParsedPoint",
-    "TelegrafProcess",
-    "WriteRequest",
-    "find_influxd",
-    "find_influxd2",
-    "find_mosquitto",
-    "free_port",
-    "parse_annotated_csv",
     "parse_line",
     "parse_lines",
-    "wait_for",
+    "plugin_ctx",
 ]

@@ -1,4 +1,4 @@
-r"""A strict line-protocol reader for tests and for the loopback fakes' request checking.
+r"""A strict line-protocol reader for plugin tests (and the InfluxDB fakes' request checking).
 
 It reads exactly as Telegraf's default influx parser does: inside names, keys and tag values a
 backslash pairs with the next character (a double backslash pairs only with itself), and only

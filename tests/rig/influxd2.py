@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, Self
 
 from telegraf_bridge.cli.sinkquery import flux_string
-from telegraf_bridge.testing._managed import Managed, stop_process
-from telegraf_bridge.testing._ports import free_port, wait_for
+
+from rig.managed import Managed, stop_process
+from rig.ports import free_port, wait_for
 
 INFLUXD2_VERSION = "v2.7.12"
 INFLUXD2_BIN_ENV = "INFLUXD2_BIN"
@@ -284,7 +285,7 @@ class InfluxD2(Managed):
     def influxql(self, q: str, *, db: str, token: str) -> list[dict[str, Any]]:
         """InfluxQL through the v1 ``/query`` API; the ``series`` of the first result.
 
-        As :meth:`InfluxD1.query <telegraf_bridge.testing.InfluxD1.query>` answers (``epoch=ns``).
+        As :meth:`InfluxD1.query <rig.InfluxD1.query>` answers (``epoch=ns``).
         ``db``/``rp`` resolve through the DBRP mappings of ``token``'s organization: the API
         has no organization parameter, so the token must belong to the org that holds the data.
         """
@@ -333,7 +334,7 @@ def http_call(
     url = base_url + path + ("?" + urllib.parse.urlencode(params) if params else "")
     payload = json.dumps(body).encode() if body is not None else data
     # Loopback http:// URL built by the tests; no user-supplied scheme reaches urlopen.
-    req = urllib.request.Request(url, data=payload, method=method)  # noqa: S310
+    req = urllib.request.Request(url, data=payload, method=method)
     req.add_header("Accept", accept)
     if payload is not None:
         req.add_header("Content-Type", content_type)
@@ -342,7 +343,7 @@ def http_call(
     for name, value in (headers or {}).items():
         req.add_header(name, value)
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=30) as resp:
             return Reply(int(resp.status), resp.read())
     except urllib.error.HTTPError as err:
         return Reply(err.code, err.read())

@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Self
 
-from telegraf_bridge.testing._managed import Managed, stop_process
-from telegraf_bridge.testing._ports import free_port, wait_for
+from rig.managed import Managed, stop_process
+from rig.ports import free_port, wait_for
 
 
 def find_mosquitto() -> str | None:

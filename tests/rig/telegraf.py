@@ -9,8 +9,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from telegraf_bridge.testing._managed import Managed
-from telegraf_bridge.testing._ports import wait_for
+from rig.managed import Managed
+from rig.ports import wait_for
 
 
 class TelegrafProcess(Managed):

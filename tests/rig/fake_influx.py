@@ -93,9 +93,10 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
 from telegraf_bridge.plugins.common import format_rfc3339_ns, parse_rfc3339_ns
-from telegraf_bridge.testing._fake_v2_admin import FakeAuthorization, FakeBucket, FakeV2Admin
-from telegraf_bridge.testing._lineprotocol import LineProtocolError, ParsedPoint, parse_line
-from telegraf_bridge.testing._managed import Managed
+
+from rig.fake_v2_admin import FakeAuthorization, FakeBucket, FakeV2Admin
+from rig.managed import Managed
+from telegraf_bridge.testing import LineProtocolError, ParsedPoint, parse_line
 
 _PRECISIONS_V2 = {"ns", "us", "ms", "s"}
 _PRECISIONS_V3 = {
@@ -354,11 +355,11 @@ _SQL_IDENT = r'"(?:[^"]|"")*"'
 _SQL_STR = r"'(?:[^']|'')*'"
 # Regular expressions that recognise the SQL bridge-cli sends; no SQL is built here.
 _SQL_NEWEST = re.compile(
-    rf"SELECT time FROM (?P<table>{_SQL_IDENT}) WHERE time >= (?P<start>{_SQL_STR})"  # noqa: S608
+    rf"SELECT time FROM (?P<table>{_SQL_IDENT}) WHERE time >= (?P<start>{_SQL_STR})"
     rf"(?: AND (?P<field>{_SQL_IDENT}) IS NOT NULL)? ORDER BY time DESC LIMIT 1"
 )
 _SQL_SERIES = re.compile(
-    rf"SELECT (?P<tag>{_SQL_IDENT}), (?P<field>{_SQL_IDENT}) FROM (?P<table>{_SQL_IDENT}) "  # noqa: S608
+    rf"SELECT (?P<tag>{_SQL_IDENT}), (?P<field>{_SQL_IDENT}) FROM (?P<table>{_SQL_IDENT}) "
     rf"WHERE time >= (?P<start>{_SQL_STR}) AND (?P=field) IS NOT NULL"
 )
 _PRECISION_NS = {
@@ -1837,25 +1838,25 @@ _PROCESS_ID = str(uuid.uuid4())
 _DB_NAME_CHARS = re.compile(r"^[A-Za-z0-9_-]*$")
 _SQL_SHOW_TABLES = re.compile(r"(?i)SHOW\s+TABLES")
 _SQL_COUNT = re.compile(
-    rf"SELECT COUNT\(\*\) AS (?P<alias>{_SQL_IDENT}|\w+) FROM (?P<table>{_SQL_IDENT})"  # noqa: S608
+    rf"SELECT COUNT\(\*\) AS (?P<alias>{_SQL_IDENT}|\w+) FROM (?P<table>{_SQL_IDENT})"
     r"(?P<field>)"
 )
 _SQL_LOOKUP = re.compile(
-    rf"SELECT (?P<field>{_SQL_IDENT}) FROM (?P<table>{_SQL_IDENT}) "  # noqa: S608
+    rf"SELECT (?P<field>{_SQL_IDENT}) FROM (?P<table>{_SQL_IDENT}) "
     rf"WHERE (?P<tag>{_SQL_IDENT}) = (?P<value>{_SQL_STR})"
 )
 # The per-device queries of ``bridge-cli query``: the schema, a window, a field's newest value.
 _SQL_COLUMNS = re.compile(
-    r"SELECT table_name, column_name, data_type FROM information_schema\.columns "  # noqa: S608
+    r"SELECT table_name, column_name, data_type FROM information_schema\.columns "
     rf"WHERE table_schema = 'iox'(?: AND table_name = (?P<table>{_SQL_STR}))?"
 )
 _SQL_DEVICE_RANGE = re.compile(
-    rf"SELECT \* FROM (?P<table>{_SQL_IDENT}) WHERE (?P<tag>{_SQL_IDENT}) = "  # noqa: S608
+    rf"SELECT \* FROM (?P<table>{_SQL_IDENT}) WHERE (?P<tag>{_SQL_IDENT}) = "
     rf"(?P<value>{_SQL_STR}) AND time >= (?P<start>{_SQL_STR}) AND time < (?P<stop>{_SQL_STR}) "
     r"ORDER BY time LIMIT (?P<limit>\d+)"
 )
 _SQL_DEVICE_LATEST = re.compile(
-    rf"SELECT time, (?P<field>{_SQL_IDENT}) FROM (?P<table>{_SQL_IDENT}) "  # noqa: S608
+    rf"SELECT time, (?P<field>{_SQL_IDENT}) FROM (?P<table>{_SQL_IDENT}) "
     rf"WHERE (?P<tag>{_SQL_IDENT}) = (?P<value>{_SQL_STR}) AND time >= (?P<start>{_SQL_STR}) "
     rf"AND time < (?P<stop>{_SQL_STR}) AND (?P=field) IS NOT NULL ORDER BY time DESC LIMIT 1"
 )

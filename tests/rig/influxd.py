@@ -12,8 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Self
 
-from telegraf_bridge.testing._managed import Managed, stop_process
-from telegraf_bridge.testing._ports import free_port, wait_for
+from rig.managed import Managed, stop_process
+from rig.ports import free_port, wait_for
 
 
 def find_influxd() -> str | None:
@@ -112,7 +112,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             log = (self.workdir / "influxd.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"influxd exited with {self.proc.returncode}: {log}")
         try:
-            with urllib.request.urlopen(f"{self.url}/ping", timeout=2) as resp:  # noqa: S310  # noqa: S310
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=2) as resp:
                 return int(resp.status) == 204
         except (urllib.error.URLError, OSError):
             return False
@@ -125,13 +125,13 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         data = urllib.parse.urlencode(params)
         # Loopback http:// URLs built here; no user-supplied scheme reaches urlopen.
         if method == "POST":
-            req = urllib.request.Request(f"{self.url}/query", data=data.encode(), method="POST")  # noqa: S310
+            req = urllib.request.Request(f"{self.url}/query", data=data.encode(), method="POST")
         else:
-            req = urllib.request.Request(f"{self.url}/query?{data}")  # noqa: S310
+            req = urllib.request.Request(f"{self.url}/query?{data}")
         if self.auth_enabled:
             pair = base64.b64encode(":".join(self.admin).encode()).decode()
             req.add_header("Authorization", f"Basic {pair}")
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=30) as resp:
             doc = json.loads(resp.read())
         result = doc["results"][0]
         if "error" in result:
@@ -141,7 +141,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
     def count(self, measurement: str, field: str, *, db: str) -> int:
         """Points of ``measurement`` with ``field``; 0 while the database does not exist yet."""
         try:
-            series = self.query(f'SELECT count("{field}") FROM "{measurement}"', db=db)  # noqa: S608 - test helper, names from the test itself
+            series = self.query(f'SELECT count("{field}") FROM "{measurement}"', db=db)
         except (RuntimeError, OSError):
             return 0
         return int(series[0]["values"][0][1]) if series else 0
