@@ -21,12 +21,13 @@ from typing import Any
 
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
-from telegraf_bridge.cli.influx_admin._context import MARK_FAIL, MARK_OK, MARK_SKIP, load
-from telegraf_bridge.cli.influx_admin._http import AuthFailed, Unreachable, token_hint
-from telegraf_bridge.cli.influx_admin.base import AdminError, Check
-from telegraf_bridge.cli.influx_admin.registry import admin_token, backend_for
+from telegraf_bridge.cli.influx.admin._context import MARK_FAIL, MARK_OK, MARK_SKIP, load
+from telegraf_bridge.cli.influx.admin._http import AuthFailed, Unreachable, token_hint
+from telegraf_bridge.cli.influx.admin.base import AdminError, Check
+from telegraf_bridge.cli.influx.admin.registry import admin_token, backend_for
+from telegraf_bridge.cli.influx.sinks import select_sink
+from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.settings import Settings
-from telegraf_bridge.cli.sinkquery import SinkError, select_sink
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path, telegraf_version
 from telegraf_bridge.cli.tiers import layout_from_settings, written_names
 
