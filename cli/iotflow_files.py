@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from telegraf_bridge.cli.fsutil import write_atomic
+from telegraf_bridge.plugins.common import write_atomic
 from telegraf_bridge.plugins.iotflow import registry
 from telegraf_bridge.plugins.iotflow.options import IotflowOptions
 from telegraf_bridge.plugins.iotflow.registry import SERVICE_USER, Registry

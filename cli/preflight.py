@@ -7,7 +7,7 @@ write. The questions:
 - each enabled InfluxDB sink: reachable, and its credentials accepted by a read-only request
   (InfluxDB 1.x ``/ping`` then ``SHOW DATABASES``; v2/Cloud ``GET /api/v2/buckets?name=``;
   InfluxDB 3 ``SHOW TABLES`` over ``/api/v3/query_sql``), made with the query layer's HTTP and
-  credential code (:mod:`telegraf_bridge.cli.sinkquery`), short timeouts, no secret printed;
+  credential code (:mod:`telegraf_bridge.cli.influx`), short timeouts, no secret printed;
 - the health port (``agent.health_listen``) free: Telegraf stops entirely when its health
   output cannot listen, so a busy port is a warning plus :func:`health_fallback`, which
   renders without the health output and lets data flow;
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import json
 import os
 import re
 import socket
@@ -37,15 +36,12 @@ from typing import Any, Literal
 
 import click
 from telegraf_bridge.cli import schema
+from telegraf_bridge.cli.influx.sinks import open_sink
+from telegraf_bridge.cli.influx.transport import SinkError
+from telegraf_bridge.cli.influx.v1 import InfluxV1Client
+from telegraf_bridge.cli.influx.v2 import InfluxV2Client
+from telegraf_bridge.cli.influx.v3 import InfluxV3Client
 from telegraf_bridge.cli.settings import Settings
-from telegraf_bridge.cli.sinkquery import (
-    InfluxV1Query,
-    InfluxV2Query,
-    InfluxV3Query,
-    SinkError,
-    _message,
-    open_sink,
-)
 from telegraf_bridge.plugins.common._clock import kernel_clock_synchronised, parse_time_floor
 
 Level = Literal["ok", "warn", "fail"]
@@ -159,11 +155,11 @@ def check_sink(sink: Mapping[str, Any], env: Mapping[str, str], timeout: float) 
     subject = _subject(sink)
     try:
         query = open_sink(sink, env, timeout=timeout)
-        if isinstance(query, InfluxV1Query):
+        if isinstance(query, InfluxV1Client):
             return _probe_v1(query, sink, subject)
-        if isinstance(query, InfluxV2Query):
+        if isinstance(query, InfluxV2Client):
             return _probe_v2(query, sink, subject)
-        if isinstance(query, InfluxV3Query):
+        if isinstance(query, InfluxV3Client):
             return _probe_v3(query, sink, subject)
     except SinkError as exc:
         message = str(exc).removeprefix(f"sink {sink['name']!r}: ")
@@ -186,10 +182,8 @@ def check_sink(sink: Mapping[str, Any], env: Mapping[str, str], timeout: float) 
     return None  # pragma: no cover - open_sink returns one of the three
 
 
-def _probe_v1(query: InfluxV1Query, sink: Mapping[str, Any], subject: str) -> Finding:
-    ping = query.http.request("GET", "/ping")
-    if ping.response is not None:
-        ping.response.close()
+def _probe_v1(query: InfluxV1Client, sink: Mapping[str, Any], subject: str) -> Finding:
+    ping = query.ping()
     if ping.status != 204:
         return Finding(
             "fail",
@@ -215,42 +209,31 @@ def _probe_v1(query: InfluxV1Query, sink: Mapping[str, Any], subject: str) -> Fi
     return Finding("ok", subject, f"{query.describe()}: reachable, credentials accepted")
 
 
-def _probe_v2(query: InfluxV2Query, sink: Mapping[str, Any], subject: str) -> Finding:
-    headers = {"Authorization": query.headers["Authorization"], "Accept": "application/json"}
-    reply = query.http.request(
-        "GET", "/api/v2/buckets", params={"name": query.bucket, "org": query.org}, headers=headers
-    )
-    if reply.response is None:
+def _probe_v2(query: InfluxV2Client, sink: Mapping[str, Any], subject: str) -> Finding:
+    reply = query.buckets({"name": query.bucket, "org": query.org})
+    if reply.status != 200:
         # A real InfluxDB 2.x answers a missing bucket with 404 `bucket "x" not found` (not
         # with an empty list) and an unknown organization with 404 too: the message tells them
         # apart. A token that may only write gets an empty list for a bucket that exists.
-        if (
-            reply.status == 404
-            and _message(reply.error_text) == f'bucket "{query.bucket}" not found'
-        ):
+        if reply.status == 404 and reply.message() == f'bucket "{query.bucket}" not found':
             return _bucket_missing(query, sink, subject)
         if reply.status == 404:  # the organization is unknown (or invisible to the token)
             return Finding(
                 "fail",
                 subject,
-                f"{query.http.base} does not know organization {query.org!r}: "
-                f"{_message(reply.error_text)}",
+                f"{query.http.base} does not know organization {query.org!r}: {reply.message()}",
                 f"correct sinks.{sink['name']}.organization (name or ID)",
                 "sink_refused",
             )
         raise query.http.failure(reply, "listing buckets")
-    with reply.response as response:
-        try:
-            doc = json.loads(response.read())
-        except ValueError:
-            doc = {}
+    doc = reply.json()
     buckets = doc.get("buckets") if isinstance(doc, dict) else None
     if not buckets:
         return _bucket_missing(query, sink, subject)
     return Finding("ok", subject, f"{query.describe()}: reachable, token accepted")
 
 
-def _bucket_missing(query: InfluxV2Query, sink: Mapping[str, Any], subject: str) -> Finding:
+def _bucket_missing(query: InfluxV2Client, sink: Mapping[str, Any], subject: str) -> Finding:
     """A warning: the token works, but the bucket Telegraf writes to is not (visibly) there."""
     return Finding(
         "warn",
@@ -263,13 +246,11 @@ def _bucket_missing(query: InfluxV2Query, sink: Mapping[str, Any], subject: str)
     )
 
 
-def _probe_v3(query: InfluxV3Query, sink: Mapping[str, Any], subject: str) -> Finding:
-    body = json.dumps({"db": query.database, "q": "SHOW TABLES", "format": "json"}).encode()
-    reply = query.http.request("POST", "/api/v3/query_sql", body=body, headers=query.headers)
-    if reply.response is not None:
-        reply.response.close()
+def _probe_v3(query: InfluxV3Client, sink: Mapping[str, Any], subject: str) -> Finding:
+    reply = query.query_sql(query.database, "SHOW TABLES")
+    if reply.status == 200:
         return Finding("ok", subject, f"{query.describe()}: reachable, token accepted")
-    if reply.status == 404 and "database not found" in reply.error_text:
+    if reply.status == 404 and "database not found" in reply.text:
         return Finding(
             "ok",
             subject,

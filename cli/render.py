@@ -10,7 +10,6 @@ from typing import Any
 
 import jinja2
 from telegraf_bridge.cli import iotflow_files, plugin_options, tiers
-from telegraf_bridge.cli.fsutil import write_atomic
 from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.cli.toml_values import (
     TomlLiteral,
@@ -19,7 +18,12 @@ from telegraf_bridge.cli.toml_values import (
     toml_comment,
     toml_value,
 )
-from telegraf_bridge.plugins.common import ConfigError, format_duration, parse_duration
+from telegraf_bridge.plugins.common import (
+    ConfigError,
+    format_duration,
+    parse_duration,
+    write_atomic,
+)
 from telegraf_bridge.plugins.iotflow import options as iotflow_options
 from telegraf_bridge.plugins.iotflow import registry
 from telegraf_bridge.plugins.manifests import MANIFESTS, tier_routed

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner, Result
 from rig import FakeInfluxV3
 from telegraf_bridge.cli.commands import verify
-from telegraf_bridge.cli.influx_admin._influxql import canonical, continuous_queries, scaled
-from telegraf_bridge.cli.influx_admin.base import AdminError
-from telegraf_bridge.cli.influx_admin.registry import backend_for
+from telegraf_bridge.cli.influx.admin._influxql import canonical, continuous_queries, scaled
+from telegraf_bridge.cli.influx.admin.base import AdminError
+from telegraf_bridge.cli.influx.admin.registry import backend_for
 from telegraf_bridge.cli.main import cli
 from telegraf_bridge.cli.settings import load_settings
 from telegraf_bridge.cli.tiers import layout_from_settings

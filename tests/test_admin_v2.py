@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 from rig import InfluxD2
 from rig.influxd2 import OPERATOR_TOKEN, Reply
-from telegraf_bridge.cli.influx_admin._http import AuthFailed, Unreachable
-from telegraf_bridge.cli.influx_admin._v2_flux import (
+from telegraf_bridge.cli.influx.admin._http import AuthFailed, Unreachable
+from telegraf_bridge.cli.influx.admin._v2_flux import (
     count_flux,
     flux_float,
     lookback_seconds,
     task_flux,
     task_name,
 )
-from telegraf_bridge.cli.influx_admin.base import AdminError, Step
-from telegraf_bridge.cli.influx_admin.v2 import InfluxV2Admin, token_file
+from telegraf_bridge.cli.influx.admin.base import AdminError, Step
+from telegraf_bridge.cli.influx.admin.v2 import InfluxV2Admin, token_file
 from telegraf_bridge.cli.settings import load_settings
 from telegraf_bridge.cli.tiers import Layout, layout_from_settings, written_names
 

@@ -25,14 +25,11 @@ from _sink_rig import Backend, backend, kinds, make_backend
 from click.testing import CliRunner, Result
 from rig import FakeInfluxV3
 from telegraf_bridge.cli.commands import delete_data, query
-from telegraf_bridge.cli.device_queries import (
-    Window,
-    influxql_string,
-    parse_time_arg,
-    typed_annotated_csv,
-    validate_name,
-)
-from telegraf_bridge.cli.sinkquery import flux_string, influxql_ident, sql_string
+from telegraf_bridge.cli.influx.annotated_csv import typed_annotated_csv
+from telegraf_bridge.cli.influx.devices import Window, parse_time_arg, validate_name
+from telegraf_bridge.cli.influx.flux import flux_string
+from telegraf_bridge.cli.influx.influxql import influxql_ident, influxql_string
+from telegraf_bridge.cli.influx.sql import sql_string
 from telegraf_bridge.plugins.common import format_rfc3339_ns
 
 __all__ = ["backend"]

@@ -21,7 +21,7 @@ import pytest
 from _support import fast_agent_yaml, render_yaml
 from click.testing import CliRunner
 from rig import InfluxD2, TelegrafProcess, wait_for
-from telegraf_bridge.cli.influx_admin._v2_flux import task_name
+from telegraf_bridge.cli.influx.admin._v2_flux import task_name
 from telegraf_bridge.cli.main import cli
 from telegraf_bridge.cli.settings import load_settings
 from telegraf_bridge.cli.tiers import Layout, layout_from_settings

@@ -27,12 +27,12 @@ from _support import (
 from click.testing import CliRunner
 from rig import InfluxD2, TelegrafProcess, wait_for
 from rig.influxd2 import ALL_TIME_STOP
-from telegraf_bridge.cli.device_queries import typed_annotated_csv
-from telegraf_bridge.cli.influx_admin._v2_flux import task_name
-from telegraf_bridge.cli.influx_admin.v2 import token_file
+from telegraf_bridge.cli.influx.admin._v2_flux import task_name
+from telegraf_bridge.cli.influx.admin.v2 import token_file
+from telegraf_bridge.cli.influx.annotated_csv import typed_annotated_csv
+from telegraf_bridge.cli.influx.flux import flux_string
 from telegraf_bridge.cli.main import cli
 from telegraf_bridge.cli.settings import load_settings
-from telegraf_bridge.cli.sinkquery import flux_string
 from telegraf_bridge.cli.tiers import layout_from_settings
 from telegraf_bridge.plugins.common import format_rfc3339_ns
 

@@ -17,22 +17,9 @@ from pathlib import Path
 import pytest
 from _support import MANIFEST_IMPORT_PROBE, REPO
 from telegraf_bridge.cli import device_nodes, schema
-from telegraf_bridge.cli.commands import verify
 from telegraf_bridge.plugins.manifests import MANIFESTS, device_globs
 
 from telegraf_bridge import paths
-
-# Modules whose plugin-name branches and unexplained noqa comments helper h8 removes while
-# rewriting the InfluxDB clients (verify then calls the manifests' `requirements`/`program`).
-_H8_MODULES = {
-    "cli/commands/verify.py",
-    "cli/commands/healthcheck.py",
-    "cli/sinkquery.py",
-    "cli/device_queries.py",
-}
-_H8_PACKAGES = ("cli/influx_admin/",)
-# The InfluxDB fakes, which helper h10 moves out of the package.
-_H10_PACKAGES = ("src/telegraf_bridge/testing/",)
 
 
 def _python_files(*folders: str) -> list[Path]:
@@ -41,10 +28,6 @@ def _python_files(*folders: str) -> list[Path]:
 
 def _rel(path: Path) -> str:
     return path.relative_to(REPO).as_posix()
-
-
-def _pending_elsewhere(rel: str, packages: tuple[str, ...]) -> bool:
-    return rel in _H8_MODULES or rel.startswith(packages)
 
 
 def test_every_plugin_folder_has_a_manifest_in_the_registry() -> None:
@@ -107,8 +90,6 @@ def test_cli_has_no_plugin_name_branch() -> None:
     branch = re.compile(rf"""[=!]=\s*["']({names})["']|["']({names})["']\s*[=!]=""")
     found = []
     for path in _python_files("cli"):
-        if _rel(path) in _H8_MODULES:
-            continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if branch.search(line):
                 found.append(f"{_rel(path)}:{number}: {line.strip()}")
@@ -140,7 +121,6 @@ def test_default_locations_live_only_in_paths() -> None:
         f"{_rel(path)}:{line}: {value!r}"
         for path in _python_files("cli", "plugins", "telegraf", "scripts", "src")
         if path != REPO / "src/telegraf_bridge/paths.py"
-        and not _rel(path).startswith(_H10_PACKAGES)
         for line, value in _string_literals(path)
         if any(d in value for d in defaults)
     ]
@@ -154,8 +134,6 @@ def test_every_noqa_gives_its_reason() -> None:
     for path in _python_files(
         "cli", "plugins", "telegraf", "scripts", "src", "tests", "benchmarks"
     ):
-        if _pending_elsewhere(_rel(path), _H8_PACKAGES + _H10_PACKAGES):
-            continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if noqa.search(line):
                 found.append(f"{_rel(path)}:{number}: {line.strip()}")
@@ -178,21 +156,28 @@ def test_every_noqa_gives_its_reason() -> None:
 def test_verify_hooks_match_what_verify_checks_today(
     source: dict[str, object], wanted: list[tuple[str, ...]]
 ) -> None:
-    """The manifests' verify hooks say what verify's own branches say (until h8 uses them)."""
+    """The manifests' verify hooks name the libraries verify checks for each source."""
     manifest = MANIFESTS[str(source["plugin"])]
     options = source["options"]
     assert isinstance(options, dict)
     hooked = manifest.requirements(options)
     assert [modules for modules, _hint in hooked] == wanted
-    assert hooked == verify._needs(source)
+    assert all(hint.startswith("pip install") or "apt" in hint for _m, hint in hooked)
 
 
 @pytest.mark.parametrize(
-    "options",
-    [{}, {"command": ["/opt/taptap", "observe"]}, {"command": "taptap observe"}, {"taptap": "tt"}],
+    ("options", "wanted"),
+    [
+        ({}, ("taptap", "options.taptap")),
+        ({"command": ["/opt/taptap", "observe"]}, ("/opt/taptap", "options.command (TAPTAP_CMD)")),
+        ({"command": "taptap observe"}, ("taptap", "options.command (TAPTAP_CMD)")),
+        ({"taptap": "tt"}, ("tt", "options.taptap")),
+    ],
 )
-def test_taptap_program_hook_matches_verify(options: dict[str, object]) -> None:
+def test_taptap_program_hook_names_the_program_and_its_option(
+    options: dict[str, object], wanted: tuple[str, str]
+) -> None:
     program = MANIFESTS["taptap"].program
     assert program is not None
-    assert program(options) == verify.taptap_program(options)
+    assert program(options) == wanted
     assert [m.name for m in MANIFESTS.values() if m.program is not None] == ["taptap"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 from telegraf_bridge.cli import envmap, schema
-from telegraf_bridge.cli.fsutil import write_atomic
+from telegraf_bridge.plugins.common import write_atomic
 
 
 def _default(opt: schema.Opt) -> str:

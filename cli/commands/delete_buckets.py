@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
-from telegraf_bridge.cli.influx_admin._context import fail, open_admin
-from telegraf_bridge.cli.influx_admin.base import AdminError
+from telegraf_bridge.cli.influx.admin._context import fail, open_admin
+from telegraf_bridge.cli.influx.admin.base import AdminError
 
 CONFIRM_WORD = "DELETE"
 

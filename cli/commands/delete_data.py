@@ -5,7 +5,7 @@ command first counts what would go (and from which sink), asks for confirmation 
 skips it; without a terminal it refuses rather than guess), deletes, then counts again to
 prove the points are gone. InfluxDB 1.x and v2/Cloud can do this; InfluxDB 3 cannot delete
 points at all, and the command says so and exits 1 instead of pretending (see
-:mod:`telegraf_bridge.cli.device_queries` for each server's delete and its limits).
+:mod:`telegraf_bridge.cli.influx.devices` for each server's delete and its limits).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from telegraf_bridge.cli.commands.query import (
     timeout_option,
     window_of,
 )
-from telegraf_bridge.cli.sinkquery import SinkError
+from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.plugins.common import format_rfc3339_ns
 
 

@@ -22,13 +22,9 @@ from typing import Any
 
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
+from telegraf_bridge.cli.influx.sinks import load_query_settings, open_sink, select_sink
+from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.measurements import NoClearMeasurement, default_measurement
-from telegraf_bridge.cli.sinkquery import (
-    SinkError,
-    load_query_settings,
-    open_sink,
-    select_sink,
-)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -139,7 +135,7 @@ def check_health_url(url: str, timeout: float = LOCAL_TIMEOUT) -> tuple[bool, st
         raise CheckError("config_error", f"--health-url {url!r} is not an http(s):// URL")
     try:
         # Scheme checked above; the URL is the operator's own health endpoint.
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - the sink URL
             status = int(resp.status)
     except urllib.error.HTTPError as err:
         status = err.code
@@ -206,7 +202,7 @@ def publish_mqtt(target: MqttTarget, payload: dict[str, Any]) -> None:
     """
     try:
         import paho.mqtt.client as mqtt  # noqa: PLC0415 - optional dependency, loaded on demand
-        from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+        from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415 - optional MQTT
     except ImportError:
         raise CheckError(
             "config_error",

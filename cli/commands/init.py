@@ -6,8 +6,8 @@ from importlib import resources
 from pathlib import Path
 
 import click
-from telegraf_bridge.cli.fsutil import write_atomic
 from telegraf_bridge.cli.seed_templates import SEEDS, next_steps
+from telegraf_bridge.plugins.common import write_atomic
 
 
 def starter_text() -> str:

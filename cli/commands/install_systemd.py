@@ -28,11 +28,12 @@ from telegraf_bridge.cli import render
 from telegraf_bridge.cli.commands import healthcheck
 from telegraf_bridge.cli.commands.check_config import env_refs
 from telegraf_bridge.cli.device_nodes import device_groups
-from telegraf_bridge.cli.fsutil import write_atomic
+from telegraf_bridge.cli.influx.sinks import QUERYABLE_TYPES, select_sink
+from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.measurements import NoClearMeasurement, default_measurement
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
-from telegraf_bridge.cli.sinkquery import QUERYABLE_TYPES, SinkError, select_sink
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path, telegraf_version
+from telegraf_bridge.plugins.common import write_atomic
 
 from telegraf_bridge import paths
 

@@ -2,7 +2,7 @@
 
 Seed 002 (IoTFlow) answered these over HTTP (``/device/{id}/latest``, ``/device/{id}/data``)
 from InfluxDB v2 only; here they run from the command line against any configured sink
-(InfluxQL, Flux or SQL: see :mod:`telegraf_bridge.cli.device_queries`). Output is a readable
+(InfluxQL, Flux or SQL: see :mod:`telegraf_bridge.cli.influx.devices`). Output is a readable
 table by default, or one JSON document with ``--json``. Both exit 0 when the query worked,
 also when the device has no data (``count`` 0), and 1 when the sink cannot be queried.
 """
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
-from telegraf_bridge.cli.device_queries import (
+from telegraf_bridge.cli.influx.devices import (
     DEFAULT_LIMIT,
     DEVICE_TAG,
     MAX_LIMIT,
@@ -30,7 +30,8 @@ from telegraf_bridge.cli.device_queries import (
     parse_time_arg,
     validate_name,
 )
-from telegraf_bridge.cli.sinkquery import SinkError, load_query_settings, open_sink, select_sink
+from telegraf_bridge.cli.influx.sinks import load_query_settings, open_sink, select_sink
+from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.plugins.common import format_rfc3339_ns
 
 F = TypeVar("F", bound=Callable[..., object])

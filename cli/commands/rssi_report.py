@@ -23,12 +23,8 @@ from typing import Any
 
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
-from telegraf_bridge.cli.sinkquery import (
-    SinkError,
-    load_query_settings,
-    open_sink,
-    select_sink,
-)
+from telegraf_bridge.cli.influx.sinks import load_query_settings, open_sink, select_sink
+from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.plugins.common import format_rfc3339_ns
 
 PERCENTILE = 95

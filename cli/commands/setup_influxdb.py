@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
-from telegraf_bridge.cli.influx_admin._context import default_secrets_dir, fail, open_admin
-from telegraf_bridge.cli.influx_admin.base import AdminError, Step
+from telegraf_bridge.cli.influx.admin._context import default_secrets_dir, fail, open_admin
+from telegraf_bridge.cli.influx.admin.base import AdminError, Step
 
 _MARKS = {
     "present": "✓ present",

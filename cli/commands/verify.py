@@ -21,22 +21,18 @@ from typing import Any
 
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
-from telegraf_bridge.cli.influx_admin._context import MARK_FAIL, MARK_OK, MARK_SKIP, load
-from telegraf_bridge.cli.influx_admin._http import AuthFailed, Unreachable, token_hint
-from telegraf_bridge.cli.influx_admin.base import AdminError, Check
-from telegraf_bridge.cli.influx_admin.registry import admin_token, backend_for
+from telegraf_bridge.cli.influx.admin._context import MARK_FAIL, MARK_OK, MARK_SKIP, load
+from telegraf_bridge.cli.influx.admin._http import AuthFailed, Unreachable, token_hint
+from telegraf_bridge.cli.influx.admin.base import AdminError, Check
+from telegraf_bridge.cli.influx.admin.registry import admin_token, backend_for
+from telegraf_bridge.cli.influx.sinks import select_sink
+from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.settings import Settings
-from telegraf_bridge.cli.sinkquery import SinkError, select_sink
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path, telegraf_version
 from telegraf_bridge.cli.tiers import layout_from_settings, written_names
+from telegraf_bridge.plugins.manifests import manifest_of
 
 from telegraf_bridge import paths
-
-_GPIOD_HINT = (
-    "pip install 'telegraf-bridge[gpio]' (the libgpiod v2 bindings; on Raspberry Pi OS trixie "
-    "also sudo apt install python3-libgpiod)"
-)
-_RPI_HINT = "pip install RPi.GPIO (or the drop-in rpi-lgpio on kernels >= 6.6 and the Pi 5)"
 
 
 def _importable(module: str) -> bool:
@@ -46,31 +42,15 @@ def _importable(module: str) -> bool:
         return False
 
 
-def _needs(source: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
-    """Modules a source imports as ``(any of these modules, how to install)``."""
-    options = source.get("options") or {}
-    plugin = source["plugin"]
-    if plugin == "gpio_pulse":
-        backend = str(options.get("backend", "auto"))
-        if backend == "sim":
-            return []
-        if backend == "gpiod":
-            return [(("gpiod",), _GPIOD_HINT)]
-        if backend == "rpi":
-            return [(("RPi.GPIO",), _RPI_HINT)]
-        return [(("gpiod", "RPi.GPIO"), f"{_GPIOD_HINT}; or {_RPI_HINT}")]
-    if plugin == "hoymiles":
-        if str(options.get("transport", "modbus")) == "wifi":
-            return [(("hoymiles_wifi",), "pip install 'telegraf-bridge[hoymiles-wifi]'")]
-        return [(("hoymiles_modbus",), "pip install 'telegraf-bridge[hoymiles]'")]
-    return []
-
-
 def package_checks(settings: Settings) -> Iterator[Check]:
-    """One row per library (or external program) an enabled source needs."""
+    """One row per library (or external program) an enabled source needs (its manifest's)."""
     found_any = False
     for source in settings.active_sources():
-        for modules, hint in _needs(source):
+        manifest = manifest_of(source)
+        if manifest is None:
+            continue
+        options = source.get("options") or {}
+        for modules, hint in manifest.requirements(options):
             found_any = True
             name = f"python package {' or '.join(modules)}"
             present = [m for m in modules if _importable(m)]
@@ -78,40 +58,28 @@ def package_checks(settings: Settings) -> Iterator[Check]:
                 yield Check(name, True, f"{present[0]} importable (source {source['name']})")
             else:
                 yield Check(name, False, f"needed by source {source['name']}: not installed", hint)
-        if source["plugin"] == "taptap":
+        if manifest.program is not None:
             found_any = True
-            yield taptap_check(source)
+            yield program_check(source, manifest.name, manifest.program(options))
     if not found_any:
         yield Check("python packages", True, "the configured sources need no extra package")
 
 
-def taptap_program(options: Mapping[str, Any]) -> tuple[str, str]:
-    """The program a taptap source runs, and the option that names it.
-
-    ``command`` (seed 004's ``TAPTAP_CMD``) is the whole command line, so its first word is the
-    program; otherwise ``taptap`` names the binary that ``serial``/``tcp`` run.
-    """
-    command = options.get("command")
-    if isinstance(command, list) and command and isinstance(command[0], str):
-        return command[0], "options.command (TAPTAP_CMD)"
-    if isinstance(command, str) and command.split():
-        return command.split()[0], "options.command (TAPTAP_CMD)"
-    return str(options.get("taptap", "taptap")), "options.taptap"
-
-
-def taptap_check(source: Mapping[str, Any]) -> Check:
-    """The taptap program the source will start: a path must be executable, a name on PATH."""
-    program, option = taptap_program(source.get("options") or {})
+def program_check(source: Mapping[str, Any], plugin: str, named: tuple[str, str]) -> Check:
+    """The program the source will start: a path must be executable, a name on PATH."""
+    program, option = named
+    check = f"program {plugin}"
     where = shutil.which(program)
     if where:
-        return Check("program taptap", True, f"{where} (source {source['name']}, {option})")
+        return Check(check, True, f"{where} (source {source['name']}, {option})")
+    install = f"cargo install {plugin} --locked"
     if os.sep in program:
         detail = f"{program} (from {option}) is not an executable file"
-        fix = f"install taptap there (cargo install taptap --locked) or correct {option}"
+        fix = f"install {plugin} there ({install}) or correct {option}"
     else:
         detail = f"{program} (from {option}) not found on PATH"
-        fix = f"cargo install taptap --locked, or set {option} to the program's full path"
-    return Check("program taptap", False, f"{detail} (source {source['name']})", fix)
+        fix = f"{install}, or set {option} to the program's full path"
+    return Check(check, False, f"{detail} (source {source['name']})", fix)
 
 
 def telegraf_check() -> Check:

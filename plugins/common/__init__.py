@@ -22,7 +22,7 @@ from telegraf_bridge.plugins.common._lineprotocol import (
 from telegraf_bridge.plugins.common._log import ChangeLogger, setup_logging
 from telegraf_bridge.plugins.common._main import PluginContext, plugin_main
 from telegraf_bridge.plugins.common._runner import Emit, LineWriter, Runner, Source
-from telegraf_bridge.plugins.common._state import StateFile
+from telegraf_bridge.plugins.common._state import StateFile, write_atomic
 from telegraf_bridge.plugins.common._timefmt import format_rfc3339_ns, parse_rfc3339_ns
 
 __all__ = [
@@ -54,4 +54,5 @@ __all__ = [
     "setup_logging",
     "worth_logging",
     "worth_logging_between",
+    "write_atomic",
 ]

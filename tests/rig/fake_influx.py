@@ -37,7 +37,7 @@ Both accept gzip bodies (``Content-Encoding: gzip``), record every request, and 
 answer the next writes with a scripted status (fault injection) via :meth:`fail_next`.
 
 Queries (for ``bridge-cli healthcheck`` and ``rssi-report``) are answered over the points the
-fakes accepted by write, but only in the exact shapes :mod:`telegraf_bridge.cli.sinkquery`
+fakes accepted by write, but only in the exact shapes :mod:`telegraf_bridge.cli.influx`
 sends; the fakes parse those strictly and refuse anything else with the documented 400 body.
 They are no query engines:
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from telegraf_bridge.cli.sinkquery import flux_string
+from telegraf_bridge.cli.influx.flux import flux_string
 
 from rig.managed import Managed, stop_process
 from rig.ports import free_port, wait_for

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from telegraf_bridge.cli.influx_admin.base import AdminBackend, AdminError
-from telegraf_bridge.cli.influx_admin.registry import backend_for
+from telegraf_bridge.cli.influx.admin.base import AdminBackend, AdminError
+from telegraf_bridge.cli.influx.admin.registry import backend_for
+from telegraf_bridge.cli.influx.sinks import load_query_settings, select_sink
+from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.settings import Settings
-from telegraf_bridge.cli.sinkquery import SinkError, load_query_settings, select_sink
 from telegraf_bridge.cli.tiers import Layout, layout_from_settings, written_names
 from telegraf_bridge.plugins.common import ConfigError
 

@@ -22,39 +22,39 @@ sent only in the ``Authorization`` header and never appears in a message.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import time
-import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from telegraf_bridge.cli.influx_admin._http import (
-    AdminHttp,
+from telegraf_bridge.cli.influx.admin._http import (
     AuthFailed,
+    admin_errors,
     human_retention,
-    message_of,
     parse_go_duration,
     parse_json,
     reachability_steps,
 )
-from telegraf_bridge.cli.influx_admin._influxql import (
+from telegraf_bridge.cli.influx.admin._influxql import (
     ContinuousQuery,
     canonical,
     continuous_queries,
-    influxql_string,
     into_target,
     rp_duration,
 )
-from telegraf_bridge.cli.influx_admin._secrets import (
+from telegraf_bridge.cli.influx.admin._secrets import (
     new_password,
     read_secret,
     secret_file,
     store_secret,
 )
-from telegraf_bridge.cli.influx_admin.base import AdminError, Check, Step, TierUsage
-from telegraf_bridge.cli.sinkquery import influxql_ident
+from telegraf_bridge.cli.influx.admin.base import AdminError, Check, Step, TierUsage
+from telegraf_bridge.cli.influx.admin.registry import v1_password
+from telegraf_bridge.cli.influx.auth import Credential
+from telegraf_bridge.cli.influx.influxql import influxql_ident, influxql_string
+from telegraf_bridge.cli.influx.transport import message_of
+from telegraf_bridge.cli.influx.v1 import InfluxV1Client
 from telegraf_bridge.cli.tiers import RAW_FIELD, Layout, Tier
 
 VERIFY_MEASUREMENT = "bridge_verify"
@@ -63,7 +63,7 @@ _SETUP = "run bridge-cli setup-influxdb (it creates what is missing)"
 
 
 class InfluxV1Admin:
-    """:class:`~telegraf_bridge.cli.influx_admin.base.AdminBackend` for InfluxDB 1.x.
+    """:class:`~telegraf_bridge.cli.influx.admin.base.AdminBackend` for InfluxDB 1.x.
 
     ``resample_every_s`` overrides how often each continuous query runs (default: once per
     tier window); the tests set 1 s so downsampling can be watched within seconds.
@@ -87,13 +87,35 @@ class InfluxV1Admin:
         self.username = username
         self.resample_every_s = resample_every_s
         self._clock = clock
-        self._http = AdminHttp(sink, timeout, (password,), self._credential_steps(sink))
-        self._headers = {"Accept": "application/json"}
-        if username:
-            pair = base64.b64encode(f"{username}:{password}".encode()).decode()
-            self._headers["Authorization"] = f"Basic {pair}"
+        self._credential_steps = self._steps(sink)
+        self._client = InfluxV1Client(
+            sink,
+            Credential(password, username),
+            timeout=timeout,
+            errors=admin_errors(self._credential_steps),
+        )
 
-    def _credential_steps(self, sink: Mapping[str, Any]) -> tuple[str, ...]:
+    @classmethod
+    def from_sink(
+        cls,
+        sink: Mapping[str, Any],
+        env: Mapping[str, str],
+        *,
+        timeout: float,
+        write_names: Sequence[str],
+        resample_every_s: int | None,
+    ) -> InfluxV1Admin:
+        """The backend for a validated sink, its credential read from ``env`` (see registry)."""
+        del write_names  # InfluxDB 1.x users are granted the whole database
+        return cls(
+            sink,
+            str(sink.get("username") or ""),
+            v1_password(sink, env),
+            timeout=timeout,
+            resample_every_s=resample_every_s,
+        )
+
+    def _steps(self, sink: Mapping[str, Any]) -> tuple[str, ...]:
         where = sink.get("password_env") or "password_env"
         return (
             f"check sinks '{self.name}' username ({self.username or 'none set'}) and the "
@@ -110,11 +132,11 @@ class InfluxV1Admin:
 
     def connect(self) -> None:
         """Reachable (``/ping`` answered by a 1.x server) and the credentials accepted."""
-        status, _, headers = self._http.call("GET", "/ping")
-        version = headers.get("x-influxdb-version", "")
-        if status != 204:
+        ping = self._client.ping()
+        version = ping.headers.get("x-influxdb-version", "")
+        if ping.status != 204:
             raise AdminError(
-                f"{self.url}/ping answered HTTP {status}: this is not an InfluxDB 1.x server",
+                f"{self.url}/ping answered HTTP {ping.status}: this is not an InfluxDB 1.x server",
                 reachability_steps(self.url),
             )
         if version and not version.lstrip("v").startswith("1."):
@@ -130,15 +152,11 @@ class InfluxV1Admin:
         self, query: str, *, database: str | None = None, secret: str = ""
     ) -> list[dict[str, Any]]:
         """Run one statement (POST, so DDL works too); returns the result's series."""
-        form = {"q": query, "epoch": "ns"}
-        if database:
-            form["db"] = database
-        headers = {**self._headers, "Content-Type": "application/x-www-form-urlencoded"}
-        body = urllib.parse.urlencode(form).encode()
         try:
-            status, text, _ = self._http.call("POST", "/query", body=body, headers=headers)
+            reply = self._client.query(query, database=database)
         except AdminError as exc:
             raise _without(exc, secret) from None
+        status, text = reply.status, reply.text
         if secret:
             text = text.replace(secret, "***")
         shown = _shown(query, secret)
@@ -151,7 +169,7 @@ class InfluxV1Admin:
         error = results[0].get("error")
         if error:
             if "requires admin privilege" in str(error) or "not authorized" in str(error):
-                raise AuthFailed(f"{shown} was refused: {error}", self._http.credential_steps)
+                raise AuthFailed(f"{shown} was refused: {error}", self._credential_steps)
             raise AdminError(f"{shown} failed: {error}")
         return list(results[0].get("series") or [])
 
@@ -384,15 +402,9 @@ class InfluxV1Admin:
             return Check(name, None, f"skipped: tier {raw} is missing")
         marker = secrets.token_hex(8)
         line = f"{VERIFY_MEASUREMENT},check={marker} ok=1i {self._clock()}"
-        params = {"db": self.database, "rp": raw, "precision": "ns"}
         try:
-            status, text, _ = self._http.call(
-                "POST",
-                "/write",
-                params=params,
-                body=line.encode(),
-                headers={**self._headers, "Content-Type": "text/plain; charset=utf-8"},
-            )
+            written = self._client.write(line, database=self.database, rp=raw)
+            status, text = written.status, written.text
             if status != 204:
                 return Check(
                     name,

@@ -23,24 +23,26 @@ What the InfluxDB 3 HTTP API offers, and so what ``setup-influxdb`` does here:
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from telegraf_bridge.cli.influx_admin._http import (
-    AdminHttp,
+from telegraf_bridge.cli.influx.admin._http import (
+    admin_errors,
     human_retention,
-    message_of,
     parse_go_duration,
     parse_json,
     reachability_steps,
 )
-from telegraf_bridge.cli.influx_admin._secrets import read_secret, secret_file, store_secret
-from telegraf_bridge.cli.influx_admin.base import AdminError, Check, Step, TierUsage
-from telegraf_bridge.cli.sinkquery import sql_ident, sql_string
+from telegraf_bridge.cli.influx.admin._secrets import read_secret, secret_file, store_secret
+from telegraf_bridge.cli.influx.admin.base import AdminError, Check, Step, TierUsage
+from telegraf_bridge.cli.influx.admin.registry import admin_token
+from telegraf_bridge.cli.influx.auth import Credential
+from telegraf_bridge.cli.influx.sql import sql_ident, sql_string
+from telegraf_bridge.cli.influx.transport import Reply, message_of
+from telegraf_bridge.cli.influx.v3 import InfluxV3Client, missing_table
 from telegraf_bridge.cli.tiers import Layout, Tier
 
 VERIFY_MEASUREMENT = "bridge_verify"
@@ -70,7 +72,7 @@ def retention_period(tier: Tier) -> str | None:
 
 
 class InfluxV3Admin:
-    """:class:`~telegraf_bridge.cli.influx_admin.base.AdminBackend` for InfluxDB 3.
+    """:class:`~telegraf_bridge.cli.influx.admin.base.AdminBackend` for InfluxDB 3.
 
     ``write_names`` are the databases Telegraf writes to this sink (a writer token gets write
     on exactly these); empty means the raw tier and the sink's database.
@@ -93,20 +95,29 @@ class InfluxV3Admin:
         self._write_names = tuple(write_names)
         self._clock = clock
         where = sink.get("token_env") or sink.get("token_file") or "token_env/token_file"
-        self._http = AdminHttp(
-            sink,
-            timeout,
-            (token,),
-            (
-                f"check the token in {where}: it must be an admin token of this server "
-                "(influxdb3 create token --admin)",
-            ),
+        steps = (
+            f"check the token in {where}: it must be an admin token of this server "
+            "(influxdb3 create token --admin)",
         )
-        self._headers = {"Accept": "application/json"}
-        if token:
-            self._headers["Authorization"] = f"Bearer {token}"
+        self._client = InfluxV3Client(
+            sink, Credential(token), timeout=timeout, errors=admin_errors(steps)
+        )
         self.build = ""
         self.version = ""
+
+    @classmethod
+    def from_sink(
+        cls,
+        sink: Mapping[str, Any],
+        env: Mapping[str, str],
+        *,
+        timeout: float,
+        write_names: Sequence[str],
+        resample_every_s: int | None,
+    ) -> InfluxV3Admin:
+        """The backend for a validated sink, its credential read from ``env`` (see registry)."""
+        del resample_every_s  # InfluxDB 3 has no server-side downsampling
+        return cls(sink, admin_token(sink, env), timeout=timeout, write_names=write_names)
 
     # -- identity and connection -----------------------------------------------------------------
 
@@ -117,7 +128,8 @@ class InfluxV3Admin:
 
     def connect(self) -> None:
         """Reachable (``/ping``), edition known, and the token may list databases (admin)."""
-        status, text, headers = self._http.call("GET", "/ping", headers=self._headers)
+        ping = self._client.ping()
+        status, text, headers = ping.status, ping.text, ping.headers
         if status != 200:
             raise AdminError(
                 f"{self.url}/ping answered HTTP {status} ({message_of(text) or 'no body'}): "
@@ -125,7 +137,7 @@ class InfluxV3Admin:
                 reachability_steps(self.url),
             )
         self.build = headers.get("x-influxdb-build", "")
-        doc = parse_json(text, "/ping")
+        doc = parse_json(text, "GET /ping")
         self.version = str((doc or {}).get("version") or headers.get("x-influxdb-version") or "")
         self._databases()
 
@@ -134,26 +146,12 @@ class InfluxV3Admin:
         """Whether the server said it is InfluxDB 3 Enterprise."""
         return self.build.lower() == "enterprise"
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        doc: Any = None,
-        body: bytes | None = None,
-        content_type: str = "application/json",
-    ) -> tuple[int, str]:
-        headers = dict(self._headers)
-        if doc is not None:
-            body = json.dumps(doc).encode()
-        if body is not None:
-            headers["Content-Type"] = content_type
-        status, text, _ = self._http.call(method, path, params=params, body=body, headers=headers)
-        return status, text
+    @staticmethod
+    def _answer(reply: Reply) -> tuple[int, str]:
+        return reply.status, reply.text
 
     def _databases(self) -> set[str]:
-        status, text = self._call("GET", "/api/v3/configure/database", params={"format": "json"})
+        status, text = self._answer(self._client.databases())
         if status != 200:
             raise AdminError(f"listing databases failed (HTTP {status}): {message_of(text)}")
         doc = parse_json(text, "listing databases") or []
@@ -166,10 +164,8 @@ class InfluxV3Admin:
 
     def _retention(self, database: str) -> int | None:
         """Seconds the database keeps data (0 = forever); None when the server does not say."""
-        status, text = self._call(
-            "GET",
-            "/api/v3/query_influxql",
-            params={"db": database, "q": "SHOW RETENTION POLICIES", "format": "json"},
+        status, text = self._answer(
+            self._client.query_influxql(database, "SHOW RETENTION POLICIES")
         )
         if status != 200:
             return None
@@ -208,7 +204,7 @@ class InfluxV3Admin:
                 doc["retention_period"] = period
 
             def create() -> str:
-                status, text = self._call("POST", "/api/v3/configure/database", doc=doc)
+                status, text = self._answer(self._client.create_database(doc))
                 if status in (200, 201, 204):
                     return detail
                 if status == 409:
@@ -279,7 +275,7 @@ class InfluxV3Admin:
         }
 
         def create() -> str:
-            status, text = self._call("POST", "/api/v3/enterprise/configure/token", doc=doc)
+            status, text = self._answer(self._client.create_token(doc))
             if status == 409:
                 raise AdminError(
                     f"a token named {token_name} exists, but {path} is missing and a token "
@@ -345,13 +341,7 @@ class InfluxV3Admin:
             return Check(name, None, f"skipped: database {raw} is missing")
         marker = secrets.token_hex(8)
         line = f"{VERIFY_MEASUREMENT},check={marker} ok=1i {self._clock()}"
-        status, text = self._call(
-            "POST",
-            "/api/v3/write_lp",
-            params={"db": raw, "precision": "nanosecond"},
-            body=line.encode(),
-            content_type="text/plain; charset=utf-8",
-        )
+        status, text = self._answer(self._client.write_lp(raw, line))
         if status != 204:
             return Check(
                 name,
@@ -380,10 +370,8 @@ class InfluxV3Admin:
 
     def _sql(self, database: str, sql: str) -> list[dict[str, Any]] | None:
         """Rows of a SQL query; None when the table is not there (a planning error)."""
-        status, text = self._call(
-            "POST", "/api/v3/query_sql", doc={"db": database, "q": sql, "format": "json"}
-        )
-        if status == 400 and ("not found" in text or "No field named" in text):
+        status, text = self._answer(self._client.query_sql(database, sql))
+        if status == 400 and ("not found" in text or missing_table(text)):
             return None
         if status != 200:
             raise AdminError(f"SQL query on {database} failed (HTTP {status}): {message_of(text)}")
@@ -417,6 +405,6 @@ class InfluxV3Admin:
 
     def delete_tier(self, layout: Layout, name: str) -> None:
         """``DELETE /api/v3/configure/database?db=NAME`` (a database already gone is fine)."""
-        status, text = self._call("DELETE", "/api/v3/configure/database", params={"db": name})
+        status, text = self._answer(self._client.delete_database(name))
         if status not in (200, 204, 404):
             raise AdminError(f"deleting database {name} failed (HTTP {status}): {message_of(text)}")

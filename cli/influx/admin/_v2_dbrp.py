@@ -18,11 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from telegraf_bridge.cli.influx_admin._v2_http import Reply, V2Http
-from telegraf_bridge.cli.influx_admin.base import AdminError, Check, Step
+from telegraf_bridge.cli.influx.admin.base import AdminError, Check, Step
+from telegraf_bridge.cli.influx.transport import Reply
+from telegraf_bridge.cli.influx.v2 import InfluxV2Client
 from telegraf_bridge.cli.tiers import Layout
-
-PATH = "/api/v2/dbrps"
 
 
 @dataclass(frozen=True)
@@ -51,15 +50,15 @@ class DbrpMappings:
     """Plans, creates and checks the mappings of one organization."""
 
     def __init__(
-        self, http: V2Http, org_id: str, failure: Callable[[Reply, str], AdminError]
+        self, client: InfluxV2Client, org_id: str, failure: Callable[[Reply, str], AdminError]
     ) -> None:
-        self._http = http
+        self._client = client
         self._org_id = org_id
         self._failure = failure
 
     def listed(self) -> list[dict[str, Any]]:
         """The organization's explicit mappings (virtual ones are InfluxDB's own, per bucket)."""
-        reply = self._http.request("GET", PATH, params={"orgID": self._org_id})
+        reply = self._client.dbrps({"orgID": self._org_id})
         if reply.status != 200:
             raise self._failure(reply, "listing the InfluxQL (DBRP) mappings")
         doc = reply.json() or {}
@@ -119,10 +118,8 @@ class DbrpMappings:
                 f"cannot map {m.database}/{m.rp}: bucket {m.bucket} does not exist",
                 ("create the bucket, then run setup-influxdb again",),
             )
-        reply = self._http.request(
-            "POST",
-            PATH,
-            json_body={
+        reply = self._client.create_dbrp(
+            {
                 "orgID": self._org_id,
                 "bucketID": bucket["id"],
                 "database": m.database,

@@ -5,7 +5,7 @@ Replaces IoTFlow's ``GET /device/{id}/latest``, ``GET /device/{id}/data`` and ``
 InfluxDB 1.x, Flux on v2/Cloud, SQL on InfluxDB 3. Points are selected by the ``device_id`` tag
 that every IoTFlow point carries (see the data model of issue 7).
 
-Why our own small HTTP client (:mod:`telegraf_bridge.cli.sinkquery`) and not the official
+Why our own small HTTP client (:mod:`telegraf_bridge.cli.influx`) and not the official
 libraries: ``influxdb-client`` pulls in a large dependency tree for three HTTP calls, and
 ``influxdb3-python`` queries over Arrow Flight (gRPC), which needs pyarrow (no ARMv6 wheel,
 seconds to import on a Pi Zero) and which the loopback v3 fake cannot answer. The official HTTP
@@ -13,10 +13,11 @@ APIs used here (``/query``, ``/api/v2/query``, ``/api/v2/delete``, ``/api/v3/que
 are documented, stable and enough.
 
 Every device ID, measurement and time that reaches a query is quoted for the target language
-by the helpers of :mod:`.sinkquery` (InfluxQL identifiers and strings, Flux strings, SQL
-identifiers and strings, the v2 delete predicate's double-quoted values), so user input can
-never change a query's shape. Memory stays bounded: ranges fetch at most ``limit + 1`` rows per
-series (the first ``limit`` points overall are always among them) and counts are streamed.
+by the quoting modules :mod:`.influxql`, :mod:`.flux` and :mod:`.sql` (InfluxQL identifiers
+and strings, Flux strings, SQL identifiers and strings, the v2 delete predicate's double-quoted
+values), so user input can never change a query's shape. Memory stays bounded: ranges fetch
+at most ``limit + 1`` rows per series (the first ``limit`` points overall are always among
+them) and counts are streamed.
 
 Deleting, per sink (time windows are half-open, ``start <= time < stop``, everywhere):
 
@@ -33,26 +34,21 @@ Deleting, per sink (time windows are half-open, ``start <= time < stop``, everyw
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegraf_bridge.cli.sinkquery import (
-    InfluxV1Query,
-    InfluxV2Query,
-    InfluxV3Query,
-    SinkError,
-    SinkQuery,
-    annotated_rows,
-    flux_string,
-    influxql_ident,
-    parse_influx_time_ns,
-    sql_ident,
-    sql_string,
-)
+from telegraf_bridge.cli.influx.annotated_csv import typed_annotated_csv
+from telegraf_bridge.cli.influx.client import Client, parse_influx_time_ns
+from telegraf_bridge.cli.influx.flux import flux_string
+from telegraf_bridge.cli.influx.influxql import influxql_ident, influxql_string
+from telegraf_bridge.cli.influx.sql import sql_ident, sql_string
+from telegraf_bridge.cli.influx.v1 import InfluxV1Client
+from telegraf_bridge.cli.influx.v2 import InfluxV2Client
+from telegraf_bridge.cli.influx.v3 import InfluxV3Client
+from telegraf_bridge.cli.influx.versions import VERSIONS
 from telegraf_bridge.plugins.common import format_rfc3339_ns, parse_rfc3339_ns
 
 DEVICE_TAG = "device_id"
@@ -234,7 +230,7 @@ class DeviceQueries:
     # Why this sink cannot delete by device and time ("" when it can).
     delete_refusal: str = ""
 
-    def __init__(self, query: SinkQuery) -> None:
+    def __init__(self, query: Client) -> None:
         self.query = query
 
     def describe(self) -> str:
@@ -260,24 +256,13 @@ class DeviceQueries:
         raise NotImplementedError
 
 
-def device_queries(query: SinkQuery) -> DeviceQueries:
-    """The implementation for ``query``'s sink kind."""
-    if isinstance(query, InfluxV1Query):
-        return V1DeviceQueries(query)
-    if isinstance(query, InfluxV2Query):
-        return V2DeviceQueries(query)
-    if isinstance(query, InfluxV3Query):
-        return V3DeviceQueries(query)
-    raise SinkError("config_error", f"sink {query.name!r} ({query.kind}) cannot be queried")
+def device_queries(query: Client) -> DeviceQueries:
+    """The implementation for ``query``'s InfluxDB version (:data:`.versions.VERSIONS`)."""
+    implementation: type[DeviceQueries] = VERSIONS[query.kind].load("devices")
+    return implementation(query)
 
 
 # -- InfluxDB 1.x ----------------------------------------------------------------------------------
-
-
-def influxql_string(value: str) -> str:
-    """An InfluxQL single-quoted string literal (backslash, quote and newline escaped)."""
-    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
-    return f"'{escaped}'"
 
 
 def _coerce_v1(value: Any, field_type: str | None) -> Any:
@@ -290,10 +275,10 @@ def _coerce_v1(value: Any, field_type: str | None) -> Any:
 class V1DeviceQueries(DeviceQueries):
     """InfluxQL on InfluxDB 1.x; times are integer ns literals, names and values quoted."""
 
-    query: InfluxV1Query
+    query: InfluxV1Client
     delete_note = V1_DELETE_NOTE
 
-    def __init__(self, query: InfluxV1Query) -> None:
+    def __init__(self, query: InfluxV1Client) -> None:
         super().__init__(query)
         self.query = query
 
@@ -339,7 +324,7 @@ class V1DeviceQueries(DeviceQueries):
             batch = pairs[offset : offset + _V1_STATEMENTS_PER_REQUEST]
             # Safe: names quoted by influxql_ident, the device by influxql_string, times ints.
             query = "; ".join(
-                f"SELECT LAST({influxql_ident(f)}) FROM {influxql_ident(m)} WHERE {where}"  # noqa: S608
+                f"SELECT LAST({influxql_ident(f)}) FROM {influxql_ident(m)} WHERE {where}"  # noqa: S608 - names quoted
                 for m, f in batch
             )
             for result in self.query.statements(query):
@@ -378,7 +363,7 @@ class V1DeviceQueries(DeviceQueries):
         types = self._field_types(measurements)
         # Safe: names quoted by influxql_ident, the device by influxql_string, times ints.
         query = (
-            f"SELECT * FROM {self._source(measurement)} WHERE {self._where(device, window)} "  # noqa: S608
+            f"SELECT * FROM {self._source(measurement)} WHERE {self._where(device, window)} "  # noqa: S608 - names quoted
             f"GROUP BY * LIMIT {int(limit) + 1}"
         )
         return first_points(self._points(query, types), limit)
@@ -390,7 +375,7 @@ class V1DeviceQueries(DeviceQueries):
         """
         # Safe: names quoted by influxql_ident, the device by influxql_string, times ints.
         query = (
-            f"SELECT * FROM {self._source(measurement)} WHERE {self._where(device, window)} "  # noqa: S608
+            f"SELECT * FROM {self._source(measurement)} WHERE {self._where(device, window)} "  # noqa: S608 - names quoted
             "GROUP BY *"
         )
         total = 0
@@ -421,45 +406,12 @@ _COUNT_PIPELINE = (
 )
 
 
-def _flux_value(cell: str, datatype: str) -> Any:
-    """A CSV cell as the Python value its ``#datatype`` annotation declares."""
-    if datatype == "double":
-        return float(cell)
-    if datatype in ("long", "unsignedLong"):
-        return int(cell)
-    if datatype == "boolean":
-        return cell == "true"
-    return cell
-
-
-def typed_annotated_csv(lines: Iterable[str], sink: str = "") -> Iterator[dict[str, Any]]:
-    """Records of an annotated CSV answer with values typed by each table's ``#datatype``.
-
-    :func:`~telegraf_bridge.cli.sinkquery.annotated_rows` with a ``double`` as a float, a
-    ``long`` as an int and a ``boolean`` as a bool, so a string field "12" stays a string. An
-    empty cell of a typed column is a null and left out of the record.
-    """
-    for texts, kinds in annotated_rows(lines, sink):
-        record: dict[str, Any] = {}
-        for name, cell in texts.items():
-            kind = kinds[name]
-            if cell == "" and kind != "string":
-                continue
-            try:
-                record[name] = _flux_value(cell, kind)
-            except ValueError:
-                raise SinkError(
-                    "query_failed", f"sink {sink!r}: a {kind} cell holds {cell[:40]!r}"
-                ) from None
-        yield record
-
-
 class V2DeviceQueries(DeviceQueries):
     """Flux over ``/api/v2/query``; deletes over ``/api/v2/delete``."""
 
-    query: InfluxV2Query
+    query: InfluxV2Client
 
-    def __init__(self, query: InfluxV2Query) -> None:
+    def __init__(self, query: InfluxV2Client) -> None:
         super().__init__(query)
         self.query = query
 
@@ -529,24 +481,16 @@ class V2DeviceQueries(DeviceQueries):
         if measurement is not None:
             terms.append(f"_measurement={influxql_ident(measurement)}")
         terms.append(f"{DEVICE_TAG}={influxql_ident(device)}")
-        body = json.dumps(
+        reply = self.query.delete(
+            {"org": self.query.org, "bucket": self.query.bucket},
             {
                 "start": format_rfc3339_ns(window.start_ns),
                 "stop": format_rfc3339_ns(window.stop_ns - 1),
                 "predicate": " AND ".join(terms),
-            }
-        ).encode()
-        headers = {**self.query.headers, "Content-Type": "application/json"}
-        reply = self.query.http.request(
-            "POST",
-            "/api/v2/delete",
-            params={"org": self.query.org, "bucket": self.query.bucket},
-            body=body,
-            headers=headers,
+            },
         )
-        if reply.response is None:
+        if reply.status >= 300:
             raise self.query.http.failure(reply, "delete")
-        reply.response.close()
 
 
 # -- InfluxDB 3 Core / Enterprise ------------------------------------------------------------------
@@ -572,10 +516,10 @@ def _coerce_v3(value: Any, arrow_type: str | None) -> Any:
 class V3DeviceQueries(DeviceQueries):
     """SQL over ``/api/v3/query_sql``, one table (measurement) at a time; no deletes."""
 
-    query: InfluxV3Query
+    query: InfluxV3Client
     delete_refusal = V3_DELETE_REFUSAL
 
-    def __init__(self, query: InfluxV3Query) -> None:
+    def __init__(self, query: InfluxV3Client) -> None:
         super().__init__(query)
         self.query = query
 
@@ -586,7 +530,7 @@ class V3DeviceQueries(DeviceQueries):
         """
         # Safe: the literals are quoted by sql_string.
         sql = (
-            "SELECT table_name, column_name, data_type FROM information_schema.columns "  # noqa: S608
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "  # noqa: S608 - names quoted
             f"WHERE table_schema = {sql_string('iox')}"
         )
         if measurement is not None:
@@ -617,7 +561,7 @@ class V3DeviceQueries(DeviceQueries):
             for column in sorted(table.fields):
                 # Safe: names quoted by sql_ident, the device and times by sql_string.
                 sql = (
-                    f"SELECT time, {sql_ident(column)} FROM {sql_ident(name)} "  # noqa: S608
+                    f"SELECT time, {sql_ident(column)} FROM {sql_ident(name)} "  # noqa: S608 - names quoted
                     f"WHERE {where} AND {sql_ident(column)} IS NOT NULL "
                     "ORDER BY time DESC LIMIT 1"
                 )
@@ -637,7 +581,7 @@ class V3DeviceQueries(DeviceQueries):
         for name, table in self._tables(measurement).items():
             # Safe: names quoted by sql_ident, the device and times by sql_string.
             sql = (
-                f"SELECT * FROM {sql_ident(name)} WHERE {where} "  # noqa: S608
+                f"SELECT * FROM {sql_ident(name)} WHERE {where} "  # noqa: S608 - names quoted
                 f"ORDER BY time LIMIT {int(limit) + 1}"
             )
             for row in self.query.rows(sql):
@@ -677,8 +621,6 @@ __all__ = [
     "Window",
     "device_queries",
     "first_points",
-    "influxql_string",
     "parse_time_arg",
-    "typed_annotated_csv",
     "validate_name",
 ]

@@ -29,11 +29,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from telegraf_bridge.cli.fsutil import write_atomic
-from telegraf_bridge.cli.influx_admin._http import AuthFailed, token_hint
-from telegraf_bridge.cli.influx_admin._v2_dbrp import DbrpMappings
-from telegraf_bridge.cli.influx_admin._v2_dbrp import wanted as wanted_dbrps
-from telegraf_bridge.cli.influx_admin._v2_flux import (
+from telegraf_bridge.cli.influx.admin._http import AuthFailed, admin_errors, token_hint
+from telegraf_bridge.cli.influx.admin._v2_dbrp import DbrpMappings
+from telegraf_bridge.cli.influx.admin._v2_dbrp import wanted as wanted_dbrps
+from telegraf_bridge.cli.influx.admin._v2_flux import (
     VERIFY_FIELD,
     VERIFY_MEASUREMENT,
     VERIFY_TAG,
@@ -44,11 +43,14 @@ from telegraf_bridge.cli.influx_admin._v2_flux import (
     task_flux,
     task_name,
 )
-from telegraf_bridge.cli.influx_admin._v2_http import Reply, V2Http
-from telegraf_bridge.cli.influx_admin.base import AdminError, Check, Step, TierUsage
-from telegraf_bridge.cli.sinkquery import SinkError, parse_annotated_csv
+from telegraf_bridge.cli.influx.admin.base import AdminError, Check, Step, TierUsage
+from telegraf_bridge.cli.influx.admin.registry import admin_token
+from telegraf_bridge.cli.influx.annotated_csv import parse_annotated_csv
+from telegraf_bridge.cli.influx.auth import Credential
+from telegraf_bridge.cli.influx.transport import Reply, SinkError
+from telegraf_bridge.cli.influx.v2 import InfluxV2Client
 from telegraf_bridge.cli.tiers import RAW_FIELD, Layout, Tier
-from telegraf_bridge.plugins.common import format_rfc3339_ns
+from telegraf_bridge.plugins.common import format_rfc3339_ns, write_atomic
 
 BUCKET_PAGE = 100  # the API's largest page
 TASK_PAGE = 500
@@ -87,7 +89,7 @@ def token_file(secrets_dir: Path, sink_name: str, role: str) -> Path:
 
 
 class InfluxV2Admin:
-    """:class:`~telegraf_bridge.cli.influx_admin.base.AdminBackend` for InfluxDB v2 and Cloud.
+    """:class:`~telegraf_bridge.cli.influx.admin.base.AdminBackend` for InfluxDB v2 and Cloud.
 
     ``write_names`` are the buckets Telegraf writes to this sink
     (:func:`telegraf_bridge.cli.tiers.written_names`); the writer token gets write on exactly
@@ -113,9 +115,36 @@ class InfluxV2Admin:
         self._token = token or ""
         self._write_names = tuple(write_names)
         self._sleep = sleep
-        self._http = V2Http(sink, self._token, timeout, self._checklist())
+        # Every status comes back as a Reply (raise_refusals=False): a 403 is an expected answer
+        # for a scoped token, and each step decides what a 401, 403, 404 or 422 means. Only a
+        # server that does not answer at all raises (with the whole checklist: on v2 a wrong
+        # URL, e.g. another Cloud region, is as likely as a stopped server).
+        checklist = self._checklist()
+        self._client = InfluxV2Client(
+            sink,
+            Credential(self._token),
+            timeout=timeout,
+            raise_refusals=False,
+            errors=admin_errors(checklist, checklist),
+        )
         self._org_id = ""
         self._org_name = ""
+
+    @classmethod
+    def from_sink(
+        cls,
+        sink: Mapping[str, Any],
+        env: Mapping[str, str],
+        *,
+        timeout: float,
+        write_names: Sequence[str],
+        resample_every_s: int | None,
+    ) -> InfluxV2Admin:
+        """The backend for a validated sink, its credential read from ``env`` (see registry)."""
+        del resample_every_s  # Flux tasks run on their own schedule
+        return cls(
+            dict(sink), admin_token(sink, env) or None, timeout=timeout, write_names=write_names
+        )
 
     # -- identity and connection -----------------------------------------------------------------
 
@@ -142,9 +171,9 @@ class InfluxV2Admin:
                 f"sink '{self.name}' has no token to administer InfluxDB with",
                 self._checklist(),
             )
-        alive = self._http.request("GET", "/ping")
+        alive = self._client.ping()
         if alive.status == 404:  # every 2.x and Cloud answers /ping; /health is OSS's other one
-            alive = self._http.request("GET", "/health")
+            alive = self._client.health()
         if alive.status not in (200, 204):
             raise AdminError(
                 f"{self.url} answered /ping with HTTP {alive.status}: this is not an InfluxDB "
@@ -156,13 +185,13 @@ class InfluxV2Admin:
     def _resolve_org(self) -> None:
         org = self.organization
         if _ID.fullmatch(org):
-            reply = self._http.request("GET", f"/api/v2/orgs/{org}")
+            reply = self._client.organization(org)
             self._refused(reply)
             doc = reply.json()
             if reply.status == 200 and isinstance(doc, dict) and doc.get("id") == org:
                 self._org_id, self._org_name = org, str(doc.get("name") or org)
                 return
-        reply = self._http.request("GET", "/api/v2/orgs", params={"org": org})
+        reply = self._client.orgs({"org": org})
         self._refused(reply)
         if reply.status not in (200, 404):
             raise self._failure(reply, f"looking up organization '{org}'")
@@ -185,13 +214,13 @@ class InfluxV2Admin:
         if reply.status == 401:
             raise AuthFailed(
                 f"InfluxDB at {self.url} refused the token {token_hint(self._token)} "
-                f"(HTTP 401: {self._http.redact(reply.message())})",
+                f"(HTTP 401: {self._client.http.redact(reply.message())})",
                 self._checklist(),
             )
 
     def _failure(self, reply: Reply, what: str) -> AdminError:
         self._refused(reply)
-        message = self._http.redact(reply.message()) or "no explanation given"
+        message = self._client.http.redact(reply.message()) or "no explanation given"
         text = f"{what} failed (HTTP {reply.status}): {message}"
         if reply.status == 403:  # the token is valid but lacks this right (or a plan limit)
             return AuthFailed(
@@ -215,10 +244,8 @@ class InfluxV2Admin:
         found: dict[str, dict[str, Any]] = {}
         offset = 0
         for _ in range(_MAX_PAGES):
-            reply = self._http.request(
-                "GET",
-                "/api/v2/buckets",
-                params={"orgID": self._org_id, "limit": str(BUCKET_PAGE), "offset": str(offset)},
+            reply = self._client.buckets(
+                {"orgID": self._org_id, "limit": str(BUCKET_PAGE), "offset": str(offset)}
             )
             page = (self._expect(reply, (200,), "listing buckets") or {}).get("buckets") or []
             for bucket in page:
@@ -235,7 +262,7 @@ class InfluxV2Admin:
         tasks: list[dict[str, Any]] = []
         params = {"orgID": self._org_id, "limit": str(TASK_PAGE)}
         for _ in range(_MAX_PAGES):
-            reply = self._http.request("GET", "/api/v2/tasks", params=params)
+            reply = self._client.tasks(params)
             page = (self._expect(reply, (200,), "listing tasks") or {}).get("tasks") or []
             tasks += page
             if len(page) < TASK_PAGE:
@@ -246,17 +273,17 @@ class InfluxV2Admin:
     def _authorizations(self) -> list[dict[str, Any]]:
         """Every authorization of the organization (``links.next`` followed when present)."""
         found: list[dict[str, Any]] = []
-        path, params = "/api/v2/authorizations", {"orgID": self._org_id}
+        following, params = "", {"orgID": self._org_id}
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
-            reply = self._http.request("GET", path, params=params)
+            reply = self._client.authorizations(params, following)
             doc = self._expect(reply, (200,), "listing tokens") or {}
             found += doc.get("authorizations") or []
-            following = (doc.get("links") or {}).get("next")
-            if not following or following in seen:
+            link = (doc.get("links") or {}).get("next")
+            if not link or link in seen:
                 break
-            seen.add(following)
-            path, params = str(following), {}
+            seen.add(link)
+            following, params = str(link), {}
         return found
 
     # -- plan --------------------------------------------------------------------------------------
@@ -294,7 +321,7 @@ class InfluxV2Admin:
         return steps
 
     def _dbrp(self) -> DbrpMappings:
-        return DbrpMappings(self._http, self._org_id, self._failure)
+        return DbrpMappings(self._client, self._org_id, self._failure)
 
     def _bucket_step(self, tier: Tier, bucket: Mapping[str, Any] | None) -> Step:
         what = f"bucket {tier.name}"
@@ -316,10 +343,8 @@ class InfluxV2Admin:
 
     def _create(self, tier: Tier) -> str:
         rules = [{"type": "expire", "everySeconds": tier.retention_s}] if tier.retention_s else []
-        reply = self._http.request(
-            "POST",
-            "/api/v2/buckets",
-            json_body={
+        reply = self._client.create_bucket(
+            {
                 "orgID": self._org_id,
                 "name": tier.name,
                 "description": f"telegraf-bridge meter-pulse tier {tier.key}",
@@ -363,10 +388,8 @@ class InfluxV2Admin:
         return Step(what, "present", _last_run(task))
 
     def _create_task(self, layout: Layout, tier: Tier, flux: str) -> str:
-        reply = self._http.request(
-            "POST",
-            "/api/v2/tasks",
-            json_body={
+        reply = self._client.create_task(
+            {
                 "orgID": self._org_id,
                 "flux": flux,
                 "status": "active",
@@ -472,10 +495,8 @@ class InfluxV2Admin:
             }
             for action, name in sorted(perms)
         ]
-        reply = self._http.request(
-            "POST",
-            "/api/v2/authorizations",
-            json_body={
+        reply = self._client.create_authorization(
+            {
                 "orgID": self._org_id,
                 "description": description,
                 "status": "active",
@@ -571,19 +592,13 @@ class InfluxV2Admin:
         now = time.time_ns()
         line = f"{VERIFY_MEASUREMENT},{VERIFY_TAG}={nonce} {VERIFY_FIELD}=1i {now}"
         where = {"orgID": self._org_id, "bucket": raw}
-        reply = self._http.request(
-            "POST",
-            "/api/v2/write",
-            params={**where, "precision": "ns"},
-            data=line.encode(),
-            content_type="text/plain; charset=utf-8",
-        )
+        reply = self._client.write({**where, "precision": "ns"}, line)
         if reply.status != 204:
             return Check(
                 name,
                 False,
                 f"writing to {raw} failed (HTTP {reply.status}): "
-                + self._http.redact(reply.message()),
+                + self._client.http.redact(reply.message()),
                 "check that the token may write to the bucket",
             )
         found = False
@@ -598,11 +613,9 @@ class InfluxV2Admin:
                 break
             if attempt < 5:
                 self._sleep(0.5)
-        removed = self._http.request(
-            "POST",
-            "/api/v2/delete",
-            params=where,
-            json_body={
+        removed = self._client.delete(
+            where,
+            {
                 "start": format_rfc3339_ns(now - 60 * _NS),
                 "stop": format_rfc3339_ns(now + 60 * _NS),
                 "predicate": f'_measurement="{VERIFY_MEASUREMENT}"',
@@ -621,7 +634,7 @@ class InfluxV2Admin:
                 name,
                 False,
                 f"wrote and read back a {VERIFY_MEASUREMENT} point in {raw}, but deleting it "
-                f"failed (HTTP {removed.status}): {self._http.redact(removed.message())}",
+                f"failed (HTTP {removed.status}): {self._client.http.redact(removed.message())}",
                 f"delete it by hand: influx delete --bucket {raw} --predicate "
                 f"'_measurement=\"{VERIFY_MEASUREMENT}\"' --start 1970-01-01T00:00:00Z --stop now",
             )
@@ -633,21 +646,7 @@ class InfluxV2Admin:
         )
 
     def _query(self, flux: str) -> Iterator[dict[str, str]]:
-        reply = self._http.request(
-            "POST",
-            "/api/v2/query",
-            params={"orgID": self._org_id},
-            json_body={
-                "query": flux,
-                "type": "flux",
-                "dialect": {
-                    "annotations": ["datatype", "group", "default"],
-                    "header": True,
-                    "delimiter": ",",
-                },
-            },
-            accept="application/csv",
-        )
+        reply = self._client.query(flux, {"orgID": self._org_id})
         if reply.status != 200:
             raise self._failure(reply, "Flux query")
         lines = reply.text.splitlines(keepends=True)
@@ -699,13 +698,13 @@ class InfluxV2Admin:
         }
         for task in self._tasks():
             if task.get("name") in involved:
-                reply = self._http.request("DELETE", f"/api/v2/tasks/{task['id']}")
+                reply = self._client.delete_task(str(task["id"]))
                 if reply.status not in (204, 404):
                     raise self._failure(reply, f"deleting task {task.get('name')}")
         bucket = self._buckets().get(name)
         if bucket is None:
             return
-        reply = self._http.request("DELETE", f"/api/v2/buckets/{bucket['id']}")
+        reply = self._client.delete_bucket(str(bucket["id"]))
         if reply.status not in (204, 404):
             raise self._failure(reply, f"deleting bucket {name}")
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-from telegraf_bridge.cli.sinkquery import flux_string
+from telegraf_bridge.cli.influx.flux import flux_string
 from telegraf_bridge.cli.tiers import RAW_FIELD, Layout, Tier
 
 TAG = "PulseType"

@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from telegraf_bridge.cli.influx_admin._http import influx_duration
-from telegraf_bridge.cli.sinkquery import influxql_ident
+from telegraf_bridge.cli.influx.admin._http import influx_duration
+from telegraf_bridge.cli.influx.influxql import influxql_ident, influxql_string
 from telegraf_bridge.cli.tiers import RAW_FIELD, Layout, Tier
 
 PULSE_TAG = "PulseType"
@@ -34,11 +34,6 @@ _NUMBER = re.compile(r"(?<![\w.])(\d+\.\d+)(?![\w.])")
 _DURATION_AFTER = re.compile(r"\b(EVERY|FOR|time\()\s*(\d+)(ns|u|µ|ms|s|m|h|d|w)\b")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _INTO = re.compile(r"\bINTO\s+(\S+?)\.(\S+?)\.")
-
-
-def influxql_string(value: str) -> str:
-    """An InfluxQL single-quoted string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _float_literal(value: int) -> str:

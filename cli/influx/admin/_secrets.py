@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from telegraf_bridge.cli.fsutil import write_atomic
+from telegraf_bridge.plugins.common import write_atomic
 
 # 32 URL-safe characters: strong, and free of characters that need quoting in InfluxQL,
 # shells or .env files.

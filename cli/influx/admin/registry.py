@@ -1,28 +1,30 @@
 """Pick the admin backend for a sink and hand it the sink's admin credential.
 
-The credential comes from the same places the query layer reads
-(:mod:`telegraf_bridge.cli.sinkquery`): ``token_env`` (the variable's value) or ``token_file``
-(its content, stripped) for InfluxDB v2/Cloud and 3, ``username`` plus the password from
-``password_env`` for InfluxDB 1.x. The v2 backend is imported only when a v2 sink is chosen.
+The credential is read by the one credential reader (:mod:`telegraf_bridge.cli.influx.auth`):
+``token_env`` (the variable's value) or ``token_file`` (its content, stripped) for InfluxDB
+v2/Cloud and 3, ``username`` plus the password from ``password_env`` for InfluxDB 1.x. Which
+backend a sink gets is decided by :data:`telegraf_bridge.cli.influx.versions.VERSIONS`; a
+backend is imported only when a sink of its version is chosen.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from telegraf_bridge.cli.influx_admin.base import AdminBackend, AdminError
-from telegraf_bridge.cli.sinkquery import SinkError, _secret_from
+from telegraf_bridge.cli.influx.admin.base import AdminBackend, AdminError
+from telegraf_bridge.cli.influx.auth import read_password, read_token
+from telegraf_bridge.cli.influx.transport import SinkError
+from telegraf_bridge.cli.influx.versions import VERSIONS
 
-ADMIN_TYPES = ("influxdb_v1", "influxdb_v2", "influxdb_v3")
+ADMIN_TYPES = tuple(VERSIONS)
 
 
 def admin_token(sink: Mapping[str, Any], env: Mapping[str, str]) -> str:
     """The sink's token (``token_env`` or ``token_file``), "" when it names none."""
     try:
-        return _secret_from(sink, env)
+        return read_token(sink, env)
     except SinkError as exc:
         raise AdminError(
             str(exc),
@@ -35,17 +37,14 @@ def admin_token(sink: Mapping[str, Any], env: Mapping[str, str]) -> str:
 
 def v1_password(sink: Mapping[str, Any], env: Mapping[str, str]) -> str:
     """The password of an InfluxDB 1.x sink's user (``password_env``), "" when none is set."""
-    var = sink.get("password_env") or ""
-    if not var:
-        return ""
-    value = env.get(var, "")
-    if not value:
+    try:
+        return read_password(sink, env)
+    except SinkError as exc:
+        var = sink.get("password_env")
         raise AdminError(
-            f"sink {sink['name']!r}: password_env names {var}, which is not set in this "
-            "environment",
+            str(exc),
             (f"export {var}=<the password of user {sink.get('username') or '?'}> and run again",),
-        )
-    return value
+        ) from None
 
 
 def backend_for(
@@ -64,32 +63,23 @@ def backend_for(
     """
     environ = os.environ if env is None else env
     kind = sink["type"]
-    if kind == "influxdb_v1":
-        from telegraf_bridge.cli.influx_admin.v1 import InfluxV1Admin  # noqa: PLC0415
-
-        return InfluxV1Admin(
-            sink,
-            str(sink.get("username") or ""),
-            v1_password(sink, environ),
-            timeout=timeout,
-            resample_every_s=resample_every_s,
-        )
-    if kind == "influxdb_v2":
-        module = importlib.import_module("telegraf_bridge.cli.influx_admin.v2")
-        backend: AdminBackend = module.InfluxV2Admin(
-            dict(sink), admin_token(sink, environ) or None, timeout=timeout, write_names=write_names
-        )
-        return backend
-    if kind == "influxdb_v3":
-        from telegraf_bridge.cli.influx_admin.v3 import InfluxV3Admin  # noqa: PLC0415
-
-        return InfluxV3Admin(
-            sink, admin_token(sink, environ), timeout=timeout, write_names=write_names
-        )
     if kind == "file":
         raise AdminError(
             f"sink {sink['name']!r} is a file sink: there is no database to set up, verify or "
             "delete",
             ("choose an InfluxDB sink with --sink NAME",),
         )
-    raise AdminError(f"sink {sink['name']!r} has type {kind!r}, which has no admin backend")
+    if kind not in VERSIONS:
+        raise AdminError(f"sink {sink['name']!r} has type {kind!r}, which has no admin backend")
+    backend: AdminBackend = (
+        VERSIONS[kind]
+        .load("admin")
+        .from_sink(
+            sink,
+            environ,
+            timeout=timeout,
+            write_names=write_names,
+            resample_every_s=resample_every_s,
+        )
+    )
+    return backend

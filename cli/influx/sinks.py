@@ -1,0 +1,87 @@
+"""From the config to a client: load the settings, pick the sink, open its client.
+
+Why here: ``healthcheck``, ``rssi-report``, ``query``, ``delete-data``, preflight and the admin
+commands all start the same way: the sink named by ``--sink`` (or the first enabled InfluxDB
+one), its credential read from the environment or a file, a client of its version.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from telegraf_bridge.cli.influx.auth import read_credential
+from telegraf_bridge.cli.influx.client import Client
+from telegraf_bridge.cli.influx.transport import SinkError
+from telegraf_bridge.cli.influx.versions import QUERYABLE_TYPES, version_of
+
+__all__ = ["QUERYABLE_TYPES", "load_query_settings", "open_sink", "select_sink"]
+from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
+from telegraf_bridge.plugins.common import ConfigError, parse_duration
+
+
+def load_query_settings(config_path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
+    """The settings to pick a sink from: ``config_path``, or the environment alone.
+
+    Without a config file the seeds' variables (``INFLUX_URL``/``INFLUX_DB``, ...) and the
+    ``BRIDGE_*`` overrides still describe sinks, so a seed's ``.env`` is enough to run a
+    health check. An invalid config is a ``config_error`` listing every problem.
+    """
+    try:
+        if config_path is None:
+            return load_settings(None, env, text="", base_dir=Path.cwd())
+        return load_settings(config_path, env)
+    except InvalidConfig as exc:
+        raise SinkError("config_error", str(exc)) from None
+
+
+def select_sink(settings: Settings, name: str | None) -> dict[str, Any]:
+    """The sink to query: ``name``, or the first enabled InfluxDB sink.
+
+    Raises :class:`SinkError` (``config_error``) naming the sinks there are when ``name`` is
+    unknown, disabled or a file sink, or when no InfluxDB sink is configured.
+    """
+    queryable = [s for s in settings.active_sinks() if s["type"] in QUERYABLE_TYPES]
+    listing = ", ".join(f"{s['name']} ({s['type']})" for s in settings.sinks) or "none"
+    if name is None:
+        if not queryable:
+            raise SinkError(
+                "config_error",
+                f"no enabled InfluxDB sink in the config to query (sinks: {listing})",
+            )
+        return queryable[0]
+    for sink in settings.sinks:
+        if sink["name"] != name:
+            continue
+        if not sink["enabled"]:
+            raise SinkError("config_error", f"sink {name!r} is disabled (enabled: false)")
+        if sink["type"] not in QUERYABLE_TYPES:
+            raise SinkError(
+                "config_error", f"sink {name!r} is a {sink['type']} sink; it cannot be queried"
+            )
+        return sink
+    raise SinkError("config_error", f"no sink named {name!r}; the config has: {listing}")
+
+
+def open_sink(
+    sink: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    *,
+    timeout: float | None = None,
+) -> Client:
+    """The client for a validated sink dictionary (from ``Settings.active_sinks``).
+
+    ``timeout`` (seconds per socket operation) defaults to the sink's own ``timeout``.
+    """
+    environ = os.environ if env is None else env
+    try:
+        seconds = timeout if timeout is not None else parse_duration(sink["timeout"])
+    except ConfigError as exc:
+        raise SinkError("config_error", str(exc)) from None
+    client = version_of(sink).client
+    credential = read_credential(sink, environ)
+    if client.requires_secret and not credential.secret:
+        raise SinkError("config_error", f"sink {sink['name']!r} has no token")
+    return client(sink, credential, timeout=seconds)
