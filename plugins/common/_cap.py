@@ -92,11 +92,3 @@ class BufferCap:
             )
             self._at = now
         return self._measured + WAL_BYTES_PER_LP_BYTE * self._in_flight()
-
-    def at_cap(self, *, fresh: bool = False) -> bool:
-        """Whether the total has reached the cap."""
-        return self.enabled and self.used(fresh=fresh) >= self.cap_bytes
-
-    def at_hold_mark(self) -> bool:
-        """Whether live sources should stop handing data to Telegraf."""
-        return self.enabled and self.used() >= self.cap_bytes * HOLD_SHARE

@@ -79,7 +79,6 @@ class JournalStats:
     appended: int = 0
     replayed: int = 0  # entries found at start and written again
     dropped: int = 0  # entries dropped at the cap (oldest first)
-    dropped_bytes: int = 0
     dropped_lines: int = 0
     torn: int = 0  # corrupt or half-written tails cut off at start
     torn_bytes: int = 0
@@ -370,7 +369,6 @@ class Journal:
         """Give up ``entry`` (the cap's rule for live sources: their oldest unsent data)."""
         self.entries.remove(entry)
         self.stats.dropped += 1
-        self.stats.dropped_bytes += entry.size
         self.stats.dropped_lines += entry.lines
         self._delete_segments_before(self.entries[0].seq if self.entries else self.next_seq)
 
