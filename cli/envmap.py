@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegraf_bridge.plugins.manifests import tier_routed
+from telegraf_bridge.plugins.manifests import routes_tiers
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,7 @@ def _enabled(group: AliasGroup, env: Mapping[str, str], problems: list[str]) -> 
 
 
 def apply_aliases(
-    doc: dict[str, Any],
+    doc: dict[str, object],
     env: Mapping[str, str],
     notes: list[str],
     problems: list[str],
@@ -363,7 +363,7 @@ _EXPECTED = {
 
 
 def apply_source_aliases(
-    doc: dict[str, Any], env: Mapping[str, str], notes: list[str], problems: list[str]
+    doc: dict[str, object], env: Mapping[str, str], notes: list[str], problems: list[str]
 ) -> None:
     """Configure the first source of a seed's plugin from its device variables (in place)."""
     sources = doc.setdefault("sources", [])
@@ -397,7 +397,7 @@ def apply_source_aliases(
 
 
 def apply_downsampling_aliases(
-    doc: dict[str, Any], env: Mapping[str, str], notes: list[str]
+    doc: dict[str, object], env: Mapping[str, str], notes: list[str]
 ) -> None:
     """Apply seed 003's bucket and measurement variables (in place)."""
     present = {var: env[var].strip() for var in DOWNSAMPLING_ALIASES if env.get(var, "").strip()}
@@ -413,7 +413,7 @@ def apply_downsampling_aliases(
     sources = doc.get("sources")
     if not measurement or not isinstance(sources, list):
         return
-    for source in tier_routed(s for s in sources if isinstance(s, dict)):
+    for source in (s for s in sources if isinstance(s, dict) and routes_tiers(s.get("plugin"))):
         options = source.setdefault("options", {})
         if isinstance(options, dict):
             options["measurement"] = measurement
@@ -423,7 +423,7 @@ def apply_downsampling_aliases(
             )
 
 
-def apply_canonical(doc: dict[str, Any], env: Mapping[str, str]) -> None:
+def apply_canonical(doc: dict[str, object], env: Mapping[str, str]) -> None:
     """Apply ``BRIDGE_AGENT_*``, ``BRIDGE_SINK_*`` and ``BRIDGE_SOURCE_*`` (in place)."""
     agent = doc.setdefault("agent", {})
     if isinstance(agent, dict):

@@ -9,9 +9,7 @@ devices name their measurements (iotflow: the topic's last level or the request'
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from telegraf_bridge.cli.settings import Settings
 from telegraf_bridge.plugins.manifests import manifest_of
@@ -38,13 +36,12 @@ def source_measurements(settings: Settings) -> list[SourceMeasurement]:
     """Each enabled source with its main measurement, in the config's order."""
     found = []
     for source in settings.active_sources():
-        manifest = manifest_of(source)
+        manifest = manifest_of(source.plugin)
         if manifest is None:
             continue
-        options: Mapping[str, Any] = source.get("options") or {}
         main = manifest.main_measurement
-        measurement = None if main is None else str(options.get(main.option, main.default))
-        found.append(SourceMeasurement(source["name"], manifest.name, measurement))
+        measurement = None if main is None else str(source.options.get(main.option, main.default))
+        found.append(SourceMeasurement(source.name, manifest.name, measurement))
     return found
 
 

@@ -16,7 +16,7 @@ from telegraf_bridge.cli import schema
 from telegraf_bridge.plugins.common import ConfigError, Section, parse_duration
 from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR, parse_time_floor
 from telegraf_bridge.plugins.common._main import DeliveryOptions
-from telegraf_bridge.plugins.manifests import manifest_of
+from telegraf_bridge.plugins.manifests import manifest_of, routes_tiers
 
 # Keys render-config always writes for a plugin with a tier route (its manifest says so), which
 # the plugin's own parser reads, so its cross-checks see them (values checked by the schema).
@@ -27,7 +27,9 @@ TIER_ROUTE: Mapping[str, Any] = {
 }
 
 
-def options_section(source: Mapping[str, Any], where: str, interval_s: float) -> Section:
+def options_section(
+    plugin: object, options: Mapping[str, object], where: str, interval_s: float
+) -> Section:
     """A source's options as its plugin reads them, with the shim's own keys read already.
 
     The options are taken as render-config writes them: over the keys it always provides,
@@ -35,9 +37,7 @@ def options_section(source: Mapping[str, Any], where: str, interval_s: float) ->
     option of the same name, e.g. a per-source ``time_floor``, overrides them) checked as
     plugin_main checks them. Raises ConfigError.
     """
-    options = source.get("options") or {}
-    manifest = manifest_of(source)
-    rendered = TIER_ROUTE if manifest is not None and manifest.tier_route else {}
+    rendered = TIER_ROUTE if routes_tiers(plugin) else {}
     section = Section({**rendered, **options}, where)
     floor = section.string("time_floor", DEFAULT_TIME_FLOOR)
     try:
@@ -56,17 +56,22 @@ def options_section(source: Mapping[str, Any], where: str, interval_s: float) ->
     return section
 
 
-def problems(source: Mapping[str, Any], where: str) -> list[str]:
-    """Every problem the plugin would report for this source's options (empty when fine)."""
-    manifest = manifest_of(source)
-    if manifest is None or not isinstance(source.get("options"), dict):
-        return []  # an unknown plugin or a non-mapping is reported by the schema already
+def parse(source: Mapping[str, object], where: str) -> tuple[object, list[str]]:
+    """The plugin's typed options for a source, and every problem it reports (none: fine).
+
+    The typed options are None when there are problems, or when the plugin is unknown or the
+    options are not a mapping (both reported by the schema already).
+    """
+    manifest = manifest_of(source.get("plugin"))
+    options = source.get("options")
+    if manifest is None or not isinstance(options, dict):
+        return None, []
     try:
-        interval_s = parse_duration(source.get("interval") or "10s")
+        interval_s = parse_duration(str(source.get("interval") or "10s"))
     except ConfigError:
         interval_s = 10.0  # reported by the schema already
     try:
-        manifest.parse(options_section(source, f"{where}.options", interval_s), interval_s)
+        section = options_section(manifest.name, options, f"{where}.options", interval_s)
+        return manifest.parse(section, interval_s), []
     except ConfigError as exc:
-        return exc.problems
-    return []
+        return None, exc.problems

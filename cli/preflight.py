@@ -36,6 +36,15 @@ from typing import Any, Literal
 
 import click
 from telegraf_bridge.cli import schema
+from telegraf_bridge.cli.config_model import (
+    InfluxSink,
+    Sink,
+    SourceConfig,
+    V1Sink,
+    agent_from,
+    build,
+    sink_from,
+)
 from telegraf_bridge.cli.influx.sinks import open_sink
 from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.influx.v1 import InfluxV1Client
@@ -77,9 +86,9 @@ def preflight(
 ) -> list[Finding]:
     """Every check, in the order they are shown: sinks, health port, clock."""
     environ = os.environ if env is None else env
-    checked = (check_sink(sink, environ, timeout) for sink in settings.active_sinks())
+    checked = (check_sink(sink, environ, timeout) for sink in settings.active_influx_sinks())
     findings = [f for f in checked if f is not None]
-    health = check_health_port(settings.agent.get("health_listen") or "")
+    health = check_health_port(settings.agent.health_listen)
     if health is not None:
         findings.append(health)
     findings.append(check_clock(settings, probe=clock_probe))
@@ -110,48 +119,48 @@ def health_fallback(settings: Settings, findings: Iterable[Finding]) -> Settings
     """
     if not any(f.code == HEALTH_BUSY for f in findings):
         return settings
-    return dataclasses.replace(settings, agent={**settings.agent, "health_listen": ""})
+    return dataclasses.replace(
+        settings, agent=dataclasses.replace(settings.agent, health_listen="")
+    )
 
 
 # -- sinks ---------------------------------------------------------------------------------------
 
 
-def _subject(sink: Mapping[str, Any]) -> str:
-    return f"sink {sink['name']} ({sink['type']})"
+def _subject(sink: InfluxSink) -> str:
+    return f"sink {sink.name} ({sink.type})"
 
 
-def _credential_fix(sink: Mapping[str, Any]) -> str:
-    name = sink["name"]
-    if sink["type"] == "influxdb_v1":
-        where = f"${sink['password_env']}" if sink.get("password_env") else "password_env"
-        user = sink.get("username") or ""
+def _credential_fix(sink: InfluxSink) -> str:
+    name = sink.name
+    if isinstance(sink, V1Sink):
+        where = f"${sink.password_env}" if sink.password_env else "password_env"
+        user = sink.username
         if not user:
             return (
                 f"the server requires authentication: set sinks.{name}.username and "
                 f"sinks.{name}.password_env"
             )
         return f"check sinks.{name}.username ({user}) and the password in {where}"
-    if sink.get("token_env"):
-        return f"check the token in ${sink['token_env']} (sinks.{name}.token_env)"
-    if sink.get("token_file"):
-        return f"check the token in {sink['token_file']} (sinks.{name}.token_file)"
+    if sink.token_env:
+        return f"check the token in ${sink.token_env} (sinks.{name}.token_env)"
+    if sink.token_file:
+        return f"check the token in {sink.token_file} (sinks.{name}.token_file)"
     return f"the server requires a token: set sinks.{name}.token_env or token_file"
 
 
-def _config_fix(sink: Mapping[str, Any], message: str) -> str:
-    for key in ("token_env", "password_env"):
-        var = sink.get(key)
-        if var and var in message:
-            return f"export {var}=... in the environment that runs Telegraf"
-    if sink.get("token_file") and str(sink["token_file"]) in message:
-        return f"make {sink['token_file']} exist, non-empty and readable by this user"
-    return f"fix sinks.{sink['name']} in the config"
+def _config_fix(sink: InfluxSink, message: str) -> str:
+    var = sink.password_env if isinstance(sink, V1Sink) else sink.token_env
+    if var and var in message:
+        return f"export {var}=... in the environment that runs Telegraf"
+    token_file = "" if isinstance(sink, V1Sink) else sink.token_file
+    if token_file and token_file in message:
+        return f"make {token_file} exist, non-empty and readable by this user"
+    return f"fix sinks.{sink.name} in the config"
 
 
-def check_sink(sink: Mapping[str, Any], env: Mapping[str, str], timeout: float) -> Finding | None:
+def check_sink(sink: InfluxSink, env: Mapping[str, str], timeout: float) -> Finding | None:
     """Reachable and credentials accepted (read-only); None for a sink with nothing to ask."""
-    if sink["type"] not in ("influxdb_v1", "influxdb_v2", "influxdb_v3"):
-        return None
     subject = _subject(sink)
     try:
         query = open_sink(sink, env, timeout=timeout)
@@ -162,7 +171,7 @@ def check_sink(sink: Mapping[str, Any], env: Mapping[str, str], timeout: float) 
         if isinstance(query, InfluxV3Client):
             return _probe_v3(query, sink, subject)
     except SinkError as exc:
-        message = str(exc).removeprefix(f"sink {sink['name']!r}: ")
+        message = str(exc).removeprefix(f"sink {sink.name!r}: ")
         if exc.reason == "config_error":
             return Finding("fail", subject, message, _config_fix(sink, message), "sink_config")
         if exc.reason == "auth_failed":
@@ -172,30 +181,30 @@ def check_sink(sink: Mapping[str, Any], env: Mapping[str, str], timeout: float) 
             # nothing is lost, and a start-up check must not keep Telegraf (and the plugins
             # that read devices) from running through an outage.
             fix = (
-                f"start InfluxDB or correct sinks.{sink['name']}.url; until then Telegraf "
+                f"start InfluxDB or correct sinks.{sink.name}.url; until then Telegraf "
                 "buffers on disk"
             )
             return Finding("warn", subject, message, fix, "sink_unreachable")
         return Finding(
-            "fail", subject, message, f"check sinks.{sink['name']} in the config", "sink_refused"
+            "fail", subject, message, f"check sinks.{sink.name} in the config", "sink_refused"
         )
     return None  # pragma: no cover - open_sink returns one of the three
 
 
-def _probe_v1(query: InfluxV1Client, sink: Mapping[str, Any], subject: str) -> Finding:
+def _probe_v1(query: InfluxV1Client, sink: InfluxSink, subject: str) -> Finding:
     ping = query.ping()
     if ping.status != 204:
         return Finding(
             "fail",
             subject,
             f"{query.http.base}/ping answered HTTP {ping.status}: not an InfluxDB 1.x server",
-            f"correct sinks.{sink['name']}.url or sinks.{sink['name']}.type",
+            f"correct sinks.{sink.name}.url or sinks.{sink.name}.type",
             "sink_refused",
         )
     databases: set[str] = set()
     for result in query.statements("SHOW DATABASES"):
-        for series in result.get("series") or []:
-            databases.update(str(row[0]) for row in series.get("values") or [])
+        for series in result.series:
+            databases.update(str(row[0]) for row in series.values)
     if query.database not in databases:
         return Finding(
             "warn",
@@ -203,13 +212,13 @@ def _probe_v1(query: InfluxV1Client, sink: Mapping[str, Any], subject: str) -> F
             f"reachable and credentials accepted, but database {query.database!r} is not "
             "listed for this user; Telegraf creates it only with admin rights",
             f"create it (bridge-cli setup-influxdb, or CREATE DATABASE {query.database}) or "
-            f"fix sinks.{sink['name']}.database",
+            f"fix sinks.{sink.name}.database",
             "sink_database_missing",
         )
     return Finding("ok", subject, f"{query.describe()}: reachable, credentials accepted")
 
 
-def _probe_v2(query: InfluxV2Client, sink: Mapping[str, Any], subject: str) -> Finding:
+def _probe_v2(query: InfluxV2Client, sink: InfluxSink, subject: str) -> Finding:
     reply = query.buckets({"name": query.bucket, "org": query.org})
     if reply.status != 200:
         # A real InfluxDB 2.x answers a missing bucket with 404 `bucket "x" not found` (not
@@ -222,7 +231,7 @@ def _probe_v2(query: InfluxV2Client, sink: Mapping[str, Any], subject: str) -> F
                 "fail",
                 subject,
                 f"{query.http.base} does not know organization {query.org!r}: {reply.message()}",
-                f"correct sinks.{sink['name']}.organization (name or ID)",
+                f"correct sinks.{sink.name}.organization (name or ID)",
                 "sink_refused",
             )
         raise query.http.failure(reply, "listing buckets")
@@ -233,7 +242,7 @@ def _probe_v2(query: InfluxV2Client, sink: Mapping[str, Any], subject: str) -> F
     return Finding("ok", subject, f"{query.describe()}: reachable, token accepted")
 
 
-def _bucket_missing(query: InfluxV2Client, sink: Mapping[str, Any], subject: str) -> Finding:
+def _bucket_missing(query: InfluxV2Client, sink: InfluxSink, subject: str) -> Finding:
     """A warning: the token works, but the bucket Telegraf writes to is not (visibly) there."""
     return Finding(
         "warn",
@@ -241,12 +250,12 @@ def _bucket_missing(query: InfluxV2Client, sink: Mapping[str, Any], subject: str
         f"token accepted, but bucket {query.bucket!r} in org {query.org!r} is not "
         "visible: it is missing, or the token may only write (writes to a missing bucket "
         "fail with 404)",
-        f"create the bucket (bridge-cli setup-influxdb) or fix sinks.{sink['name']}.bucket",
+        f"create the bucket (bridge-cli setup-influxdb) or fix sinks.{sink.name}.bucket",
         "sink_bucket_missing",
     )
 
 
-def _probe_v3(query: InfluxV3Client, sink: Mapping[str, Any], subject: str) -> Finding:
+def _probe_v3(query: InfluxV3Client, sink: InfluxSink, subject: str) -> Finding:
     reply = query.query_sql(query.database, "SHOW TABLES")
     if reply.status == 200:
         return Finding("ok", subject, f"{query.describe()}: reachable, token accepted")
@@ -332,7 +341,7 @@ def _listening_inodes(port: int, proc: Path) -> set[str]:
     return inodes
 
 
-def port_holders(port: int, proc: Path = PROC) -> list[dict[str, Any]]:
+def port_holders(port: int, proc: Path = PROC) -> list[dict[str, object]]:
     """Processes listening on TCP ``port`` (only those this user may inspect), like fuser."""
     wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port, proc)}
     if not wanted:
@@ -378,7 +387,7 @@ def check_clock(
     now_ns: Callable[[], int] = time.time_ns,
 ) -> Finding:
     """The clock as the plugins' ClockGuard will see it, with the option that changes it."""
-    floor_text = str(settings.agent["time_floor"])
+    floor_text = settings.agent.time_floor
     now = now_ns()
     if now < parse_time_floor(floor_text):
         when = datetime.fromtimestamp(now / 1e9, UTC).isoformat(timespec="seconds")
@@ -391,7 +400,7 @@ def check_clock(
             "clock_before_floor",
         )
     synced = probe()
-    required = bool(settings.agent["require_clock_sync"])
+    required = settings.agent.require_clock_sync
     if synced is False and required:
         return Finding(
             "warn",
@@ -444,10 +453,8 @@ def _secret_keys(
     return {}
 
 
-def _sink_of(
-    kind: str, out: Mapping[str, Any], stores: Mapping[str, str], index: int
-) -> dict[str, Any]:
-    sink: dict[str, Any] = {
+def _sink_of(kind: str, out: Mapping[str, Any], stores: Mapping[str, str], index: int) -> Sink:
+    sink: dict[str, object] = {
         "name": str(out.get("alias") or f"{kind}-{index + 1}"),
         "type": kind,
         "enabled": True,
@@ -471,10 +478,10 @@ def _sink_of(
     elif kind == "influxdb_v3":
         sink.update(database=str(out.get("database") or ""))
         sink.update(_secret_keys(out.get("token"), stores, "token_env", "token_file"))
-    return sink
+    return sink_from(sink)
 
 
-def _plugin_source(execd: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def _plugin_source(execd: Mapping[str, Any]) -> tuple[SourceConfig, dict[str, object]] | None:
     """The source (name, plugin) and its plugin config, for an execd input bridge-cli rendered."""
     command = [str(c) for c in execd.get("command") or []]
     module = next((m[1] for c in command if (m := _MODULE.match(c))), None)
@@ -486,7 +493,8 @@ def _plugin_source(execd: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     except (OSError, tomllib.TOMLDecodeError):
         conf = {}
     name = str(conf.get("instance") or execd.get("alias") or module)
-    return {"name": name, "plugin": module, "enabled": True}, conf
+    source = build(SourceConfig, {"name": name, "plugin": module, "enabled": True}, schema.SOURCE)
+    return source, conf
 
 
 def settings_from_rendered(config_file: Path) -> Settings:
@@ -510,9 +518,9 @@ def settings_from_rendered(config_file: Path) -> Settings:
     for table, kind in _OUTPUT_TYPES.items():
         for index, out in enumerate(doc.get("outputs", {}).get(table, [])):
             if kind == "file":
-                sinks.append(
-                    {"name": str(out.get("alias") or "file"), "type": kind, "enabled": True}
-                )
+                files = out.get("files") or [""]
+                values = {"name": str(out.get("alias") or "file"), "type": kind, "path": files[0]}
+                sinks.append(sink_from({**values, "enabled": True}))
             else:
                 sinks.append(_sink_of(kind, out, stores, index))
     health = doc.get("outputs", {}).get("health", [])
@@ -523,17 +531,19 @@ def settings_from_rendered(config_file: Path) -> Settings:
         if found is not None:
             sources.append(found[0])
             confs.append(found[1])
-    agent = {
-        "health_listen": listen,
-        "require_clock_sync": any(bool(c.get("require_clock_sync", True)) for c in confs),
-        "time_floor": min(
-            (str(c["time_floor"]) for c in confs if c.get("time_floor")),
-            key=parse_time_floor,
-            default=str(_agent_default("time_floor")),
-        ),
-        "state_directory": next(
-            (str(c["state_dir"]) for c in confs if c.get("state_dir")),
-            str(_agent_default("state_directory")),
-        ),
-    }
+    agent = agent_from(
+        {
+            "health_listen": listen,
+            "require_clock_sync": any(bool(c.get("require_clock_sync", True)) for c in confs),
+            "time_floor": min(
+                (str(c["time_floor"]) for c in confs if c.get("time_floor")),
+                key=parse_time_floor,
+                default=str(_agent_default("time_floor")),
+            ),
+            "state_directory": next(
+                (str(c["state_dir"]) for c in confs if c.get("state_dir")),
+                str(_agent_default("state_directory")),
+            ),
+        }
+    )
     return Settings(agent=agent, sources=sources, sinks=sinks)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 import jinja2
-from telegraf_bridge.cli import iotflow_files, plugin_options, tiers
+from telegraf_bridge.cli import iotflow_files, tiers
+from telegraf_bridge.cli.config_model import AgentConfig, Sink, SourceConfig, TokenSink
 from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.cli.toml_values import (
     TomlLiteral,
@@ -18,12 +18,7 @@ from telegraf_bridge.cli.toml_values import (
     toml_comment,
     toml_value,
 )
-from telegraf_bridge.plugins.common import (
-    ConfigError,
-    format_duration,
-    parse_duration,
-    write_atomic,
-)
+from telegraf_bridge.plugins.common import format_duration, write_atomic
 from telegraf_bridge.plugins.iotflow import options as iotflow_options
 from telegraf_bridge.plugins.iotflow import registry
 from telegraf_bridge.plugins.manifests import MANIFESTS, tier_routed
@@ -41,7 +36,7 @@ class Rendered:
     plugin_configs: dict[Path, str] = field(default_factory=dict)
 
 
-def _finalize(value: Any) -> Any:
+def _finalize(value: object) -> object:
     """Refuse any interpolation that did not go through an escaping filter."""
     if isinstance(value, TomlLiteral):
         return value
@@ -71,7 +66,7 @@ def environment() -> jinja2.Environment:
 
 def plugin_config_dir(settings: Settings, output: Path) -> Path:
     """Where the plugins' config files go for a telegraf.conf written to ``output``."""
-    configured = settings.agent["plugin_config_directory"]
+    configured = settings.agent.plugin_config_directory
     if configured:
         return Path(configured)
     return output.resolve().parent / f"{output.stem}.plugins"
@@ -101,12 +96,14 @@ def _secret_ref(
     return "@{" + store_id + ":" + file_path.name + "}"
 
 
-def _token_ref(sink: dict[str, Any], stores: list[dict[str, str]]) -> str:
+def _token_ref(sink: Sink, stores: list[dict[str, str]]) -> str:
+    if not isinstance(sink, TokenSink):
+        return ""
     return _secret_ref(
-        f"sinks ({sink['name']}).token_file",
-        ("sink", sink["name"]),
-        str(sink.get("token_env") or ""),
-        str(sink.get("token_file") or ""),
+        f"sinks ({sink.name}).token_file",
+        ("sink", sink.name),
+        sink.token_env,
+        sink.token_file,
         stores,
     )
 
@@ -131,11 +128,11 @@ def token_file_problem(path: Path) -> str | None:
     return None
 
 
-def _tier_options(settings: Settings) -> dict[str, Any]:
+def _tier_options(settings: Settings) -> dict[str, object]:
     """Where a gpio_pulse source's points go: the route tag, the raw tier, own aggregates."""
     ds = settings.downsampling
     raw, *aggregates = tiers.tiers_of(ds)
-    options: dict[str, Any] = {"route_tag": ds["route_tag"], "raw_tier": raw.name}
+    options: dict[str, object] = {"route_tag": ds.route_tag, "raw_tier": raw.name}
     if tiers.plugin_writes_tiers(settings):
         options["tiers"] = [
             {"window": format_duration(t.every_s), "tier": t.name} for t in aggregates
@@ -143,21 +140,19 @@ def _tier_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def _iotflow_options(source: dict[str, Any]) -> iotflow_options.IotflowOptions:
-    where = f"sources ({source['name']}).options"
-    try:
-        interval_s = parse_duration(source["interval"])
-        return iotflow_options.parse(plugin_options.options_section(source, where, interval_s))
-    except ConfigError as exc:
-        raise InvalidConfig(where, [str(exc)]) from None
+def _iotflow_options(source: SourceConfig) -> iotflow_options.IotflowOptions:
+    """The typed options of a source whose manifest renders Telegraf's MQTT consumer."""
+    if not isinstance(source.parsed, iotflow_options.IotflowOptions):
+        raise TypeError(f"source {source.name!r}: its options are not iotflow's")
+    return source.parsed
 
 
 def _iotflow_mqtt(
-    source: dict[str, Any],
+    source: SourceConfig,
     opts: iotflow_options.IotflowOptions,
     stores: list[dict[str, str]],
     order: int,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The MQTT half of an iotflow source: Telegraf's consumer and its two processors."""
     mqtt = opts.mqtt
     password_file = mqtt.password_file
@@ -166,8 +161,8 @@ def _iotflow_mqtt(
     prefix_depth = len(opts.topic_prefix.split("/"))
     skip = "_/" * prefix_depth
     return {
-        "source": source["name"],
-        "alias": f"{source['name']}-mqtt",
+        "source": source.name,
+        "alias": f"{source.name}-mqtt",
         "servers": list(mqtt.servers),
         "topic": f"{opts.topic_prefix}/+/telemetry/+",
         "topic_glob": f"{opts.topic_prefix}/*",
@@ -178,8 +173,8 @@ def _iotflow_mqtt(
         "max_undelivered_messages": mqtt.max_undelivered_messages,
         "username": mqtt.username,
         "password_ref": _secret_ref(
-            f"sources ({source['name']}).options.mqtt.password_file",
-            ("source", source["name"]),
+            f"sources ({source.name}).options.mqtt.password_file",
+            ("source", source.name),
             mqtt.password_env,
             password_file,
             stores,
@@ -218,14 +213,15 @@ def render(
     run_status: RunStatus | None = None,
 ) -> Rendered:
     """Render without writing anything, so a failure leaves no half-written file."""
-    python = settings.agent["python"] or sys.executable
+    agent = settings.agent
+    python = agent.python or sys.executable
     plugin_dir = plugin_config_dir(settings, output)
     rendered = Rendered(telegraf_conf="")
     sources = []
-    mqtt_inputs: list[dict[str, Any]] = []
+    mqtt_inputs: list[dict[str, object]] = []
     stores: list[dict[str, str]] = []
     for source in settings.active_sources():
-        manifest = MANIFESTS[source["plugin"]]
+        manifest = MANIFESTS[source.plugin]
         # A source with an MQTT half (the manifest lists Telegraf's consumer; iotflow's option
         # schema is the one that describes it) renders the consumer and its processors.
         if "inputs.mqtt_consumer" in manifest.extra_telegraf_plugins:
@@ -237,40 +233,41 @@ def render(
                 rendered.plugin_configs[opts.lookup_file] = _lookup_table(opts)
             if not manifest.runs_execd(opts):
                 continue
-        conf_path = plugin_dir / f"{source['name']}.toml"
-        plugin_doc: dict[str, Any] = {
-            "signal": source["signal"],
-            "interval": source["interval"],
-            "state_dir": settings.agent["state_directory"],
-            "instance": source["name"],
-            "require_clock_sync": settings.agent["require_clock_sync"],
-            "time_floor": settings.agent["time_floor"],
-            "debug": settings.agent["debug"],
+        conf_path = plugin_dir / f"{source.name}.toml"
+        plugin_doc: dict[str, object] = {
+            "signal": source.signal,
+            "interval": source.interval,
+            "state_dir": agent.state_directory,
+            "instance": source.name,
+            "require_clock_sync": agent.require_clock_sync,
+            "time_floor": agent.time_floor,
+            "debug": agent.debug,
         }
-        if settings.agent["buffer_strategy"] == "disk":
+        if agent.buffer_strategy == "disk":
             # Every source keeps the disk buffer and the journals within the cap.
-            plugin_doc["buffer_directory"] = settings.agent["buffer_directory"]
-            plugin_doc["buffer_max_size_mb"] = settings.agent["buffer_max_size_mb"]
+            plugin_doc["buffer_directory"] = agent.buffer_directory
+            plugin_doc["buffer_max_size_mb"] = agent.buffer_max_size_mb
         if manifest.tier_route:
             plugin_doc.update(_tier_options(settings))
-        plugin_doc.update(source["options"])
+        plugin_doc.update(source.options)
         rendered.plugin_configs[conf_path] = dump_document(
             plugin_doc,
-            header=f"Plugin config of source '{source['name']}', rendered by bridge-cli.\n"
+            header=f"Plugin config of source '{source.name}', rendered by bridge-cli.\n"
             "Do not edit: change bridge.yaml and render again.",
         )
         command = [python, "-m", manifest.module, "--config", str(conf_path)]
-        sources.append({**source, "command": command})
+        sources.append(_template_values(source, exclude=("parsed",), command=command))
     sinks = []
     routes = bool(tier_routed(settings.active_sources()))
-    route_tag = settings.downsampling["route_tag"] if routes else ""
+    route_tag = settings.downsampling.route_tag if routes else ""
     for sink in settings.active_sinks():
-        sinks.append({**sink, "token_ref": _token_ref(sink, stores), "route_tag": route_tag})
+        token_ref = _token_ref(sink, stores)
+        sinks.append(_template_values(sink, token_ref=token_ref, route_tag=route_tag))
     template = environment().get_template("telegraf.conf.j2")
     rendered.telegraf_conf = template.render(
         version=__version__,
         config_source=config_source,
-        agent=settings.agent,
+        agent=_template_values(agent),
         sources=sources,
         mqtt_inputs=mqtt_inputs,
         sinks=sinks,
@@ -278,6 +275,14 @@ def render(
         run_status=run_status,
     )
     return rendered
+
+
+def _template_values(
+    config: AgentConfig | SourceConfig | Sink, exclude: tuple[str, ...] = (), **extra: object
+) -> dict[str, object]:
+    """A typed config section as the template's mapping, with the values render adds."""
+    values = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in exclude}
+    return {**values, **extra}
 
 
 def _lookup_table(opts: iotflow_options.IotflowOptions) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from telegraf_bridge.cli.source_status import SourceStatus
 from telegraf_bridge.cli.telegraf_log import LogLine
@@ -62,7 +61,7 @@ class SinkTally:
         """Points the sink accepted."""
         return self.written
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         """The JSON form of the summary."""
         return {
             "name": self.name,
@@ -88,7 +87,7 @@ class SourceTally:
     # Points per Telegraf input: an iotflow source has two (HTTP via execd, and MQTT).
     by_input: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         """The JSON form of the summary."""
         return {
             "name": self.name,

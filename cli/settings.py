@@ -18,6 +18,20 @@ from urllib.parse import urlparse
 
 import yaml
 from telegraf_bridge.cli import envmap, plugin_options, schema, yaml_vars
+from telegraf_bridge.cli.config_model import (
+    AgentConfig,
+    DownsamplingConfig,
+    FileSink,
+    InfluxSink,
+    Sink,
+    SourceConfig,
+    TokenSink,
+    V1Sink,
+    agent_from,
+    build,
+    downsampling_from,
+    sink_from,
+)
 from telegraf_bridge.plugins.common import ConfigError, parse_duration
 from telegraf_bridge.plugins.common._clock import parse_time_floor
 from telegraf_bridge.plugins.manifests import manifest_of, tier_routed
@@ -28,6 +42,9 @@ _SECTIONS = ("agent", "downsampling", "sources", "sinks")
 # underscore; InfluxDB 3 allows letters, digits, '_' and '-').
 _TIER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TAG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+# One section's values while they are checked against the schema, before they are typed.
+Values = dict[str, object]
 
 
 class InvalidConfig(Exception):
@@ -42,35 +59,38 @@ class InvalidConfig(Exception):
 
 @dataclass
 class Settings:
-    """A validated configuration, ready to render."""
+    """A validated configuration, ready to render: typed sections (see :mod:`config_model`)."""
 
-    agent: dict[str, Any]
-    sources: list[dict[str, Any]]
-    sinks: list[dict[str, Any]]
+    agent: AgentConfig
+    sources: list[SourceConfig]
+    sinks: list[Sink]
     notes: list[str] = field(default_factory=list)
-    downsampling: dict[str, Any] = field(
-        default_factory=lambda: {o.key: o.default for o in schema.DOWNSAMPLING}
-    )
+    downsampling: DownsamplingConfig = field(default_factory=lambda: downsampling_from({}))
 
-    def active_sinks(self) -> list[dict[str, Any]]:
+    def active_sinks(self) -> list[Sink]:
         """Sinks that are enabled."""
-        return [s for s in self.sinks if s["enabled"]]
+        return [s for s in self.sinks if s.enabled]
 
-    def active_sources(self) -> list[dict[str, Any]]:
+    def active_influx_sinks(self) -> list[InfluxSink]:
+        """Enabled sinks that are InfluxDB servers (every kind but ``file``)."""
+        return [s for s in self.sinks if s.enabled and not isinstance(s, FileSink)]
+
+    def active_sources(self) -> list[SourceConfig]:
         """Sources that are enabled."""
-        return [s for s in self.sources if s["enabled"]]
+        return [s for s in self.sources if s.enabled]
 
     def referenced_env(self) -> list[str]:
         """Environment variables the rendered config reads at Telegraf start-up."""
         names = []
         for sink in self.active_sinks():
-            for key in ("token_env", "password_env"):
-                if sink.get(key):
-                    names.append(sink[key])
+            if isinstance(sink, TokenSink) and sink.token_env:
+                names.append(sink.token_env)
+            if isinstance(sink, V1Sink) and sink.password_env:
+                names.append(sink.password_env)
         return sorted(set(names))
 
 
-def _anchored(value: Any, base: Path) -> Any:
+def _anchored(value: object, base: Path) -> object:
     """``value`` (a path, or a list of paths or globs) made absolute under ``base``."""
     if isinstance(value, list):
         return [_anchored(item, base) for item in value]
@@ -79,37 +99,30 @@ def _anchored(value: Any, base: Path) -> Any:
     return os.path.normpath(base / value)
 
 
-def _anchor_options(options: dict[str, Any], keys: tuple[str, ...], base: Path) -> None:
+def _anchor_options(options: dict[str, object], keys: tuple[str, ...], base: Path) -> None:
     """Anchor a plugin's path options; dotted keys name an option in a table."""
     for dotted in keys:
         *tables, key = dotted.split(".")
-        table: Any = options
+        table: object = options
         for name in tables:
             table = table.get(name) if isinstance(table, dict) else None
         if isinstance(table, dict) and key in table:
             table[key] = _anchored(table[key], base)
 
 
-def _anchor_paths(settings: Settings, base: Path) -> None:
-    """Make every relative path of the config absolute under ``base``.
+def _anchor_section(opts: tuple[schema.Opt, ...], values: Values, base: Path) -> None:
+    """Make a section's ``path`` options absolute under ``base``.
 
     The same bridge.yaml must mean the same files wherever it is run from: Telegraf and its
     plugins run with another working directory than the user's shell (``bridge-cli run``, the
     container entrypoint, systemd), and a path that followed the current directory would
     start fresh tail positions and meter totals in another place.
     """
-    base = base.resolve()
-    sections = [(schema.AGENT, settings.agent)]
-    sections += [(schema.SINK_COMMON + schema.SINK_TYPE_OPTS[s["type"]], s) for s in settings.sinks]
-    for opts, values in sections:
-        for opt in opts:
-            value = values.get(opt.key)
-            # `python` may be a bare name looked up on PATH, like a shell does.
-            if opt.kind == "path" and not (opt.key == "python" and "/" not in str(value)):
-                values[opt.key] = _anchored(value, base)
-    for source in settings.sources:
-        manifest = manifest_of(source)
-        _anchor_options(source["options"], manifest.path_keys if manifest else (), base)
+    for opt in opts:
+        value = values.get(opt.key)
+        # `python` may be a bare name looked up on PATH, like a shell does.
+        if opt.kind == "path" and not (opt.key == "python" and "/" not in str(value)):
+            values[opt.key] = _anchored(value, base)
 
 
 def _coerce(opt: schema.Opt, value: Any, where: str, problems: list[str]) -> Any:
@@ -180,8 +193,8 @@ def _section(
     where: str,
     problems: list[str],
     extra_allowed: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+) -> Values:
+    result: Values = {}
     known = {o.key for o in opts} | extra_allowed
     for key in data:
         if key in _FORBIDDEN_SECRETS:
@@ -204,14 +217,7 @@ def _section(
     return result
 
 
-def _validate(
-    doc: Mapping[str, Any], source: str, notes: list[str], env_problems: list[str]
-) -> Settings:
-    problems: list[str] = list(env_problems)
-    for key in doc:
-        if key not in _SECTIONS:
-            problems.append(f"{key} is not a known section; allowed: {', '.join(_SECTIONS)}")
-
+def _agent(doc: Mapping[str, Any], problems: list[str]) -> Values:
     agent_doc = doc.get("agent") or {}
     if not isinstance(agent_doc, dict):
         problems.append(f"agent = {agent_doc!r} is invalid: expected a mapping")
@@ -223,60 +229,72 @@ def _validate(
         problems.append(
             f"agent.time_floor = {agent['time_floor']!r} is invalid: expected an RFC 3339 time"
         )
+    return agent
 
-    downsampling = _downsampling(doc.get("downsampling"), problems)
 
-    sources: list[dict[str, Any]] = []
-    raw_sources = doc.get("sources") or []
-    if not isinstance(raw_sources, list):
-        problems.append("sources is invalid: expected a list of sources")
-        raw_sources = []
-    for index, item in enumerate(raw_sources):
+def _listed(doc: Mapping[str, Any], key: str, what: str, problems: list[str]) -> list[object]:
+    """``doc[key]`` when it is a list (or absent: empty); a problem otherwise."""
+    items = doc.get(key) or []
+    if not isinstance(items, list):
+        problems.append(f"{key} is invalid: expected a list of {what}")
+        return []
+    return items
+
+
+def _sources(doc: Mapping[str, Any], agent: Values, problems: list[str]) -> list[Values]:
+    sources: list[Values] = []
+    for index, item in enumerate(_listed(doc, "sources", "sources", problems)):
         where = f"sources[{index}]"
         if not isinstance(item, dict):
             problems.append(f"{where} is invalid: expected a mapping")
             continue
         src = _section(schema.SOURCE, item, where, problems)
         if not src["interval"]:
-            manifest = manifest_of(src)
+            manifest = manifest_of(src["plugin"])
             src["interval"] = (manifest and manifest.default_interval) or agent["interval"]
-        if src["enabled"]:
-            problems.extend(plugin_options.problems(src, where))
         sources.append(src)
+    return sources
 
-    sinks: list[dict[str, Any]] = []
-    raw_sinks = doc.get("sinks") or []
-    if not isinstance(raw_sinks, list):
-        problems.append("sinks is invalid: expected a list of sinks")
-        raw_sinks = []
-    for index, item in enumerate(raw_sinks):
+
+def _sink(item: Mapping[str, Any], where: str, problems: list[str]) -> Values | None:
+    sink_doc = dict(item)
+    origin = sink_doc.pop(envmap.ORIGIN_KEY, None)
+    if origin:
+        where += f" ({origin})"
+    kind = sink_doc.get("type")
+    if kind not in schema.SINK_TYPE_OPTS:
+        problems.append(
+            f"{where}.type = {kind!r} is invalid: expected one of "
+            + ", ".join(repr(t) for t in schema.SINK_TYPES)
+        )
+        return None
+    sink = _section(schema.SINK_COMMON + schema.SINK_TYPE_OPTS[kind], sink_doc, where, problems)
+    if "token_env" in sink and "token_file" in sink:
+        if sink["token_env"] and sink["token_file"]:
+            problems.append(f"{where}: set token_env or token_file, not both")
+        elif kind == "influxdb_v2" and not (sink["token_env"] or sink["token_file"]):
+            problems.append(
+                f"{where}: an InfluxDB v2/Cloud sink needs a token: set token_env (the "
+                "name of an environment variable) or token_file"
+            )
+    return sink
+
+
+def _sinks(doc: Mapping[str, Any], problems: list[str]) -> list[Values]:
+    sinks: list[Values] = []
+    for index, item in enumerate(_listed(doc, "sinks", "sinks", problems)):
         where = f"sinks[{index}]"
         if not isinstance(item, dict):
             problems.append(f"{where} is invalid: expected a mapping")
             continue
-        sink_doc = dict(item)
-        origin = sink_doc.pop(envmap.ORIGIN_KEY, None)
-        if origin:
-            where += f" ({origin})"
-        kind = sink_doc.get("type")
-        if kind not in schema.SINK_TYPE_OPTS:
-            problems.append(
-                f"{where}.type = {kind!r} is invalid: expected one of "
-                + ", ".join(repr(t) for t in schema.SINK_TYPES)
-            )
-            continue
-        type_opts = schema.SINK_TYPE_OPTS[kind]
-        sink = _section(schema.SINK_COMMON + type_opts, sink_doc, where, problems)
-        if "token_env" in sink and "token_file" in sink:
-            if sink["token_env"] and sink["token_file"]:
-                problems.append(f"{where}: set token_env or token_file, not both")
-            elif kind == "influxdb_v2" and not (sink["token_env"] or sink["token_file"]):
-                problems.append(
-                    f"{where}: an InfluxDB v2/Cloud sink needs a token: set token_env (the "
-                    "name of an environment variable) or token_file"
-                )
-        sinks.append(sink)
+        sink = _sink(item, where, problems)
+        if sink is not None:
+            sinks.append(sink)
+    return sinks
 
+
+def _check_together(sources: list[Values], sinks: list[Values], problems: list[str]) -> None:
+    """What only the sections together say: unique names, somewhere for the points to go."""
     for label, items in (("sources", sources), ("sinks", sinks)):
         seen: set[str] = set()
         for item in items:
@@ -290,37 +308,71 @@ def _validate(
             "no enabled sink: every point the sources produce would go nowhere; add one under "
             "sinks (an InfluxDB sink, or `type: file` to keep the data locally) or enable one"
         )
+
+
+def _typed_source(values: Values, where: str, problems: list[str]) -> SourceConfig:
+    """The source with its plugin's typed options; the plugin's problems are added."""
+    parsed = None
+    if values["enabled"]:
+        parsed, found = plugin_options.parse(values, where)
+        problems.extend(found)
+    return build(SourceConfig, {**values, "parsed": parsed}, schema.SOURCE)
+
+
+def _validate(
+    doc: Mapping[str, Any], source: str, base: Path, notes: list[str], env_problems: list[str]
+) -> Settings:
+    """Every section checked (all problems at once), paths anchored under ``base``, typed."""
+    problems: list[str] = list(env_problems)
+    for key in doc:
+        if key not in _SECTIONS:
+            problems.append(f"{key} is not a known section; allowed: {', '.join(_SECTIONS)}")
+    base = base.resolve()
+    agent = _agent(doc, problems)
+    _anchor_section(schema.AGENT, agent, base)
+    downsampling = _downsampling(doc.get("downsampling"), problems)
+    sources = _sources(doc, agent, problems)
+    for src in sources:
+        manifest = manifest_of(src["plugin"])
+        options = src["options"]
+        if manifest is not None and isinstance(options, dict):
+            _anchor_options(options, manifest.path_keys, base)
+    sinks = _sinks(doc, problems)
+    for sink in sinks:
+        _anchor_section(schema.SINK_COMMON + schema.SINK_TYPE_OPTS[str(sink["type"])], sink, base)
+    _check_together(sources, sinks, problems)
+    typed_sources = [
+        _typed_source(src, f"sources[{index}]", problems) for index, src in enumerate(sources)
+    ]
     if problems:
         raise InvalidConfig(source, problems)
-    _note_tiers(sources, sinks, downsampling, notes)
-    return Settings(
-        agent=agent, sources=sources, sinks=sinks, notes=notes, downsampling=downsampling
+    settings = Settings(
+        agent=agent_from(agent),
+        sources=typed_sources,
+        sinks=[sink_from(sink) for sink in sinks],
+        notes=notes,
+        downsampling=downsampling_from(downsampling),
     )
+    _note_tiers(settings)
+    return settings
 
 
-def _note_tiers(
-    sources: list[dict[str, Any]],
-    sinks: list[dict[str, Any]],
-    downsampling: dict[str, Any],
-    notes: list[str],
-) -> None:
+def _note_tiers(settings: Settings) -> None:
     """Warn that routed meter pulses need their tiers to exist before Telegraf writes.
 
     InfluxDB answers a write to a missing bucket or retention policy with an error on which
     Telegraf drops the batch instead of retrying, so the order matters.
     """
-    meters = [s for s in tier_routed(sources) if s["enabled"]]
-    influx = [k for k in sinks if k["enabled"] and k["type"].startswith("influxdb")]
-    if meters and influx:
-        notes.append(
-            f"meter pulses are written to the tier {downsampling['raw_name']!r} of each InfluxDB "
-            "sink: run `bridge-cli setup-influxdb` (and `bridge-cli verify`) before starting "
-            "Telegraf; InfluxDB refuses writes to a missing bucket or retention policy and "
-            "Telegraf drops them"
+    if tier_routed(settings.active_sources()) and settings.active_influx_sinks():
+        settings.notes.append(
+            f"meter pulses are written to the tier {settings.downsampling.raw_name!r} of each "
+            "InfluxDB sink: run `bridge-cli setup-influxdb` (and `bridge-cli verify`) before "
+            "starting Telegraf; InfluxDB refuses writes to a missing bucket or retention "
+            "policy and Telegraf drops them"
         )
 
 
-def _downsampling(doc: Any, problems: list[str]) -> dict[str, Any]:
+def _downsampling(doc: object, problems: list[str]) -> Values:
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
@@ -409,6 +461,4 @@ def load_settings(
     envmap.apply_source_aliases(doc, environ, notes, env_problems)
     envmap.apply_downsampling_aliases(doc, environ, notes)
     envmap.apply_canonical(doc, environ)
-    settings = _validate(doc, source, notes, env_problems)
-    _anchor_paths(settings, base_dir)
-    return settings
+    return _validate(doc, source, base_dir, notes, env_problems)

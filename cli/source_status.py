@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from telegraf_bridge.cli.config_model import SourceConfig
 from telegraf_bridge.plugins.common._status import STATUS_SUFFIX
 
 
@@ -269,9 +270,7 @@ def read_status(path: Path) -> SourceStatus | None:
     )
 
 
-def source_statuses(
-    state_dir: Path, sources: Iterable[Mapping[str, Any]]
-) -> dict[str, SourceStatus]:
+def source_statuses(state_dir: Path, sources: Iterable[SourceConfig]) -> dict[str, SourceStatus]:
     """Status per source name for ``sources`` (``Settings.active_sources()``), read now.
 
     A source without a file yet (nothing skipped or held so far, still running) gets an empty
@@ -279,7 +278,7 @@ def source_statuses(
     """
     out = {}
     for source in sources:
-        name, plugin = str(source["name"]), str(source["plugin"])
+        name, plugin = source.name, source.plugin
         path = status_path(state_dir, plugin, name)
         out[name] = read_status(path) or SourceStatus(plugin=plugin, instance=name, path=path)
     return out

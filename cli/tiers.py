@@ -14,9 +14,10 @@ with ``energy_wh = pulses * 1000 / impulses_per_kwh`` of that channel, ``power_w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from telegraf_bridge.cli.config_model import DownsamplingConfig, InfluxSink, V1Sink, V2Sink, V3Sink
 from telegraf_bridge.cli.settings import Settings
 from telegraf_bridge.plugins.common import ConfigError, parse_duration
 from telegraf_bridge.plugins.gpio_pulse.channels import Channel, channels_from_options
@@ -93,7 +94,7 @@ def layout_from_settings(settings: Settings) -> Layout:
     """
     ds = settings.downsampling
     sources = tier_routed(settings.active_sources())
-    measurements = {str(s["options"].get("measurement", DEFAULT_MEASUREMENT)) for s in sources}
+    measurements = {str(s.options.get("measurement", DEFAULT_MEASUREMENT)) for s in sources}
     if len(measurements) > 1:
         raise ConfigError(
             "gpio_pulse sources use different measurements "
@@ -101,8 +102,8 @@ def layout_from_settings(settings: Settings) -> Layout:
         )
     channels: list[Channel] = []
     seen: set[str] = set()
-    for source in sources or [{"options": {}}]:
-        for channel in channels_from_options(_options(source)):
+    for options in [s.options for s in sources] or [{}]:
+        for channel in channels_from_options(_channel_options(options)):
             if channel.name not in seen:
                 seen.add(channel.name)
                 channels.append(channel)
@@ -111,28 +112,27 @@ def layout_from_settings(settings: Settings) -> Layout:
         measurement=measurements.pop() if measurements else DEFAULT_MEASUREMENT,
         tiers=tiers_of(ds),
         channels=tuple(channels),
-        lookback_s=_seconds(ds, "lookback"),
-        route_tag=ds["route_tag"],
-        gpio_sources=tuple(s["name"] for s in sources),
+        lookback_s=_seconds(ds.lookback, "lookback"),
+        route_tag=ds.route_tag,
+        gpio_sources=tuple(s.name for s in sources),
     )
 
 
-def _seconds(ds: dict[str, Any], key: str) -> int:
-    return round(parse_duration(ds[key], key=f"downsampling.{key}"))
+def _seconds(value: str, key: str) -> int:
+    return round(parse_duration(value, key=f"downsampling.{key}"))
 
 
-def tiers_of(ds: dict[str, Any]) -> tuple[Tier, ...]:
+def tiers_of(ds: DownsamplingConfig) -> tuple[Tier, ...]:
     """The four tiers of a validated ``downsampling`` section, raw first."""
     return (
-        Tier("raw", ds["raw_name"], _seconds(ds, "raw_retention"), 0, None),
-        Tier("1m", ds["name_1m"], _seconds(ds, "retention_1m"), 60, "raw"),
-        Tier("5m", ds["name_5m"], _seconds(ds, "retention_5m"), 300, "1m"),
-        Tier("1h", ds["name_1h"], _seconds(ds, "retention_1h"), 3600, "5m"),
+        Tier("raw", ds.raw_name, _seconds(ds.raw_retention, "raw_retention"), 0, None),
+        Tier("1m", ds.name_1m, _seconds(ds.retention_1m, "retention_1m"), 60, "raw"),
+        Tier("5m", ds.name_5m, _seconds(ds.retention_5m, "retention_5m"), 300, "1m"),
+        Tier("1h", ds.name_1h, _seconds(ds.retention_1h, "retention_1h"), 3600, "5m"),
     )
 
 
-def _options(source: dict[str, Any]) -> dict[str, Any]:
-    options = dict(source.get("options") or {})
+def _channel_options(options: Mapping[str, object]) -> dict[str, object]:
     # Only the channel declarations matter here; the rest is the plugin's business.
     keep = ("channels", "impulses_per_kwh", "debounce", "min_interval", "edge", "pull")
     return {k: v for k, v in options.items() if k in keep}
@@ -145,10 +145,10 @@ def plugin_writes_tiers(settings: Settings) -> bool:
     writing; the rows pass every output, so the other sinks receive them as well (identical to
     what their own downsampling computes, so they overwrite nothing with different values).
     """
-    return any(s["type"] == "influxdb_v3" for s in settings.active_sinks())
+    return any(isinstance(s, V3Sink) for s in settings.active_sinks())
 
 
-def written_names(settings: Settings, layout: Layout, sink: dict[str, Any]) -> list[str]:
+def written_names(settings: Settings, layout: Layout, sink: InfluxSink) -> list[str]:
     """The buckets (v2), retention policies (1.x) or databases (3) Telegraf writes to ``sink``.
 
     A writer token gets exactly these. The sink's own bucket/database receives every other
@@ -157,9 +157,10 @@ def written_names(settings: Settings, layout: Layout, sink: dict[str, Any]) -> l
     names = [layout.raw.name]
     if plugin_writes_tiers(settings):
         names += [t.name for t in layout.aggregates]
-    own = sink.get("bucket") or sink.get("database")
-    if sink["type"] == "influxdb_v1":
-        own = sink.get("retention_policy") or ""  # "" is the database's default policy
+    if isinstance(sink, V1Sink):
+        own = sink.retention_policy  # "" is the database's default policy
+    else:
+        own = sink.bucket if isinstance(sink, V2Sink) else sink.database
     if own and own not in names:
-        names.append(str(own))
+        names.append(own)
     return names

@@ -97,8 +97,8 @@ def _secret_names(doc: Any) -> set[str]:
 
 
 def expand(
-    doc: dict[str, Any], env: Mapping[str, str], problems: list[str]
-) -> tuple[dict[str, Any], set[str]]:
+    doc: dict[str, object], env: Mapping[str, str], problems: list[str]
+) -> tuple[dict[str, object], set[str]]:
     """``doc`` with every ``${...}`` in its string values expanded from ``env``.
 
     Also returns the names of the variables the document references: those are in use,

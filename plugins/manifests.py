@@ -7,7 +7,7 @@ folder (with a ``manifest.py``) and one line below; nothing in ``cli/`` names a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 from telegraf_bridge.plugins.common._manifest import Manifest
 from telegraf_bridge.plugins.demo.manifest import MANIFEST as DEMO
@@ -17,31 +17,43 @@ from telegraf_bridge.plugins.iotflow.manifest import MANIFEST as IOTFLOW
 from telegraf_bridge.plugins.ndjson_tail.manifest import MANIFEST as NDJSON_TAIL
 from telegraf_bridge.plugins.taptap.manifest import MANIFEST as TAPTAP
 
-_Source = TypeVar("_Source", bound=Mapping[str, Any])
+
+class _RunsPlugin(Protocol):
+    """A configured source (``bridge-cli``'s ``SourceConfig``): it names its plugin."""
+
+    @property
+    def plugin(self) -> str: ...
+
+
+_Source = TypeVar("_Source", bound=_RunsPlugin)
 
 MANIFESTS: Mapping[str, Manifest] = {
     m.name: m for m in (DEMO, NDJSON_TAIL, HOYMILES, TAPTAP, GPIO_PULSE, IOTFLOW)
 }
 
 
-def manifest_of(source: Mapping[str, Any]) -> Manifest | None:
-    """The manifest of a source's plugin; None for a plugin this release does not have."""
-    return MANIFESTS.get(str(source.get("plugin")))
+def manifest_of(plugin: object) -> Manifest | None:
+    """The manifest of the plugin named ``plugin``; None for one this release does not have.
+
+    ``plugin`` is any value (a config's, before it is checked), so a typo is None, not an error.
+    """
+    return MANIFESTS.get(plugin) if isinstance(plugin, str) else None
+
+
+def routes_tiers(plugin: object) -> bool:
+    """Whether the plugin named ``plugin`` writes meter pulses routed into the tiers."""
+    manifest = manifest_of(plugin)
+    return manifest is not None and manifest.tier_route
 
 
 def sources_of(sources: Iterable[_Source], manifest: Manifest) -> list[_Source]:
     """The sources that run ``manifest``'s plugin, in the config's order."""
-    return [s for s in sources if s.get("plugin") == manifest.name]
+    return [s for s in sources if s.plugin == manifest.name]
 
 
 def tier_routed(sources: Iterable[_Source]) -> list[_Source]:
     """The sources whose points are routed into the downsampling tiers (meter pulses)."""
-    found = []
-    for source in sources:
-        manifest = manifest_of(source)
-        if manifest is not None and manifest.tier_route:
-            found.append(source)
-    return found
+    return [s for s in sources if routes_tiers(s.plugin)]
 
 
 def device_globs() -> tuple[str, ...]:

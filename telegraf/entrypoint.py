@@ -31,12 +31,13 @@ import grp
 import os
 import pwd
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from telegraf_bridge.cli import device_nodes, dir_lock, preflight, render
 from telegraf_bridge.cli.commands.check_config import config_check
+from telegraf_bridge.cli.config_model import FileSink, TokenSink
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
 
@@ -107,14 +108,23 @@ def load(env: dict[str, str], data_dir: Path) -> tuple[Settings, ConfigChoice]:
         raise EntrypointError(str(exc).replace("<embedded>", choice.label)) from None
     # The schema's defaults name the images' volume; on another data dir (balena's /data) they
     # must follow it, or the buffer would live outside the volume and vanish with the container.
-    for key, sub in (("buffer_directory", "buffer"), ("state_directory", "state")):
-        if settings.agent.get(key) == str(DEFAULT_DATA_DIR / sub) and data_dir != DEFAULT_DATA_DIR:
-            settings.agent[key] = str(data_dir / sub)
-    if not settings.agent.get("health_listen"):
+    agent = settings.agent
+    if data_dir != DEFAULT_DATA_DIR:
+        agent = replace(
+            agent,
+            buffer_directory=_follow(agent.buffer_directory, "buffer", data_dir),
+            state_directory=_follow(agent.state_directory, "state", data_dir),
+        )
+    if not agent.health_listen:
         listen = env.get(HEALTH_ENV) or DEFAULT_HEALTH
-        settings.agent["health_listen"] = listen
+        agent = replace(agent, health_listen=listen)
         settings.notes.append(f"health endpoint on {listen}: the container health check uses it")
-    return settings, choice
+    return replace(settings, agent=agent), choice
+
+
+def _follow(directory: str, sub: str, data_dir: Path) -> str:
+    """``directory``, moved under ``data_dir`` when it is the images' default one."""
+    return str(data_dir / sub) if directory == str(DEFAULT_DATA_DIR / sub) else directory
 
 
 def render_into(settings: Settings, data_dir: Path, label: str) -> Path:
@@ -122,12 +132,12 @@ def render_into(settings: Settings, data_dir: Path, label: str) -> Path:
     output = data_dir / RENDERED_NAME
     rendered = render.render(settings, output, config_source=label)
     render.write(rendered, output)
-    for key in ("buffer_directory", "state_directory"):
-        Path(settings.agent[key]).mkdir(parents=True, exist_ok=True)
+    for directory in (settings.agent.buffer_directory, settings.agent.state_directory):
+        Path(directory).mkdir(parents=True, exist_ok=True)
     for sink in settings.active_sinks():
-        if sink["type"] == "file":
-            Path(sink["path"]).parent.mkdir(parents=True, exist_ok=True)
-    (data_dir / HEALTH_FILE_NAME).write_text(settings.agent["health_listen"] + "\n")
+        if isinstance(sink, FileSink):
+            Path(sink.path).parent.mkdir(parents=True, exist_ok=True)
+    (data_dir / HEALTH_FILE_NAME).write_text(settings.agent.health_listen + "\n")
     return output
 
 
@@ -218,12 +228,12 @@ def prepare(env: dict[str, str], data_dir: Path, *, check: bool) -> tuple[Path, 
             "pass it with `-e`, an env_file or a balena variable"
         )
     for sink in settings.active_sinks():
-        token_file = sink.get("token_file")
+        token_file = sink.token_file if isinstance(sink, TokenSink) else ""
         if not token_file:
             continue
         if not os.access(token_file, os.R_OK):
             raise EntrypointError(
-                f"token file {token_file} of sink {sink['name']} is missing or not readable "
+                f"token file {token_file} of sink {sink.name} is missing or not readable "
                 f"by uid {os.getuid()}: mount it (docker secret, volume) readable by that user"
             )
         problem = render.token_file_problem(Path(token_file))
@@ -237,7 +247,7 @@ def prepare(env: dict[str, str], data_dir: Path, *, check: bool) -> tuple[Path, 
             raise EntrypointError(f"Telegraf rejects {conf}; fix {choice.label}")
         log("I", "telegraf config check: OK")
     agent = settings.agent
-    return binary, conf, [Path(agent["buffer_directory"]), Path(agent["state_directory"])]
+    return binary, conf, [Path(agent.buffer_directory), Path(agent.state_directory)]
 
 
 def main(argv: list[str] | None = None) -> int:  # noqa: RET503 - ends in execve

@@ -116,10 +116,10 @@ def test_relative_paths_land_in_the_data_dir_and_health_is_always_on(
     settings, _ = entrypoint.load(
         {"BRIDGE_CONFIG_YAML": yaml_text, "BRIDGE_HEALTH_LISTEN": "127.0.0.1:9999"}, tmp_path
     )
-    assert settings.agent["buffer_directory"] == str(tmp_path / "buf")
-    assert settings.agent["state_directory"] == str(tmp_path / "st")
-    assert settings.sinks[0]["path"] == str(tmp_path / "out" / "metrics.lp")
-    assert settings.agent["health_listen"] == "127.0.0.1:9999"
+    assert settings.agent.buffer_directory == str(tmp_path / "buf")
+    assert settings.agent.state_directory == str(tmp_path / "st")
+    assert settings.sinks[0].path == str(tmp_path / "out" / "metrics.lp")
+    assert settings.agent.health_listen == "127.0.0.1:9999"
 
 
 def test_default_buffer_and_state_follow_the_data_dir(tmp_path: Path) -> None:
@@ -128,11 +128,11 @@ def test_default_buffer_and_state_follow_the_data_dir(tmp_path: Path) -> None:
         "sources: [{name: demo, plugin: demo}]\nsinks: [{name: o, type: file, path: o.lp}]\n"
     )
     settings, _ = entrypoint.load({"BRIDGE_CONFIG_YAML": yaml_text}, tmp_path)
-    assert settings.agent["buffer_directory"] == str(tmp_path / "buffer")
-    assert settings.agent["state_directory"] == str(tmp_path / "state")
+    assert settings.agent.buffer_directory == str(tmp_path / "buffer")
+    assert settings.agent.state_directory == str(tmp_path / "state")
     explicit = "agent: {buffer_directory: /elsewhere/buf}\n" + yaml_text
     settings, _ = entrypoint.load({"BRIDGE_CONFIG_YAML": explicit}, tmp_path)
-    assert settings.agent["buffer_directory"] == "/elsewhere/buf"
+    assert settings.agent.buffer_directory == "/elsewhere/buf"
 
 
 # -- env -> rendered config -> check -> Telegraf --------------------------------------------------

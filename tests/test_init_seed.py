@@ -55,8 +55,8 @@ def test_each_seed_validates_with_its_variables_and_renders(seed: str, tmp_path:
     assert "${" in text, "the seed's variables are references, not values"
     settings = load_settings(path, SEED_ENV[seed])
     plugin, sink_type, line = EXPECTED[seed]
-    assert [s["plugin"] for s in settings.active_sources()] == [plugin]
-    assert [s["type"] for s in settings.active_sinks()] == [sink_type]
+    assert [s.plugin for s in settings.active_sources()] == [plugin]
+    assert [s.type for s in settings.active_sinks()] == [sink_type]
     rendered = render.render(settings, tmp_path / "telegraf.conf", config_source=str(path))
     assert line in rendered.telegraf_conf
     assert CANARY not in rendered.telegraf_conf, "tokens stay references"
@@ -70,8 +70,8 @@ def test_seed_000_reads_the_seeds_cloud_variables(tmp_path: Path) -> None:
     assert "organization: ${INFLUX_ORG}" in text and "token_env: INFLUX_TOKEN" in text
     env = {**SEED_ENV["000"], "INFLUX_URL": "https://eu-central-1-1.aws.cloud2.influxdata.com"}
     sink = load_settings(path, env).active_sinks()[0]
-    assert sink["url"] == env["INFLUX_URL"] and sink["organization"] == "my-org"
-    assert sink["bucket"] == "smartsolar" and sink["token_env"] == "INFLUX_TOKEN"
+    assert sink.url == env["INFLUX_URL"] and sink.organization == "my-org"
+    assert sink.bucket == "smartsolar" and sink.token_env == "INFLUX_TOKEN"
 
 
 @pytest.mark.parametrize(

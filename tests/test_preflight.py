@@ -5,6 +5,7 @@ influxd 2 are in test_influxd2_e2e.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from collections.abc import Iterator
@@ -171,11 +172,11 @@ sinks:
 
 def test_clock_unsynchronised_and_required_is_a_warning_with_the_option(tmp_path: Path) -> None:
     settings = _settings(tmp_path, _FILE_SINK)
-    settings.agent["require_clock_sync"] = True
+    settings.agent = dataclasses.replace(settings.agent, require_clock_sync=True)
     found = pf.check_clock(settings, probe=lambda: False)
     assert (found.level, found.code) == ("warn", "clock_unsynchronised")
     assert "agent.require_clock_sync: false" in found.fix
-    settings.agent["require_clock_sync"] = False
+    settings.agent = dataclasses.replace(settings.agent, require_clock_sync=False)
     assert pf.check_clock(settings, probe=lambda: False).level == "ok"
     assert pf.check_clock(settings, probe=lambda: True).level == "ok"
 
@@ -194,7 +195,7 @@ def test_busy_health_port_is_named_and_the_fallback_keeps_data_flowing(
     out = tmp_path / "metrics.lp"
     sinks = f"sinks:\n  - name: local\n    type: file\n    path: {out}\n"
     settings = _settings(tmp_path, sinks)
-    settings.agent["health_listen"] = f"127.0.0.1:{port}"
+    settings.agent = dataclasses.replace(settings.agent, health_listen=f"127.0.0.1:{port}")
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
@@ -213,8 +214,8 @@ def test_busy_health_port_is_named_and_the_fallback_keeps_data_flowing(
 
         # ... with it, the same sources and sinks run and data flows.
         fallback = pf.health_fallback(settings, findings)
-        assert fallback.agent["health_listen"] == ""
-        assert settings.agent["health_listen"] == f"127.0.0.1:{port}", "caller's copy untouched"
+        assert fallback.agent.health_listen == ""
+        assert settings.agent.health_listen == f"127.0.0.1:{port}", "caller's copy untouched"
         conf = tmp_path / "fallback" / "telegraf.conf"
         render.write(render.render(fallback, conf), conf)
         with TelegrafProcess(telegraf_bin, conf, tmp_path / "fallback") as telegraf:
@@ -228,8 +229,8 @@ def test_busy_health_port_is_named_and_the_fallback_keeps_data_flowing(
 
 def test_free_health_port_is_ok_and_no_fallback(tmp_path: Path) -> None:
     settings = _settings(tmp_path, _FILE_SINK)
-    settings.agent["health_listen"] = f"127.0.0.1:{free_port()}"
-    findings = [pf.check_health_port(settings.agent["health_listen"])]
+    settings.agent = dataclasses.replace(settings.agent, health_listen=f"127.0.0.1:{free_port()}")
+    findings = [pf.check_health_port(settings.agent.health_listen)]
     assert findings[0] is not None and findings[0].level == "ok"
     assert pf.health_fallback(settings, [f for f in findings if f]) is settings
 

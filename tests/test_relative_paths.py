@@ -89,13 +89,13 @@ def test_settings_anchor_at_the_config_dir_or_base_dir(tmp_path: Path) -> None:
     config.parent.mkdir()
     config.write_text(CONFIG)
     settings = load_settings(config, {})
-    assert settings.agent["state_directory"] == f"{config.parent}/var/state"
-    assert settings.sinks[1]["token_file"] == f"{config.parent}/secrets/influx_token"
+    assert settings.agent.state_directory == f"{config.parent}/var/state"
+    assert settings.sinks[1].token_file == f"{config.parent}/secrets/influx_token"
     elsewhere = load_settings(config, {}, base_dir=tmp_path / "data")
-    assert elsewhere.agent["state_directory"] == f"{tmp_path}/data/var/state"
+    assert elsewhere.agent.state_directory == f"{tmp_path}/data/var/state"
     # `python` may be a bare program name, looked up on PATH.
     text = "agent: {python: python3}\n"
-    assert load_settings(None, {}, text=text, base_dir=tmp_path).agent["python"] == "python3"
+    assert load_settings(None, {}, text=text, base_dir=tmp_path).agent.python == "python3"
 
 
 def test_text_without_a_path_needs_a_base_dir() -> None:

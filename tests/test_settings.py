@@ -26,11 +26,11 @@ def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 def test_minimal_config_gets_every_default() -> None:
     settings = load_settings(None, {}, text=MINIMAL, base_dir=Path.cwd())
-    assert settings.agent["buffer_strategy"] == "disk"
-    assert settings.agent["buffer_max_size_mb"] == 500
-    assert settings.sources[0]["interval"] == "10s"
-    assert settings.sources[0]["signal"] == "none"
-    assert settings.sinks[0]["format"] == "influx"
+    assert settings.agent.buffer_strategy == "disk"
+    assert settings.agent.buffer_max_size_mb == 500
+    assert settings.sources[0].interval == "10s"
+    assert settings.sources[0].signal == "none"
+    assert settings.sinks[0].format == "influx"
 
 
 @pytest.mark.parametrize(
@@ -135,9 +135,9 @@ def test_canonical_environment_overrides() -> None:
         "BRIDGE_SOURCE_DEMO_ENABLED": "false",
     }
     settings = load_settings(None, env, text=text, base_dir=Path.cwd())
-    assert settings.agent["interval"] == "30s"
-    assert settings.agent["debug"] is True
-    assert settings.sinks[1]["bucket"] == "other"
+    assert settings.agent.interval == "30s"
+    assert settings.agent.debug is True
+    assert settings.sinks[1].bucket == "other"
     assert settings.active_sources() == []
 
 
@@ -152,9 +152,9 @@ def test_seed_000_smartsolar_cloud_variables() -> None:
     env = {"INFLUX_TOKEN": "secret-000", "INFLUX_ORG": "solar-org", "INFLUX_BUCKET": "smartsolar"}
     settings = load_settings(None, env, text=MINIMAL, base_dir=Path.cwd())
     sink = settings.sinks[-1]
-    assert sink["type"] == "influxdb_v2" and sink["name"] == "influx_cloud"
-    assert sink["url"] == "https://us-east-1-1.aws.cloud2.influxdata.com"
-    assert sink["organization"] == "solar-org" and sink["token_env"] == "INFLUX_TOKEN"
+    assert sink.type == "influxdb_v2" and sink.name == "influx_cloud"
+    assert sink.url == "https://us-east-1-1.aws.cloud2.influxdata.com"
+    assert sink.organization == "solar-org" and sink.token_env == "INFLUX_TOKEN"
 
 
 def test_seed_000_overrides_an_existing_v2_sink() -> None:
@@ -175,9 +175,9 @@ def test_seed_000_overrides_an_existing_v2_sink() -> None:
         "INFLUX_URL": "https://eu-central-1-1.aws.cloud2.influxdata.com",
     }
     settings = load_settings(None, env, text=text, base_dir=Path.cwd())
-    assert [s["name"] for s in settings.sinks] == ["out", "cloud"]
-    assert settings.sinks[1]["url"].startswith("https://eu-central-1")
-    assert settings.sinks[1]["token_env"] == "INFLUX_TOKEN"
+    assert [s.name for s in settings.sinks] == ["out", "cloud"]
+    assert settings.sinks[1].url.startswith("https://eu-central-1")
+    assert settings.sinks[1].token_env == "INFLUX_TOKEN"
 
 
 def test_seed_001_hoymiles_v3_with_token_file_and_enabled_flag() -> None:
@@ -187,19 +187,19 @@ def test_seed_001_hoymiles_v3_with_token_file_and_enabled_flag() -> None:
         "INFLUXDB_TOKEN_FILE": "/run/secrets/influxdb_token",
     }
     sink = load_settings(None, env, text=MINIMAL, base_dir=Path.cwd()).sinks[-1]
-    assert (sink["type"], sink["url"], sink["database"]) == (
+    assert (sink.type, sink.url, sink.database) == (
         "influxdb_v3",
         "https://influx3.example",
         "hoymiles",
     )
-    assert sink["token_file"] == "/run/secrets/influxdb_token" and sink["token_env"] == ""
-    assert sink["enabled"] is True
+    assert sink.token_file == "/run/secrets/influxdb_token" and sink.token_env == ""
+    assert sink.enabled is True
 
 
 def test_seed_001_disabled_when_enabled_flag_is_not_true() -> None:
     env = {"INFLUXDB_ENABLED": "false", "INFLUXDB_HOST": "https://h", "INFLUXDB_TOKEN": "x"}
     settings = load_settings(None, env, text=MINIMAL, base_dir=Path.cwd())
-    assert settings.sinks[-1]["enabled"] is False
+    assert settings.sinks[-1].enabled is False
     assert any("disabled" in n for n in settings.notes)
 
 
@@ -210,7 +210,7 @@ def test_seed_002_iotflow_variables() -> None:
         "INFLUXDB_ORG": "iotflow",
     }
     sink = load_settings(None, env, text=MINIMAL, base_dir=Path.cwd()).sinks[-1]
-    assert (sink["type"], sink["bucket"], sink["token_env"]) == (
+    assert (sink.type, sink.bucket, sink.token_env) == (
         "influxdb_v2",
         "telemetry",
         "INFLUXDB_TOKEN",
@@ -220,19 +220,19 @@ def test_seed_002_iotflow_variables() -> None:
 def test_seed_003_powerlogger_variables() -> None:
     env = {"INFLUX_HOST": "http://pi:8086", "INFLUX_ORG": "home", "INFLUX_TOKEN": "t"}
     settings = load_settings(None, env, text=MINIMAL, base_dir=Path.cwd())
-    assert [s["name"] for s in settings.sinks] == ["out", "powerlogger"]
-    assert settings.sinks[-1]["bucket"] == "PowerLogger_raw"
+    assert [s.name for s in settings.sinks] == ["out", "powerlogger"]
+    assert settings.sinks[-1].bucket == "PowerLogger_raw"
 
 
 def test_seed_004_tigo_v1_variables() -> None:
     env = {"INFLUX_URL": "http://127.0.0.1:8086", "INFLUX_DB": "bms", "INFLUX_RP": ""}
     sink = load_settings(None, env, text=MINIMAL, base_dir=Path.cwd()).sinks[-1]
-    assert (sink["type"], sink["database"], sink["retention_policy"]) == ("influxdb_v1", "bms", "")
+    assert (sink.type, sink.database, sink.retention_policy) == ("influxdb_v1", "bms", "")
 
 
 def test_partial_seed_variables_are_reported_not_guessed() -> None:
     settings = load_settings(None, {"INFLUX_TOKEN": "t"}, text=MINIMAL, base_dir=Path.cwd())
-    assert [s["name"] for s in settings.sinks] == ["out"]
+    assert [s.name for s in settings.sinks] == ["out"]
     assert settings.notes == [
         "INFLUX_TOKEN set but INFLUX_ORG not: seed 000 SmartSolar variables ignored"
     ]
@@ -256,15 +256,15 @@ def test_seed_001_dtu_variables_configure_a_hoymiles_source() -> None:
         "DTU_NAME": "Roof",
     }
     settings = load_settings(None, env, text=MINIMAL, base_dir=Path.cwd())
-    (source,) = [s for s in settings.sources if s["plugin"] == "hoymiles"]
-    assert source["options"] == {
+    (source,) = [s for s in settings.sources if s.plugin == "hoymiles"]
+    assert source.options == {
         "host": "192.168.1.100",
         "port": 502,
         "unit_id": 3,
         "timeout": "3s",
         "dtu_name": "Roof",
     }
-    assert source["interval"] == "90s"
+    assert source.interval == "90s"
 
 
 def test_hoymiles_source_defaults_to_a_60s_interval() -> None:
@@ -272,7 +272,7 @@ def test_hoymiles_source_defaults_to_a_60s_interval() -> None:
         "name: demo\n    plugin: demo", "name: dtu\n    plugin: hoymiles\n    options: {host: dtu}"
     )
     (source,) = load_settings(None, {}, text=text, base_dir=Path.cwd()).sources
-    assert source["interval"] == "60s"
+    assert source.interval == "60s"
 
 
 @pytest.mark.parametrize(
@@ -314,8 +314,8 @@ def test_seed_004_tigo_ingest_env_configures_a_taptap_source_and_a_v1_sink() -> 
         "INFLUX_RP": "autogen",
     }
     settings = load_settings(None, env, text=MINIMAL, base_dir=Path.cwd())
-    (source,) = [s for s in settings.sources if s["plugin"] == "taptap"]
-    assert source["options"] == {
+    (source,) = [s for s in settings.sources if s.plugin == "taptap"]
+    assert source.options == {
         "command": [
             "/home/pi/.cargo/bin/taptap",
             "observe",
@@ -324,8 +324,8 @@ def test_seed_004_tigo_ingest_env_configures_a_taptap_source_and_a_v1_sink() -> 
         ],
         "measurement": "tigo_power_report",
     }
-    (sink,) = [s for s in settings.sinks if s["type"] == "influxdb_v1"]
-    assert (sink["database"], sink["retention_policy"]) == ("bms", "autogen")
+    (sink,) = [s for s in settings.sinks if s.type == "influxdb_v1"]
+    assert (sink.database, sink.retention_policy) == ("bms", "autogen")
 
 
 CLOUD_000 = {
@@ -359,9 +359,7 @@ def test_seeds_001_and_002_share_their_token_variable() -> None:
 
 def test_seed_003_takes_the_shared_variables_but_000_only_ones_conflict() -> None:
     env = {"INFLUX_HOST": "http://pi:8086", "INFLUX_ORG": "home", "INFLUX_TOKEN": "t"}
-    assert [
-        s["name"] for s in load_settings(None, env, text=MINIMAL, base_dir=Path.cwd()).sinks
-    ] == [
+    assert [s.name for s in load_settings(None, env, text=MINIMAL, base_dir=Path.cwd()).sinks] == [
         "out",
         "powerlogger",
     ]
@@ -381,7 +379,7 @@ def test_two_seed_sinks_of_one_type_never_share_a_sink() -> None:
         "INFLUXDB_TOKEN": "t2",
     }
     sinks = load_settings(None, env, text=MINIMAL, base_dir=Path.cwd()).sinks
-    assert [(s["name"], s["url"], s["token_env"]) for s in sinks[1:]] == [
+    assert [(s.name, s.url, s.token_env) for s in sinks[1:]] == [
         ("powerlogger", "http://pi:8086", "INFLUX_TOKEN"),
         ("iotflow", "http://iot:8086", "INFLUXDB_TOKEN"),
     ]
@@ -424,4 +422,4 @@ def test_an_unquoted_time_floor_is_the_time_it_says() -> None:
         text="agent: {time_floor: 2025-05-25T00:00:00Z}\nsinks: [{name: f, type: file, path: x}]\n",
         base_dir=Path("/tmp"),
     )
-    assert settings.agent["time_floor"] == "2025-05-25T00:00:00Z"
+    assert settings.agent.time_floor == "2025-05-25T00:00:00Z"

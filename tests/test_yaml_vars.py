@@ -45,10 +45,10 @@ def test_references_expand_with_defaults_and_escape() -> None:
     env = {"INFLUX_URL": "http://127.0.0.1:8086", "MY_DB": "solar_db", "BUCKET": "b"}
     settings = load_settings(None, env, text=CONFIG, base_dir=Path("/"))
     local, cloud = settings.sinks
-    assert (local["url"], local["database"]) == ("http://127.0.0.1:8086", "solar_db")
-    assert local["retention_policy"] == "${literal}"
-    assert cloud["bucket"] == "b"
-    assert settings.sources[0]["options"]["site"] == "roof"
+    assert (local.url, local.database) == ("http://127.0.0.1:8086", "solar_db")
+    assert local.retention_policy == "${literal}"
+    assert cloud.bucket == "b"
+    assert settings.sources[0].options["site"] == "roof"
 
 
 def test_unset_variable_names_the_key_and_the_variable() -> None:

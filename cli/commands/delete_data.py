@@ -74,7 +74,7 @@ def command(  # noqa: PLR0917 - click passes every option positionally
     now_ns = time.time_ns()
     window = window_of(time_arg(start, now_ns, "--start"), time_arg(stop, now_ns, "--stop"))
     sink, queries = open_device_queries(config_path, sink_name, timeout)
-    where = f"sink {sink['name']} ({queries.describe()})"
+    where = f"sink {sink.name} ({queries.describe()})"
     if queries.delete_refusal:
         raise click.ClickException(f"{where}: {queries.delete_refusal}")
     scope = f"device {device!r}" + (
@@ -120,4 +120,4 @@ def command(  # noqa: PLR0917 - click passes every option positionally
             f"{where}: the server did not apply the delete to them, or they were written "
             "meanwhile. Run the command again to retry."
         )
-    click.echo(f"Deleted {points_text(deleted)} of {scope} from sink {sink['name']}; none remain.")
+    click.echo(f"Deleted {points_text(deleted)} of {scope} from sink {sink.name}; none remain.")

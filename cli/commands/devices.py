@@ -34,7 +34,7 @@ def _resolve(
     config_path: Path | None, source_name: str | None, registry_path: Path | None
 ) -> iotflow_options.IotflowOptions:
     """The iotflow options: from bridge.yaml's iotflow source, or defaults around --registry."""
-    raw: dict[str, Any] = {}
+    raw: dict[str, object] = {}
     where = "devices"
     if config_path is not None:
         try:
@@ -43,12 +43,12 @@ def _resolve(
             _fail(str(exc))
         found = sources_of(settings.sources, IOTFLOW)
         if source_name is not None:
-            found = [s for s in found if s["name"] == source_name]
+            found = [s for s in found if s.name == source_name]
         if not found:
             wanted = f"named {source_name!r} " if source_name else ""
             _fail(f"{config_path} has no iotflow source {wanted}(plugin: iotflow)")
-        raw = dict(found[0]["options"])
-        where = f"sources ({found[0]['name']}).options"
+        raw = dict(found[0].options)
+        where = f"sources ({found[0].name}).options"
     elif registry_path is None:
         _fail("say which registry to manage: --config bridge.yaml (iotflow source) or --registry")
     if registry_path is not None:

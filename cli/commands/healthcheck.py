@@ -76,7 +76,7 @@ class Verdict:
         """0 OK, 2 CRIT, 1 ERROR."""
         return {"OK": EXIT_OK, "CRIT": EXIT_CRIT}.get(self.status, EXIT_ERROR)
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> dict[str, object]:
         """The JSON document published to MQTT (and printed by ``--json``)."""
         return {
             "status": self.status,
@@ -195,7 +195,7 @@ class MqttTarget:
     client_id: str
 
 
-def publish_mqtt(target: MqttTarget, payload: dict[str, Any]) -> None:
+def publish_mqtt(target: MqttTarget, payload: dict[str, object]) -> None:
     """Publish ``payload`` as JSON and wait for the broker to take it (QoS 1/2: its ack).
 
     paho-mqtt is imported here only, so the check runs without it unless MQTT is asked for.
@@ -305,7 +305,7 @@ def run_check(
                 raise CheckError("config_error", str(exc)) from None
         urls = list(health_urls)
         if telegraf_health:
-            listen = settings.agent["health_listen"]
+            listen = settings.agent.health_listen
             if not listen:
                 raise CheckError(
                     "config_error", "--telegraf-health: agent.health_listen is empty in the config"
@@ -327,7 +327,7 @@ def run_check(
 
     try:
         sink = select_sink(settings, sink_name)
-        verdict.sink, verdict.sink_type = sink["name"], sink["type"]
+        verdict.sink, verdict.sink_type = sink.name, sink.type
         query = open_sink(sink, timeout=timeout)
         fresh_since = now - int(max_lag_min * 60e9)
         newest = query.newest_point(verdict.measurement, field_name, since_ns=fresh_since)

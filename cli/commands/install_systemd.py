@@ -27,8 +27,9 @@ import jinja2
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.commands import healthcheck
 from telegraf_bridge.cli.commands.check_config import env_refs
+from telegraf_bridge.cli.config_model import FileSink, TokenSink
 from telegraf_bridge.cli.device_nodes import device_groups
-from telegraf_bridge.cli.influx.sinks import QUERYABLE_TYPES, select_sink
+from telegraf_bridge.cli.influx.sinks import select_sink
 from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.measurements import NoClearMeasurement, default_measurement
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
@@ -331,14 +332,13 @@ def _writable_dirs(
         return Path(os.path.normpath(path if path.is_absolute() else data_dir / path))
 
     found = [data_dir, output.parent]
-    for key in ("buffer_directory", "state_directory"):
-        if settings.agent[key]:
-            found.append(absolute(settings.agent[key]))
-    if settings.agent["logfile"]:
-        found.append(absolute(settings.agent["logfile"]).parent)
+    agent = settings.agent
+    found.extend(absolute(d) for d in (agent.buffer_directory, agent.state_directory) if d)
+    if agent.logfile:
+        found.append(absolute(agent.logfile).parent)
     for sink in settings.active_sinks():
-        if sink["type"] == "file":
-            found.append(absolute(sink["path"]).parent)
+        if isinstance(sink, FileSink):
+            found.append(absolute(sink.path).parent)
     found.extend(absolute(p).parent for p in rendered.plugin_configs)
     outermost: list[Path] = []
     for path in sorted(set(found), key=lambda p: len(p.parts)):
@@ -368,7 +368,7 @@ def _healthcheck_argv(
     except SinkError as exc:
         raise InstallError(f"--healthcheck-args: {exc}") from None
     argv = [str(bridge_cli), "healthcheck", "--config", str(config), "--service", SERVICE_UNIT]
-    if settings.agent["health_listen"]:
+    if settings.agent.health_listen:
         argv.append("--telegraf-health")
     notes = []
     if ctx.params["measurement"] is None:
@@ -461,7 +461,11 @@ def make_plan(opts: Options) -> Plan:
     writable = _writable_dirs(settings, rendered, output, data_dir)
     state_dirs = [str(p.relative_to(STATE_ROOT)) for p in writable if _is_state_dir(p)]
     rw_paths = [p for p in writable if not _is_state_dir(p)]
-    token_files = [Path(k["token_file"]) for k in settings.active_sinks() if k.get("token_file")]
+    token_files = [
+        Path(k.token_file)
+        for k in settings.active_sinks()
+        if isinstance(k, TokenSink) and k.token_file
+    ]
     problems, skipped = _access_problems(
         user, [bridge_cli, telegraf], [config, *token_files], rw_paths
     )
@@ -474,7 +478,7 @@ def make_plan(opts: Options) -> Plan:
     health_argv: list[str] | None = None
     if opts.no_healthcheck:
         notes.append("health check units not written (--no-healthcheck)")
-    elif not any(s["type"] in QUERYABLE_TYPES for s in settings.active_sinks()):
+    elif not settings.active_influx_sinks():
         notes.append(
             "the config has no InfluxDB sink for `bridge-cli healthcheck` to query; the health "
             "check units are not written (they would fail every run)"
@@ -485,7 +489,7 @@ def make_plan(opts: Options) -> Plan:
         )
         notes += health_notes
 
-    context: dict[str, Any] = {
+    context: dict[str, object] = {
         "config": config,
         "user": user.pw_name,
         "groups": groups,

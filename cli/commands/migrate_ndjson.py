@@ -6,9 +6,9 @@ import fnmatch
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import click
+from telegraf_bridge.cli.config_model import SourceConfig
 from telegraf_bridge.cli.ndjson_migration import NotMigratable, migrate, output_path, skip_reason
 from telegraf_bridge.cli.ndjson_preview import SkipPreview
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
@@ -23,18 +23,20 @@ class _Rules:
     """Where the preview's rules come from: the ndjson_tail sources of --config, or defaults."""
 
     time_floor: str = DEFAULT_TIME_FLOOR
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[SourceConfig] = field(default_factory=list)
 
-    def options_for(self, path: Path) -> tuple[dict[str, Any], str]:
+    def options_for(self, path: Path) -> tuple[dict[str, object], str]:
         """The options of the source whose ``files`` globs match ``path`` (else the first)."""
         names = {str(path), str(path.absolute())}
         for source in self.sources:
-            globs = source["options"].get("files") or []
-            if any(fnmatch.fnmatch(n, str(g)) for g in globs for n in names):
-                return dict(source["options"]), f"source {source['name']}"
+            globs = source.options.get("files") or []
+            if isinstance(globs, list) and any(
+                fnmatch.fnmatch(n, str(g)) for g in globs for n in names
+            ):
+                return dict(source.options), f"source {source.name}"
         if self.sources:
             first = self.sources[0]
-            return dict(first["options"]), f"source {first['name']} (no files glob matched)"
+            return dict(first.options), f"source {first.name} (no files glob matched)"
         return {}, "ndjson_tail's defaults"
 
 
@@ -46,7 +48,7 @@ def _rules(config_path: Path | None) -> _Rules:
     except InvalidConfig as exc:
         raise click.ClickException(str(exc)) from None
     sources = sources_of(settings.active_sources(), NDJSON_TAIL)
-    return _Rules(str(settings.agent["time_floor"]), sources)
+    return _Rules(settings.agent.time_floor, sources)
 
 
 def _preview(rules: _Rules, path: Path) -> tuple[SkipPreview, str]:

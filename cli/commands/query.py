@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
+from telegraf_bridge.cli.config_model import InfluxSink
 from telegraf_bridge.cli.influx.devices import (
     DEFAULT_LIMIT,
     DEVICE_TAG,
@@ -95,7 +96,7 @@ def window_of(start_ns: int, stop_ns: int) -> Window:
 
 def open_device_queries(
     config_path: Path | None, sink_name: str | None, timeout: float | None
-) -> tuple[dict[str, Any], DeviceQueries]:
+) -> tuple[InfluxSink, DeviceQueries]:
     """The selected sink and its per-device queries; exit 1 with the reason when unusable."""
     try:
         settings = load_query_settings(config_path)
@@ -187,12 +188,12 @@ def render_range(points: list[Point]) -> str:
 
 
 def _meta(
-    device: str, sink: dict[str, Any], measurement: str | None, window: Window
-) -> dict[str, Any]:
+    device: str, sink: InfluxSink, measurement: str | None, window: Window
+) -> dict[str, object]:
     return {
         "device_id": device,
-        "sink": sink["name"],
-        "sink_type": sink["type"],
+        "sink": sink.name,
+        "sink_type": sink.type,
         "measurement": measurement,
         "start": format_rfc3339_ns(window.start_ns),
         "stop": format_rfc3339_ns(window.stop_ns),
@@ -269,11 +270,11 @@ def latest(  # noqa: PLR0917 - click passes every option positionally
         why = f" ({note})" if note else ""
         click.echo(
             f"No data for {_scope(device, measurement)} since {format_rfc3339_ns(window.start_ns)}"
-            f" on sink {sink['name']} ({queries.describe()}){why}. Check the device ID, or "
+            f" on sink {sink.name} ({queries.describe()}){why}. Check the device ID, or "
             "look further back with --start."
         )
         return
-    click.echo(f"Latest values of {_scope(device, measurement)} on sink {sink['name']}:")
+    click.echo(f"Latest values of {_scope(device, measurement)} on sink {sink.name}:")
     click.echo(render_latest(values, now_ns))
 
 
@@ -351,13 +352,13 @@ def range_(  # noqa: PLR0917 - click passes every option positionally
     if not result.points:
         why = f" ({note})" if note else ""
         click.echo(
-            f"No points for {_scope(device, measurement)} in {span} on sink {sink['name']} "
+            f"No points for {_scope(device, measurement)} in {span} on sink {sink.name} "
             f"({queries.describe()}){why}."
         )
         return
     click.echo(
         f"{points_text(len(result.points))} of {_scope(device, measurement)} in {span} "
-        f"on sink {sink['name']}:"
+        f"on sink {sink.name}:"
     )
     click.echo("")
     click.echo(render_range(result.points))

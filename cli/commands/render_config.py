@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from telegraf_bridge.cli import render
+from telegraf_bridge.cli.config_model import TokenSink
 from telegraf_bridge.cli.settings import InvalidConfig, load_settings
 
 
@@ -57,7 +58,9 @@ def command(config_path: Path, output: Path, base_dir: Path | None, quiet: bool)
     for path in written:
         click.echo(f"wrote {path}")
     for sink in settings.active_sinks():
-        problem = sink.get("token_file") and render.token_file_problem(Path(sink["token_file"]))
+        if not isinstance(sink, TokenSink) or not sink.token_file:
+            continue
+        problem = render.token_file_problem(Path(sink.token_file))
         if problem:
             click.echo(f"warning: {problem}", err=True)
     for name in settings.referenced_env():

@@ -17,9 +17,10 @@ import math
 import statistics
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
@@ -27,7 +28,7 @@ from telegraf_bridge.cli.influx.sinks import load_query_settings, open_sink, sel
 from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.plugins.common import format_rfc3339_ns
 
-PERCENTILE = 95
+PERCENTILE = 95  # the report's "p95" key and column name it
 PERCENTILE_METHOD = "nearest-rank"
 
 
@@ -69,7 +70,7 @@ class NodeStats:
         return self.maximum
 
 
-def aggregate(rows: Any) -> dict[str, NodeStats]:
+def aggregate(rows: Iterable[tuple[str, float]]) -> dict[str, NodeStats]:
     """Fold ``(tag value, value)`` pairs into per-tag statistics."""
     nodes: dict[str, NodeStats] = {}
     for key, value in rows:
@@ -82,7 +83,45 @@ def aggregate(rows: Any) -> dict[str, NodeStats]:
     return nodes
 
 
-def _row(key: str, stats: NodeStats, median_count: float) -> dict[str, Any]:
+class ReportRow(TypedDict):
+    """One tag value's row (``p95`` is the :data:`PERCENTILE` percentile)."""
+
+    tag_value: str
+    count: int
+    count_vs_median: float | None
+    mean: float
+    min: float
+    max: float
+    p95: float
+
+
+class ReportMeta(TypedDict):
+    """What was asked, and of which sink."""
+
+    measurement: str
+    field: str
+    tag: str
+    hours: float
+    start_utc: str
+    end_utc: str
+    sink: str
+    sink_type: str
+
+
+class Report(ReportMeta):
+    """The whole report, as ``--json`` prints it."""
+
+    nodes: int
+    reports: int
+    median_count: float
+    percentile: int
+    percentile_method: str
+    lowest_counts: list[ReportRow]
+    best_mean: list[ReportRow]
+    worst_mean: list[ReportRow]
+
+
+def _row(key: str, stats: NodeStats, median_count: float) -> ReportRow:
     return {
         "tag_value": key,
         "count": stats.count,
@@ -90,11 +129,11 @@ def _row(key: str, stats: NodeStats, median_count: float) -> dict[str, Any]:
         "mean": round(stats.mean, 3),
         "min": stats.minimum,
         "max": stats.maximum,
-        f"p{PERCENTILE}": stats.percentile(PERCENTILE),
+        "p95": stats.percentile(PERCENTILE),
     }
 
 
-def build_report(nodes: dict[str, NodeStats], top: int, meta: dict[str, Any]) -> dict[str, Any]:
+def build_report(nodes: dict[str, NodeStats], top: int, meta: ReportMeta) -> Report:
     """The three sections, each at most ``top`` rows (0: all), as plain JSON data."""
     median_count = statistics.median(s.count for s in nodes.values()) if nodes else 0
     limit = top or None
@@ -118,7 +157,7 @@ def _fmt(value: float) -> str:
     return f"{value:g}" if float(value).is_integer() else f"{value:.1f}"
 
 
-def render_table(report: dict[str, Any]) -> str:
+def render_table(report: Report) -> str:
     """The report as three aligned text tables."""
     tag = report["tag"]
     lines = [
@@ -127,7 +166,7 @@ def render_table(report: dict[str, Any]) -> str:
         f"{report['nodes']} {tag} value(s), {report['reports']} report(s), "
         f"median {_fmt(report['median_count'])} per {tag}",
     ]
-    pcol = f"p{report['percentile']}"
+    pcol = "p95"
     headers = [tag or "tag", "count", "% of median", "mean", "min", "max", pcol]
     sections = (
         ("Lowest report counts", report["lowest_counts"]),
@@ -143,7 +182,7 @@ def render_table(report: dict[str, Any]) -> str:
                 f"{row['mean']:.1f}",
                 _fmt(row["min"]),
                 _fmt(row["max"]),
-                _fmt(row[pcol]),
+                _fmt(row["p95"]),
             ]
             for row in rows
         ]
@@ -229,15 +268,15 @@ def command(  # noqa: PLR0917 - click passes every option positionally
             nodes, note = {}, str(exc)
     except SinkError as exc:
         raise click.ClickException(str(exc)) from None
-    meta = {
+    meta: ReportMeta = {
         "measurement": measurement,
         "field": field_name,
         "tag": tag,
         "hours": hours,
         "start_utc": format_rfc3339_ns(start_ns),
         "end_utc": format_rfc3339_ns(end_ns),
-        "sink": sink["name"],
-        "sink_type": sink["type"],
+        "sink": sink.name,
+        "sink_type": sink.type,
     }
     report = build_report(nodes, top, meta)
     if as_json:
@@ -246,8 +285,7 @@ def command(  # noqa: PLR0917 - click passes every option positionally
     if not nodes:
         why = f" ({note})" if note else ""
         click.echo(
-            f"No {measurement}.{field_name} points in the last {hours:g}h on sink "
-            f"{sink['name']}{why}"
+            f"No {measurement}.{field_name} points in the last {hours:g}h on sink {sink.name}{why}"
         )
         return
     click.echo(render_table(report))

@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 from telegraf_bridge.cli import dir_lock, envmap, preflight, render, source_status
 from telegraf_bridge.cli.commands.init import starter_text
+from telegraf_bridge.cli.config_model import FileSink
 from telegraf_bridge.cli.run_console import Console, progress_line, status_table
 from telegraf_bridge.cli.run_tally import RunTally
 from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
@@ -41,7 +41,7 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def _demo_settings() -> Settings:
     """The embedded demo: local files only, whatever the environment says."""
     settings = load_settings(None, env={}, text=starter_text(), base_dir=Path.cwd())
-    settings.sinks = [s for s in settings.sinks if s["type"] == "file"]
+    settings.sinks = [s for s in settings.sinks if isinstance(s, FileSink)]
     return settings
 
 
@@ -96,49 +96,57 @@ class _Feeds:
 
 def _read_sources(tally: RunTally, settings: Settings, since_ns: int) -> None:
     statuses = source_status.source_statuses(
-        Path(settings.agent["state_directory"]), settings.active_sources()
+        Path(settings.agent.state_directory), settings.active_sources()
     )
     tally.feed_sources(statuses, since_ns)
 
 
-def _summary(tally: RunTally, digest: LogDigest, why: str) -> dict[str, Any]:
-    repeated = [
-        {"line": g.first.text, "count": g.count}
+def _repeated(digest: LogDigest) -> list[tuple[str, int]]:
+    """The log lines Telegraf wrote during the run (benign ones left out), with their counts."""
+    return [
+        (g.first.text, g.count)
         for g in digest.groups.values()
         if not g.first.message.startswith(_BENIGN)
     ]
+
+
+def _summary(tally: RunTally, digest: LogDigest, why: str) -> dict[str, object]:
+    """The JSON form of the run's outcome (``--json``)."""
     return {
         "stopped": why,
         "sources": [s.as_dict() for s in tally.sources.values()],
         "sinks": [s.as_dict() for s in tally.sinks.values()],
-        "warnings": repeated,
+        "warnings": [{"line": line, "count": count} for line, count in _repeated(digest)],
         "problems": tally.problems(),
     }
 
 
-def _print_summary(console: Console, summary: dict[str, Any], files: list[str]) -> None:
-    for src in summary["sources"]:
-        skipped = sum(src["skips"].values())
+def _print_summary(
+    console: Console, tally: RunTally, digest: LogDigest, why: str, files: list[str]
+) -> None:
+    for src in tally.sources.values():
+        skipped = sum(src.skips.values())
         console.line(
-            f"source {src['name']} ({src['plugin']}): {src['points']} point(s)"
+            f"source {src.name} ({src.plugin}): {src.points} point(s)"
             + (f", {skipped} skipped" if skipped else "")
-            + (f"; held: {src['held']}" if src["held"] else "")
+            + (f"; held: {src.held}" if src.held else "")
         )
-        for line in source_status.skip_lines(src["skips"]):
+        for line in source_status.skip_lines(src.skips):
             console.line(f"  skipped {line}")
-    for sink in summary["sinks"]:
+    sinks = list(tally.sinks.values())
+    for sink in sinks:
         console.line(
-            f"sink {sink['name']} ({sink['type']}): {sink['written']} written, "
-            f"{sink['buffered']} buffered, {sink['dropped']} dropped, {sink['errors']} error(s)"
+            f"sink {sink.name} ({sink.kind}): {sink.total_written} written, "
+            f"{sink.buffered} buffered, {sink.total_dropped} dropped, {sink.errors} error(s)"
         )
-    for item in summary["warnings"]:
-        if item["count"] > 1:
-            console.line(f"{item['line']}  (x{item['count']})")
-    for problem in summary["problems"]:
+    for line, count in _repeated(digest):
+        if count > 1:
+            console.line(f"{line}  (x{count})")
+    for problem in tally.problems():
         console.line(f"FAILED: {problem}")
-    written = sum(s["written"] for s in summary["sinks"])
-    where = ", ".join(files) or ", ".join(s["name"] for s in summary["sinks"])
-    console.line(f"stopped ({summary['stopped']}); {written} point(s) written to {where}")
+    written = sum(s.total_written for s in sinks)
+    where = ", ".join(files) or ", ".join(s.name for s in sinks)
+    console.line(f"stopped ({why}); {written} point(s) written to {where}")
 
 
 @click.command("run")
@@ -233,7 +241,7 @@ def command(
     agent = settings.agent
     try:
         locks = dir_lock.lock_directories(
-            [Path(agent["buffer_directory"]), Path(agent["state_directory"])]
+            [Path(agent.buffer_directory), Path(agent.state_directory)]
         )
     except dir_lock.DirectoryBusy as exc:
         raise click.ClickException(str(exc)) from None
@@ -279,23 +287,23 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
     settings, binary, output, locks = launch.settings, launch.binary, launch.output, launch.locks
     for note in settings.notes:
         console.line(f"note: {note}")
-    files = [str(s["path"]) for s in settings.active_sinks() if s["type"] == "file"]
+    files = [s.path for s in settings.active_sinks() if isinstance(s, FileSink)]
     for path in files:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     log_path = output.parent / "telegraf.log"
     logs = [LogFollower(log_path)]
-    if settings.agent["logfile"]:
-        logs.append(LogFollower(Path(settings.agent["logfile"])))
+    if settings.agent.logfile:
+        logs.append(LogFollower(Path(settings.agent.logfile)))
     tally = RunTally(
-        {s["name"]: s["type"] for s in settings.active_sinks()},
-        {s["name"]: s["plugin"] for s in settings.active_sources()},
+        {s.name: s.type for s in settings.active_sinks()},
+        {s.name: s.plugin for s in settings.active_sources()},
     )
     status_path = Path(launch.status.path)
     status_path.unlink(missing_ok=True)
     feeds = _Feeds(
         tally, launch.status.prefix, LogFollower(status_path, from_end=False), logs, LogDigest()
     )
-    sinks = ", ".join(f"{s['name']} ({s['type']})" for s in settings.active_sinks())
+    sinks = ", ".join(f"{s.name} ({s.type})" for s in settings.active_sinks())
     console.line(f"telegraf {binary}\nconfig   {output}\nsinks    {sinks}\nlog      {log_path}")
 
     stop = {"why": ""}
@@ -352,9 +360,9 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     console.done()
-    summary = _summary(tally, feeds.digest, stop["why"])
-    _print_summary(console, summary, files)
+    _print_summary(console, tally, feeds.digest, stop["why"], files)
     if as_json:
+        summary = _summary(tally, feeds.digest, stop["why"])
         with contextlib.suppress(BrokenPipeError, OSError):
             click.echo(json.dumps(summary, sort_keys=True))
     failed = proc.returncode not in (0, -signal.SIGTERM) and not stop["why"].startswith(

@@ -23,7 +23,6 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -37,7 +36,7 @@ class PortStatus:
 
     state: str
     detail: str = ""
-    holders: list[dict[str, Any]] = field(default_factory=list)
+    holders: list[dict[str, object]] = field(default_factory=list)
 
 
 @dataclass
@@ -81,7 +80,7 @@ def _group_of(path: str) -> str | None:
         return str(gid)
 
 
-def holders(device: str, proc: Path | None = None) -> list[dict[str, Any]]:
+def holders(device: str, proc: Path | None = None) -> list[dict[str, object]]:
     """Other processes with ``device`` open (only those this user may inspect), like fuser."""
     try:
         target = Path(device).stat()

@@ -17,10 +17,10 @@ import os
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
+from telegraf_bridge.cli.config_model import InfluxSink, SourceConfig, V1Sink
 from telegraf_bridge.cli.influx.admin._context import MARK_FAIL, MARK_OK, MARK_SKIP, load
 from telegraf_bridge.cli.influx.admin._http import AuthFailed, Unreachable, token_hint
 from telegraf_bridge.cli.influx.admin.base import AdminError, Check
@@ -46,18 +46,18 @@ def package_checks(settings: Settings) -> Iterator[Check]:
     """One row per library (or external program) an enabled source needs (its manifest's)."""
     found_any = False
     for source in settings.active_sources():
-        manifest = manifest_of(source)
+        manifest = manifest_of(source.plugin)
         if manifest is None:
             continue
-        options = source.get("options") or {}
+        options = source.options
         for modules, hint in manifest.requirements(options):
             found_any = True
             name = f"python package {' or '.join(modules)}"
             present = [m for m in modules if _importable(m)]
             if present:
-                yield Check(name, True, f"{present[0]} importable (source {source['name']})")
+                yield Check(name, True, f"{present[0]} importable (source {source.name})")
             else:
-                yield Check(name, False, f"needed by source {source['name']}: not installed", hint)
+                yield Check(name, False, f"needed by source {source.name}: not installed", hint)
         if manifest.program is not None:
             found_any = True
             yield program_check(source, manifest.name, manifest.program(options))
@@ -65,13 +65,13 @@ def package_checks(settings: Settings) -> Iterator[Check]:
         yield Check("python packages", True, "the configured sources need no extra package")
 
 
-def program_check(source: Mapping[str, Any], plugin: str, named: tuple[str, str]) -> Check:
+def program_check(source: SourceConfig, plugin: str, named: tuple[str, str]) -> Check:
     """The program the source will start: a path must be executable, a name on PATH."""
     program, option = named
     check = f"program {plugin}"
     where = shutil.which(program)
     if where:
-        return Check(check, True, f"{where} (source {source['name']}, {option})")
+        return Check(check, True, f"{where} (source {source.name}, {option})")
     install = f"cargo install {plugin} --locked"
     if os.sep in program:
         detail = f"{program} (from {option}) is not an executable file"
@@ -79,7 +79,7 @@ def program_check(source: Mapping[str, Any], plugin: str, named: tuple[str, str]
     else:
         detail = f"{program} (from {option}) not found on PATH"
         fix = f"{install}, or set {option} to the program's full path"
-    return Check(check, False, f"{detail} (source {source['name']})", fix)
+    return Check(check, False, f"{detail} (source {source.name})", fix)
 
 
 def telegraf_check() -> Check:
@@ -100,16 +100,15 @@ def telegraf_check() -> Check:
     return Check("telegraf", True, f"{binary} ({version})")
 
 
-def _credential(sink: Mapping[str, Any], env: Mapping[str, str]) -> str:
+def _credential(sink: InfluxSink, env: Mapping[str, str]) -> str:
     """How the sink authenticates, for the report: a user name or a token's short prefix."""
-    if sink["type"] == "influxdb_v1":
-        user = sink.get("username")
-        return f"user {user}" if user else "no user set"
+    if isinstance(sink, V1Sink):
+        return f"user {sink.username}" if sink.username else "no user set"
     try:
         token = admin_token(sink, env)
     except AdminError:
         return "token unavailable"
-    where = sink.get("token_env") or sink.get("token_file") or "nowhere"
+    where = sink.token_env or sink.token_file or "nowhere"
     return f"token {token_hint(token)} from {where}" if token else "no token"
 
 

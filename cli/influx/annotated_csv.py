@@ -73,7 +73,7 @@ def _flux_value(cell: str, datatype: str) -> Any:
     return cell
 
 
-def typed_annotated_csv(lines: Iterable[str], sink: str = "") -> Iterator[dict[str, Any]]:
+def typed_annotated_csv(lines: Iterable[str], sink: str = "") -> Iterator[dict[str, object]]:
     """Records of an annotated CSV answer with values typed by each table's ``#datatype``.
 
     :func:`annotated_rows` with a ``double`` as a float, a ``long`` as an int and a ``boolean``
@@ -81,7 +81,7 @@ def typed_annotated_csv(lines: Iterable[str], sink: str = "") -> Iterator[dict[s
     and left out of the record.
     """
     for texts, kinds in annotated_rows(lines, sink):
-        record: dict[str, Any] = {}
+        record: dict[str, object] = {}
         for name, cell in texts.items():
             kind = kinds[name]
             if cell == "" and kind != "string":

@@ -14,8 +14,9 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from telegraf_bridge.cli.config_model import InfluxSink, TokenSink, V1Sink
 from telegraf_bridge.cli.influx.transport import SinkError
 
 Scheme = Literal["Basic", "Token", "Bearer"]
@@ -45,15 +46,15 @@ def authorization(scheme: Scheme, credential: Credential) -> dict[str, str]:
     return {"Authorization": f"{scheme} {credential.secret}"}
 
 
-def read_token(sink: Mapping[str, Any], env: Mapping[str, str]) -> str:
+def read_token(sink: TokenSink, env: Mapping[str, str]) -> str:
     """The sink's token (``token_env`` or ``token_file``), or "" when it names none.
 
     A variable that is not set, or a file that cannot be read or is empty, is a
     ``config_error`` naming the variable or file.
     """
-    name = sink["name"]
-    if sink.get("token_env"):
-        var = sink["token_env"]
+    name = sink.name
+    if sink.token_env:
+        var = sink.token_env
         value = env.get(var)
         if not value:
             raise SinkError(
@@ -61,8 +62,8 @@ def read_token(sink: Mapping[str, Any], env: Mapping[str, str]) -> str:
                 f"sink {name!r}: token_env names {var}, which is not set in this environment",
             )
         return value
-    if sink.get("token_file"):
-        path = Path(sink["token_file"])
+    if sink.token_file:
+        path = Path(sink.token_file)
         try:
             value = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
@@ -75,23 +76,22 @@ def read_token(sink: Mapping[str, Any], env: Mapping[str, str]) -> str:
     return ""
 
 
-def read_password(sink: Mapping[str, Any], env: Mapping[str, str]) -> str:
+def read_password(sink: V1Sink, env: Mapping[str, str]) -> str:
     """The password of an InfluxDB 1.x sink's user (``password_env``), "" when none is named."""
-    var = sink.get("password_env") or ""
+    var = sink.password_env
     if not var:
         return ""
     value = env.get(var, "")
     if not value:
         raise SinkError(
             "config_error",
-            f"sink {sink['name']!r}: password_env names {var}, which is not set in this "
-            "environment",
+            f"sink {sink.name!r}: password_env names {var}, which is not set in this environment",
         )
     return value
 
 
-def read_credential(sink: Mapping[str, Any], env: Mapping[str, str]) -> Credential:
+def read_credential(sink: InfluxSink, env: Mapping[str, str]) -> Credential:
     """The sink's credential: user and password for 1.x, the token for v2/Cloud and 3."""
-    if sink["type"] == "influxdb_v1":
-        return Credential(read_password(sink, env), str(sink.get("username") or ""))
+    if isinstance(sink, V1Sink):
+        return Credential(read_password(sink, env), sink.username)
     return Credential(read_token(sink, env))

@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+from telegraf_bridge.cli.config_model import InfluxSink
 from telegraf_bridge.cli.influx.auth import Credential, Scheme, authorization
 from telegraf_bridge.cli.influx.transport import ErrorMapper, Reply, SinkError, Transport, as_is
 from telegraf_bridge.plugins.common import parse_rfc3339_ns
@@ -25,6 +26,26 @@ from telegraf_bridge.plugins.common import parse_rfc3339_ns
 def parse_influx_time_ns(text: str) -> int:
     """A time from InfluxDB's answers: RFC3339Nano (v2) or naive UTC (v3's JSON)."""
     return parse_rfc3339_ns(text, assume_utc=True)
+
+
+def as_int(value: object) -> int:
+    """A JSON number (or its text) as an int; anything else is 0."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)  # exact for nanosecond times, which a float would round
+        except ValueError:
+            pass
+        try:
+            return int(float(value))
+        except ValueError:
+            return 0
+    return 0
 
 
 def number(value: object) -> float | None:
@@ -50,14 +71,14 @@ class Client:
 
     def __init__(
         self,
-        sink: Mapping[str, Any],
+        sink: InfluxSink,
         credential: Credential,
         *,
         timeout: float,
         raise_refusals: bool = True,
         errors: ErrorMapper = as_is,
     ) -> None:
-        self.name = str(sink["name"])
+        self.name = sink.name
         self.http = Transport(
             sink,
             timeout,

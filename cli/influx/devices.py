@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from telegraf_bridge.cli.influx.annotated_csv import typed_annotated_csv
-from telegraf_bridge.cli.influx.client import Client, parse_influx_time_ns
+from telegraf_bridge.cli.influx.client import Client, as_int, parse_influx_time_ns
 from telegraf_bridge.cli.influx.flux import flux_string
 from telegraf_bridge.cli.influx.influxql import influxql_ident, influxql_string
 from telegraf_bridge.cli.influx.sql import sql_ident, sql_string
@@ -160,13 +160,13 @@ class Point:
     time_ns: int
     measurement: str
     tags: dict[str, str]
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, object] = field(default_factory=dict)
 
     def sort_key(self) -> tuple[int, str, tuple[tuple[str, str], ...]]:
         """Time order, then measurement and tags so equal times print in a stable order."""
         return (self.time_ns, self.measurement, tuple(sorted(self.tags.items())))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         """The point as JSON data (RFC 3339 time with nanoseconds, sorted keys)."""
         return {
             "time": format_rfc3339_ns(self.time_ns),
@@ -185,7 +185,7 @@ class LatestValue:
     value: Any
     time_ns: int
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         """The value as JSON data."""
         return {
             "measurement": self.measurement,
@@ -296,8 +296,8 @@ class V1DeviceQueries(DeviceQueries):
         query = f"SHOW MEASUREMENTS WHERE {influxql_ident(DEVICE_TAG)} = {influxql_string(device)}"
         names: list[str] = []
         for result in self.query.statements(query):
-            for series in result.get("series", []):
-                names += [str(row[0]) for row in series.get("values", [])]
+            for series in result.series:
+                names += [str(row[0]) for row in series.values]
         return names
 
     def _field_types(self, measurements: list[str]) -> dict[str, dict[str, str]]:
@@ -307,10 +307,9 @@ class V1DeviceQueries(DeviceQueries):
             return types
         query = "; ".join(f"SHOW FIELD KEYS FROM {influxql_ident(m)}" for m in measurements)
         for result in self.query.statements(query):
-            index = int(result.get("statement_id", 0))
-            for series in result.get("series", []):
-                for row in series.get("values", []):
-                    types[measurements[index]][str(row[0])] = str(row[1])
+            for series in result.series:
+                for row in series.values:
+                    types[measurements[result.statement_id]][str(row[0])] = str(row[1])
         return types
 
     def latest(self, device: str, measurement: str | None, window: Window) -> list[LatestValue]:
@@ -328,30 +327,30 @@ class V1DeviceQueries(DeviceQueries):
                 for m, f in batch
             )
             for result in self.query.statements(query):
-                m, f = batch[int(result.get("statement_id", 0))]
-                for series in result.get("series", []):
-                    for row in series.get("values", []):
+                m, f = batch[result.statement_id]
+                for series in result.series:
+                    for row in series.values:
                         if len(row) > 1 and row[1] is not None:
                             value = _coerce_v1(row[1], types[m].get(f))
-                            values.append(LatestValue(m, f, value, int(row[0])))
+                            values.append(LatestValue(m, f, value, as_int(row[0])))
         return _newest_per_field(values)
 
     def _points(self, query: str, types: dict[str, dict[str, str]]) -> Iterator[Point]:
         """Rows of a ``GROUP BY *`` answer as points; empty tags (absent keys) left out."""
         for result in self.query.statements(query, chunked=True):
-            for series in result.get("series", []):
-                name = str(series.get("name", ""))
-                tags = {k: str(v) for k, v in (series.get("tags") or {}).items() if v}
-                columns = series.get("columns", [])
+            for series in result.series:
+                name = series.name
+                tags = {k: v for k, v in series.tags.items() if v}
+                columns = series.columns
                 kinds = types.get(name, {})
-                for row in series.get("values", []):
+                for row in series.values:
                     fields = {
                         col: _coerce_v1(val, kinds.get(col))
                         for col, val in zip(columns[1:], row[1:], strict=False)
                         if val is not None
                     }
                     if fields:
-                        yield Point(int(row[0]), name, dict(tags), fields)
+                        yield Point(as_int(row[0]), name, dict(tags), fields)
 
     def range(
         self, device: str, measurement: str | None, window: Window, limit: int
@@ -380,8 +379,8 @@ class V1DeviceQueries(DeviceQueries):
         )
         total = 0
         for result in self.query.statements(query, chunked=True):
-            for series in result.get("series", []):
-                total += len(series.get("values", []))
+            for series in result.series:
+                total += len(series.values)
         return total
 
     def delete(self, device: str, measurement: str | None, window: Window) -> None:
@@ -426,7 +425,7 @@ class V2DeviceQueries(DeviceQueries):
             f"  |> filter(fn: (r) => {predicate})\n"
         )
 
-    def _records(self, flux: str) -> Iterator[dict[str, Any]]:
+    def _records(self, flux: str) -> Iterator[dict[str, object]]:
         return typed_annotated_csv(self.query.csv_lines(flux), self.query.name)
 
     def latest(self, device: str, measurement: str | None, window: Window) -> list[LatestValue]:
@@ -473,7 +472,7 @@ class V2DeviceQueries(DeviceQueries):
         fields have different types.
         """
         flux = self._base(device, measurement, window) + _COUNT_PIPELINE
-        return sum(int(r.get("n", 0)) for r in self._records(flux))
+        return sum(as_int(r.get("n", 0)) for r in self._records(flux))
 
     def delete(self, device: str, measurement: str | None, window: Window) -> None:
         """``POST /api/v2/delete``; the server's stop is inclusive, so it gets ``stop - 1ns``."""
@@ -566,9 +565,10 @@ class V3DeviceQueries(DeviceQueries):
                     "ORDER BY time DESC LIMIT 1"
                 )
                 for row in self.query.rows(sql):
-                    if row.get(column) is not None and isinstance(row.get("time"), str):
+                    time_text = row.get("time")
+                    if row.get(column) is not None and isinstance(time_text, str):
                         value = _coerce_v3(row[column], table.fields[column])
-                        stamp = parse_influx_time_ns(row["time"])
+                        stamp = parse_influx_time_ns(time_text)
                         values.append(LatestValue(name, column, value, stamp))
         return _newest_per_field(values)
 
@@ -585,7 +585,8 @@ class V3DeviceQueries(DeviceQueries):
                 f"ORDER BY time LIMIT {int(limit) + 1}"
             )
             for row in self.query.rows(sql):
-                if not isinstance(row.get("time"), str):
+                time_text = row.get("time")
+                if not isinstance(time_text, str):
                     continue
                 tags = {
                     k: str(v) for k, v in row.items() if k in table.tags and v not in (None, "")
@@ -596,7 +597,7 @@ class V3DeviceQueries(DeviceQueries):
                     if k != "time" and k not in table.tags and v is not None
                 }
                 if fields:
-                    points.append(Point(parse_influx_time_ns(row["time"]), name, tags, fields))
+                    points.append(Point(parse_influx_time_ns(time_text), name, tags, fields))
         return first_points(points, limit)
 
     def count(self, device: str, measurement: str | None, window: Window) -> int:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from telegraf_bridge.cli.config_model import FileSink, InfluxSink
 from telegraf_bridge.cli.influx.auth import read_credential
 from telegraf_bridge.cli.influx.client import Client
 from telegraf_bridge.cli.influx.transport import SinkError
@@ -37,14 +37,14 @@ def load_query_settings(config_path: Path | None, env: Mapping[str, str] | None 
         raise SinkError("config_error", str(exc)) from None
 
 
-def select_sink(settings: Settings, name: str | None) -> dict[str, Any]:
+def select_sink(settings: Settings, name: str | None) -> InfluxSink:
     """The sink to query: ``name``, or the first enabled InfluxDB sink.
 
     Raises :class:`SinkError` (``config_error``) naming the sinks there are when ``name`` is
     unknown, disabled or a file sink, or when no InfluxDB sink is configured.
     """
-    queryable = [s for s in settings.active_sinks() if s["type"] in QUERYABLE_TYPES]
-    listing = ", ".join(f"{s['name']} ({s['type']})" for s in settings.sinks) or "none"
+    queryable = settings.active_influx_sinks()
+    listing = ", ".join(f"{s.name} ({s.type})" for s in settings.sinks) or "none"
     if name is None:
         if not queryable:
             raise SinkError(
@@ -53,35 +53,35 @@ def select_sink(settings: Settings, name: str | None) -> dict[str, Any]:
             )
         return queryable[0]
     for sink in settings.sinks:
-        if sink["name"] != name:
+        if sink.name != name:
             continue
-        if not sink["enabled"]:
+        if not sink.enabled:
             raise SinkError("config_error", f"sink {name!r} is disabled (enabled: false)")
-        if sink["type"] not in QUERYABLE_TYPES:
+        if isinstance(sink, FileSink):
             raise SinkError(
-                "config_error", f"sink {name!r} is a {sink['type']} sink; it cannot be queried"
+                "config_error", f"sink {name!r} is a {sink.type} sink; it cannot be queried"
             )
         return sink
     raise SinkError("config_error", f"no sink named {name!r}; the config has: {listing}")
 
 
 def open_sink(
-    sink: Mapping[str, Any],
+    sink: InfluxSink,
     env: Mapping[str, str] | None = None,
     *,
     timeout: float | None = None,
 ) -> Client:
-    """The client for a validated sink dictionary (from ``Settings.active_sinks``).
+    """The client for a validated InfluxDB sink (from ``Settings.active_influx_sinks``).
 
     ``timeout`` (seconds per socket operation) defaults to the sink's own ``timeout``.
     """
     environ = os.environ if env is None else env
     try:
-        seconds = timeout if timeout is not None else parse_duration(sink["timeout"])
+        seconds = timeout if timeout is not None else parse_duration(sink.timeout)
     except ConfigError as exc:
         raise SinkError("config_error", str(exc)) from None
     client = version_of(sink).client
     credential = read_credential(sink, environ)
     if client.requires_secret and not credential.secret:
-        raise SinkError("config_error", f"sink {sink['name']!r} has no token")
+        raise SinkError("config_error", f"sink {sink.name!r} has no token")
     return client(sink, credential, timeout=seconds)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from http.client import HTTPResponse
 from typing import Any
 
+from telegraf_bridge.cli.config_model import HttpSink
+
 # Bodies are read up to this size: enough for any error message or admin listing, bounded on a
 # Pi Zero. Streamed query answers are not bounded here: they are read line by line.
 MAX_BODY = 16 * 2**20
@@ -112,7 +114,7 @@ class Transport:
 
     def __init__(
         self,
-        sink: Mapping[str, Any],
+        sink: HttpSink,
         timeout: float,
         *,
         secrets: Iterable[str] = (),
@@ -120,8 +122,8 @@ class Transport:
         raise_refusals: bool = True,
         errors: ErrorMapper = as_is,
     ) -> None:
-        self.base = str(sink["url"]).rstrip("/")
-        self.name = str(sink["name"])
+        self.base = sink.url.rstrip("/")
+        self.name = sink.name
         self.timeout = timeout
         self.secrets = tuple(s for s in secrets if s)
         self.auth = dict(auth or {})
@@ -129,9 +131,8 @@ class Transport:
         self.errors = errors
         self.context: ssl.SSLContext | None = None
         if self.base.startswith("https://"):
-            cafile = sink.get("tls_ca") or None
-            self.context = ssl.create_default_context(cafile=cafile)
-            if sink.get("insecure_skip_verify"):
+            self.context = ssl.create_default_context(cafile=sink.tls_ca or None)
+            if sink.insecure_skip_verify:
                 self.context.check_hostname = False
                 self.context.verify_mode = ssl.CERT_NONE
 

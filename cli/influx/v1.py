@@ -7,11 +7,13 @@ password never appears in a URL or a proxy's access log.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-from telegraf_bridge.cli.influx.client import Client, number
+from telegraf_bridge.cli.config_model import InfluxSink, V1Sink, expect
+from telegraf_bridge.cli.influx.client import Client, as_int, number
 from telegraf_bridge.cli.influx.influxql import influxql_ident
+from telegraf_bridge.cli.influx.influxql_result import StatementResult, results_of
 from telegraf_bridge.cli.influx.transport import Reply, SinkError
 
 # Points per chunk that InfluxDB 1.x streams back (chunked=true); bounds the client's memory.
@@ -24,10 +26,11 @@ class InfluxV1Client(Client):
     kind = "influxdb_v1"
     scheme = "Basic"
 
-    def __init__(self, sink: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, sink: InfluxSink, *args: Any, **kwargs: Any) -> None:
         super().__init__(sink, *args, **kwargs)
-        self.database = str(sink["database"])
-        self.retention_policy = str(sink.get("retention_policy") or "")
+        sink = expect(sink, V1Sink)
+        self.database = sink.database
+        self.retention_policy = sink.retention_policy
 
     def describe(self) -> str:
         """``influxdb_v1 URL db=DB [rp=RP]``."""
@@ -78,7 +81,7 @@ class InfluxV1Client(Client):
 
     # -- InfluxQL on the sink's database ---------------------------------------------------------
 
-    def statements(self, query: str, *, chunked: bool = False) -> Iterator[dict[str, Any]]:
+    def statements(self, query: str, *, chunked: bool = False) -> Iterator[StatementResult]:
         """Each statement result of ``query`` (statements separated by ``;``), errors raised."""
         reply = self.query(
             query,
@@ -92,11 +95,10 @@ class InfluxV1Client(Client):
         for doc in self._json_lines(reply):
             if "error" in doc:
                 raise SinkError("query_failed", f"sink {self.name!r}: {doc['error']}")
-            for result in doc.get("results", []):
-                error = result.get("error")
-                if error:
-                    reason = "not_found" if str(error).startswith("database not found") else ""
-                    raise SinkError(reason or "query_failed", f"sink {self.name!r}: {error}")
+            for result in results_of(doc):
+                if result.error:
+                    reason = "not_found" if result.error.startswith("database not found") else ""
+                    raise SinkError(reason or "query_failed", f"sink {self.name!r}: {result.error}")
                 yield result
 
     def newest_point(self, measurement: str, field: str | None, *, since_ns: int) -> int | None:
@@ -108,9 +110,9 @@ class InfluxV1Client(Client):
         )
         newest: int | None = None
         for result in self.statements(query):
-            for series in result.get("series", []):
-                for row in series.get("values", []):
-                    stamp = int(row[0])
+            for series in result.series:
+                for row in series.values:
+                    stamp = as_int(row[0])
                     newest = stamp if newest is None else max(newest, stamp)
         return newest
 
@@ -123,9 +125,9 @@ class InfluxV1Client(Client):
             f"WHERE time >= {int(start_ns)} GROUP BY {influxql_ident(tag)}"
         )
         for result in self.statements(query, chunked=True):
-            for series in result.get("series", []):
-                key = str((series.get("tags") or {}).get(tag, ""))
-                for row in series.get("values", []):
+            for series in result.series:
+                key = series.tags.get(tag, "")
+                for row in series.values:
                     value = number(row[1]) if len(row) > 1 else None
                     if value is not None:
                         yield key, value

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from telegraf_bridge.cli.config_model import InfluxSink, V2Sink, expect
 from telegraf_bridge.cli.influx.annotated_csv import parse_annotated_csv
 from telegraf_bridge.cli.influx.client import Client, parse_influx_time_ns
 from telegraf_bridge.cli.influx.flux import flux_string
@@ -31,10 +32,11 @@ class InfluxV2Client(Client):
     scheme = "Token"
     requires_secret = True
 
-    def __init__(self, sink: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, sink: InfluxSink, *args: Any, **kwargs: Any) -> None:
         super().__init__(sink, *args, **kwargs)
-        self.org = str(sink["organization"])
-        self.bucket = str(sink["bucket"])
+        sink = expect(sink, V2Sink)
+        self.org = sink.organization
+        self.bucket = sink.bucket
 
     def describe(self) -> str:
         """``influxdb_v2 URL org=ORG bucket=BUCKET``."""

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from telegraf_bridge.cli.config_model import InfluxSink, V3Sink, expect
 from telegraf_bridge.cli.influx.client import Client, number, parse_influx_time_ns
 from telegraf_bridge.cli.influx.sql import sql_ident, sql_string
 from telegraf_bridge.cli.influx.transport import Reply
@@ -34,9 +35,10 @@ class InfluxV3Client(Client):
     kind = "influxdb_v3"
     scheme = "Bearer"
 
-    def __init__(self, sink: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, sink: InfluxSink, *args: Any, **kwargs: Any) -> None:
         super().__init__(sink, *args, **kwargs)
-        self.database = str(sink["database"])
+        sink = expect(sink, V3Sink)
+        self.database = sink.database
 
     def describe(self) -> str:
         """``influxdb_v3 URL db=DB``."""
@@ -94,7 +96,7 @@ class InfluxV3Client(Client):
 
     # -- SQL on the sink's database --------------------------------------------------------------
 
-    def rows(self, sql: str) -> Iterator[dict[str, Any]]:
+    def rows(self, sql: str) -> Iterator[dict[str, object]]:
         """The rows of ``sql`` as JSON objects, streamed; a missing table or column is no rows."""
         reply = self.query_sql(self.database, sql, jsonl=True)
         if reply.response is None:
@@ -114,8 +116,9 @@ class InfluxV3Client(Client):
         sql = f"SELECT time FROM {table} WHERE {where} ORDER BY time DESC LIMIT 1"  # noqa: S608 - quoted
         newest: int | None = None
         for row in self.rows(sql):
-            if isinstance(row.get("time"), str):
-                stamp = parse_influx_time_ns(row["time"])
+            time_text = row.get("time")
+            if isinstance(time_text, str):
+                stamp = parse_influx_time_ns(time_text)
                 newest = stamp if newest is None else max(newest, stamp)
         return newest
 

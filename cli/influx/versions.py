@@ -9,10 +9,10 @@ from a systemd timer on a Pi Zero and should not import the admin code they neve
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from telegraf_bridge.cli.config_model import Sink
 from telegraf_bridge.cli.influx.client import Client
 from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.influx.v1 import InfluxV1Client
@@ -44,9 +44,8 @@ VERSIONS: dict[str, Version] = {
 QUERYABLE_TYPES = tuple(VERSIONS)
 
 
-def version_of(sink: Mapping[str, Any]) -> Version:
+def version_of(sink: Sink) -> Version:
     """The version of a sink; a sink of another type is a ``config_error``."""
-    kind = sink["type"]
-    if kind not in VERSIONS:
-        raise SinkError("config_error", f"sink {sink['name']!r} ({kind}) cannot be queried")
-    return VERSIONS[kind]
+    if sink.type not in VERSIONS:
+        raise SinkError("config_error", f"sink {sink.name!r} ({sink.type}) cannot be queried")
+    return VERSIONS[sink.type]

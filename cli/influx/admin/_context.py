@@ -10,9 +10,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
+from telegraf_bridge.cli.config_model import InfluxSink
 from telegraf_bridge.cli.influx.admin.base import AdminBackend, AdminError
 from telegraf_bridge.cli.influx.admin.registry import backend_for
 from telegraf_bridge.cli.influx.sinks import load_query_settings, select_sink
@@ -31,13 +32,13 @@ class Admin:
     """A chosen sink with its layout and backend."""
 
     settings: Settings
-    sink: dict[str, Any]
+    sink: InfluxSink
     layout: Layout
     backend: AdminBackend
 
     def header(self, command: str) -> str:
         """``<command>: sink NAME -> TARGET``."""
-        return f"{command}: sink {self.sink['name']} -> {self.backend.target()}"
+        return f"{command}: sink {self.sink.name} -> {self.backend.target()}"
 
 
 def load(config_path: Path | None, env: Mapping[str, str] | None = None) -> tuple[Settings, Layout]:

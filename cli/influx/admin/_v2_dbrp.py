@@ -56,7 +56,7 @@ class DbrpMappings:
         self._org_id = org_id
         self._failure = failure
 
-    def listed(self) -> list[dict[str, Any]]:
+    def listed(self) -> list[dict[str, object]]:
         """The organization's explicit mappings (virtual ones are InfluxDB's own, per bucket)."""
         reply = self._client.dbrps({"orgID": self._org_id})
         if reply.status != 200:
@@ -83,7 +83,7 @@ class DbrpMappings:
         self,
         m: Dbrp,
         buckets: Mapping[str, Mapping[str, Any]],
-        listed: list[dict[str, Any]],
+        listed: list[dict[str, object]],
         creatable: set[str],
         lookup: Callable[[], Mapping[str, Mapping[str, Any]]],
     ) -> Step:

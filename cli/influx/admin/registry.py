@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from telegraf_bridge.cli.config_model import FileSink, Sink, TokenSink, V1Sink
 from telegraf_bridge.cli.influx.admin.base import AdminBackend, AdminError
 from telegraf_bridge.cli.influx.auth import read_password, read_token
 from telegraf_bridge.cli.influx.transport import SinkError
@@ -21,7 +21,7 @@ from telegraf_bridge.cli.influx.versions import VERSIONS
 ADMIN_TYPES = tuple(VERSIONS)
 
 
-def admin_token(sink: Mapping[str, Any], env: Mapping[str, str]) -> str:
+def admin_token(sink: TokenSink, env: Mapping[str, str]) -> str:
     """The sink's token (``token_env`` or ``token_file``), "" when it names none."""
     try:
         return read_token(sink, env)
@@ -35,44 +35,44 @@ def admin_token(sink: Mapping[str, Any], env: Mapping[str, str]) -> str:
         ) from None
 
 
-def v1_password(sink: Mapping[str, Any], env: Mapping[str, str]) -> str:
+def v1_password(sink: V1Sink, env: Mapping[str, str]) -> str:
     """The password of an InfluxDB 1.x sink's user (``password_env``), "" when none is set."""
     try:
         return read_password(sink, env)
     except SinkError as exc:
-        var = sink.get("password_env")
         raise AdminError(
             str(exc),
-            (f"export {var}=<the password of user {sink.get('username') or '?'}> and run again",),
+            (
+                f"export {sink.password_env}=<the password of user {sink.username or '?'}> and "
+                "run again",
+            ),
         ) from None
 
 
 def backend_for(
-    sink: Mapping[str, Any],
+    sink: Sink,
     env: Mapping[str, str] | None = None,
     *,
     timeout: float = 10.0,
     write_names: Sequence[str] = (),
     resample_every_s: int | None = None,
 ) -> AdminBackend:
-    """The backend that administers ``sink`` (a validated, enabled sink dictionary).
+    """The backend that administers ``sink`` (a validated, enabled sink).
 
     ``write_names`` are the tiers Telegraf writes to the sink (a writer token gets exactly
     these; :func:`telegraf_bridge.cli.tiers.written_names`). ``resample_every_s`` only matters
     for InfluxDB 1.x continuous queries (tests run them every second).
     """
     environ = os.environ if env is None else env
-    kind = sink["type"]
-    if kind == "file":
+    if isinstance(sink, FileSink):
         raise AdminError(
-            f"sink {sink['name']!r} is a file sink: there is no database to set up, verify or "
-            "delete",
+            f"sink {sink.name!r} is a file sink: there is no database to set up, verify or delete",
             ("choose an InfluxDB sink with --sink NAME",),
         )
-    if kind not in VERSIONS:
-        raise AdminError(f"sink {sink['name']!r} has type {kind!r}, which has no admin backend")
+    if sink.type not in VERSIONS:
+        raise AdminError(f"sink {sink.name!r} has type {sink.type!r}, which has no admin backend")
     backend: AdminBackend = (
-        VERSIONS[kind]
+        VERSIONS[sink.type]
         .load("admin")
         .from_sink(
             sink,

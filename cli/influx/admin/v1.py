@@ -26,8 +26,8 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
+from telegraf_bridge.cli.config_model import InfluxSink, V1Sink, expect
 from telegraf_bridge.cli.influx.admin._http import (
     AuthFailed,
     admin_errors,
@@ -52,7 +52,13 @@ from telegraf_bridge.cli.influx.admin._secrets import (
 from telegraf_bridge.cli.influx.admin.base import AdminError, Check, Step, TierUsage
 from telegraf_bridge.cli.influx.admin.registry import v1_password
 from telegraf_bridge.cli.influx.auth import Credential
+from telegraf_bridge.cli.influx.client import as_int
 from telegraf_bridge.cli.influx.influxql import influxql_ident, influxql_string
+from telegraf_bridge.cli.influx.influxql_result import (
+    Series,
+    results_of,
+    statement_result,
+)
 from telegraf_bridge.cli.influx.transport import message_of
 from telegraf_bridge.cli.influx.v1 import InfluxV1Client
 from telegraf_bridge.cli.tiers import RAW_FIELD, Layout, Tier
@@ -73,7 +79,7 @@ class InfluxV1Admin:
 
     def __init__(
         self,
-        sink: Mapping[str, Any],
+        sink: V1Sink,
         username: str,
         password: str,
         *,
@@ -81,9 +87,9 @@ class InfluxV1Admin:
         resample_every_s: int | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        self.name = str(sink["name"])
-        self.url = str(sink["url"]).rstrip("/")
-        self.database = str(sink["database"])
+        self.name = sink.name
+        self.url = sink.url.rstrip("/")
+        self.database = sink.database
         self.username = username
         self.resample_every_s = resample_every_s
         self._clock = clock
@@ -98,7 +104,7 @@ class InfluxV1Admin:
     @classmethod
     def from_sink(
         cls,
-        sink: Mapping[str, Any],
+        sink: InfluxSink,
         env: Mapping[str, str],
         *,
         timeout: float,
@@ -107,16 +113,17 @@ class InfluxV1Admin:
     ) -> InfluxV1Admin:
         """The backend for a validated sink, its credential read from ``env`` (see registry)."""
         del write_names  # InfluxDB 1.x users are granted the whole database
+        sink = expect(sink, V1Sink)
         return cls(
             sink,
-            str(sink.get("username") or ""),
+            sink.username,
             v1_password(sink, env),
             timeout=timeout,
             resample_every_s=resample_every_s,
         )
 
-    def _steps(self, sink: Mapping[str, Any]) -> tuple[str, ...]:
-        where = sink.get("password_env") or "password_env"
+    def _steps(self, sink: V1Sink) -> tuple[str, ...]:
+        where = sink.password_env or "password_env"
         return (
             f"check sinks '{self.name}' username ({self.username or 'none set'}) and the "
             f"password in {where}",
@@ -148,9 +155,7 @@ class InfluxV1Admin:
 
     # -- InfluxQL --------------------------------------------------------------------------------
 
-    def _query(
-        self, query: str, *, database: str | None = None, secret: str = ""
-    ) -> list[dict[str, Any]]:
+    def _query(self, query: str, *, database: str | None = None, secret: str = "") -> list[Series]:
         """Run one statement (POST, so DDL works too); returns the result's series."""
         try:
             reply = self._client.query(query, database=database)
@@ -165,21 +170,17 @@ class InfluxV1Admin:
         doc = parse_json(text, shown) or {}
         if "error" in doc:
             raise AdminError(f"{shown} failed: {doc['error']}")
-        results = doc.get("results") or [{}]
-        error = results[0].get("error")
+        results = results_of(doc) or [statement_result({})]
+        error = results[0].error
         if error:
             if "requires admin privilege" in str(error) or "not authorized" in str(error):
                 raise AuthFailed(f"{shown} was refused: {error}", self._credential_steps)
             raise AdminError(f"{shown} failed: {error}")
-        return list(results[0].get("series") or [])
+        return results[0].series
 
     @staticmethod
-    def _rows(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [
-            dict(zip(s.get("columns") or [], values, strict=False))
-            for s in series
-            for values in s.get("values") or []
-        ]
+    def _rows(series: list[Series]) -> list[dict[str, object]]:
+        return [row for s in series for row in s.rows()]
 
     def _databases(self) -> set[str]:
         return {str(r.get("name")) for r in self._rows(self._query("SHOW DATABASES"))}
@@ -197,9 +198,10 @@ class InfluxV1Admin:
         """Continuous queries of the database as {name: statement as influxd renders it}."""
         found: dict[str, str] = {}
         for series in self._query("SHOW CONTINUOUS QUERIES"):
-            if series.get("name") != self.database:
+            if series.name != self.database:
                 continue
-            for name, query in series.get("values") or []:
+            for row in series.values:
+                name, query = row[:2]
                 found[str(name)] = str(query)
         return found
 
@@ -465,7 +467,7 @@ class InfluxV1Admin:
                     database=self.database,
                 )
             )
-            points = sum(int(r.get("count") or 0) for r in rows)
+            points = sum(as_int(r.get("count")) for r in rows)
             result.append(
                 TierUsage(
                     tier.name,

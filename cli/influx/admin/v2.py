@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from telegraf_bridge.cli.config_model import InfluxSink, V2Sink, expect
 from telegraf_bridge.cli.influx.admin._http import AuthFailed, admin_errors, token_hint
 from telegraf_bridge.cli.influx.admin._v2_dbrp import DbrpMappings
 from telegraf_bridge.cli.influx.admin._v2_dbrp import wanted as wanted_dbrps
@@ -100,7 +101,7 @@ class InfluxV2Admin:
 
     def __init__(
         self,
-        sink: dict[str, Any],
+        sink: V2Sink,
         token: str | None,
         *,
         timeout: float = 10.0,
@@ -108,10 +109,10 @@ class InfluxV2Admin:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.sink = sink
-        self.name = str(sink["name"])
-        self.url = str(sink["url"]).rstrip("/")
-        self.organization = str(sink["organization"])
-        self.bucket = str(sink["bucket"])
+        self.name = sink.name
+        self.url = sink.url.rstrip("/")
+        self.organization = sink.organization
+        self.bucket = sink.bucket
         self._token = token or ""
         self._write_names = tuple(write_names)
         self._sleep = sleep
@@ -133,7 +134,7 @@ class InfluxV2Admin:
     @classmethod
     def from_sink(
         cls,
-        sink: Mapping[str, Any],
+        sink: InfluxSink,
         env: Mapping[str, str],
         *,
         timeout: float,
@@ -142,9 +143,8 @@ class InfluxV2Admin:
     ) -> InfluxV2Admin:
         """The backend for a validated sink, its credential read from ``env`` (see registry)."""
         del resample_every_s  # Flux tasks run on their own schedule
-        return cls(
-            dict(sink), admin_token(sink, env) or None, timeout=timeout, write_names=write_names
-        )
+        sink = expect(sink, V2Sink)
+        return cls(sink, admin_token(sink, env) or None, timeout=timeout, write_names=write_names)
 
     # -- identity and connection -----------------------------------------------------------------
 
@@ -153,7 +153,7 @@ class InfluxV2Admin:
         return f"InfluxDB v2/Cloud {self.url}, org {self.organization}"
 
     def _checklist(self) -> tuple[str, ...]:
-        where = self.sink.get("token_env") or self.sink.get("token_file") or "the sink"
+        where = self.sink.token_env or self.sink.token_file or "the sink"
         return (
             f"the InfluxDB server at {self.url} is running and reachable from here",
             f"sinks '{self.name}' url ({self.url}) is the server's address "
@@ -239,9 +239,9 @@ class InfluxV2Admin:
 
     # -- listings (every page: a bucket among many must not hide) ---------------------------------
 
-    def _buckets(self) -> dict[str, dict[str, Any]]:
+    def _buckets(self) -> dict[str, dict[str, object]]:
         """Every bucket of the organization by name, across all pages."""
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, dict[str, object]] = {}
         offset = 0
         for _ in range(_MAX_PAGES):
             reply = self._client.buckets(
@@ -257,9 +257,9 @@ class InfluxV2Admin:
             offset += len(page)
         return found
 
-    def _tasks(self) -> list[dict[str, Any]]:
+    def _tasks(self) -> list[dict[str, object]]:
         """Every task of the organization, across all pages (``after`` the last ID)."""
-        tasks: list[dict[str, Any]] = []
+        tasks: list[dict[str, object]] = []
         params = {"orgID": self._org_id, "limit": str(TASK_PAGE)}
         for _ in range(_MAX_PAGES):
             reply = self._client.tasks(params)
@@ -270,9 +270,9 @@ class InfluxV2Admin:
             params = {**params, "after": str(page[-1]["id"])}
         return tasks
 
-    def _authorizations(self) -> list[dict[str, Any]]:
+    def _authorizations(self) -> list[dict[str, object]]:
         """Every authorization of the organization (``links.next`` followed when present)."""
-        found: list[dict[str, Any]] = []
+        found: list[dict[str, object]] = []
         following, params = "", {"orgID": self._org_id}
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
@@ -356,7 +356,7 @@ class InfluxV2Admin:
         self._expect(reply, (201,), f"creating bucket {tier.name}")
         return f"created with retention {retention_text(tier.retention_s)}"
 
-    def _task_step(self, layout: Layout, tier: Tier, tasks: list[dict[str, Any]]) -> Step:
+    def _task_step(self, layout: Layout, tier: Tier, tasks: list[dict[str, object]]) -> Step:
         name = task_name(layout, tier)
         what = f"task {name}"
         flux = task_flux(layout, tier, self._org_name)
@@ -426,8 +426,8 @@ class InfluxV2Admin:
         self,
         role: str,
         perms: set[Perm],
-        buckets: dict[str, dict[str, Any]],
-        auths: list[dict[str, Any]],
+        buckets: dict[str, dict[str, object]],
+        auths: list[dict[str, object]],
         secrets_dir: Path,
     ) -> Step:
         description = self._description(role)
@@ -556,7 +556,7 @@ class InfluxV2Admin:
         rows.append(self._test_write(layout, buckets))
         return rows
 
-    def _task_check(self, layout: Layout, tier: Tier, tasks: list[dict[str, Any]]) -> Check:
+    def _task_check(self, layout: Layout, tier: Tier, tasks: list[dict[str, object]]) -> Check:
         name = f"task {task_name(layout, tier)}"
         fix = "run bridge-cli setup-influxdb"
         flux = task_flux(layout, tier, self._org_name)

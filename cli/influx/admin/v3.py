@@ -27,8 +27,8 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
+from telegraf_bridge.cli.config_model import InfluxSink, V3Sink, expect
 from telegraf_bridge.cli.influx.admin._http import (
     admin_errors,
     human_retention,
@@ -40,6 +40,7 @@ from telegraf_bridge.cli.influx.admin._secrets import read_secret, secret_file, 
 from telegraf_bridge.cli.influx.admin.base import AdminError, Check, Step, TierUsage
 from telegraf_bridge.cli.influx.admin.registry import admin_token
 from telegraf_bridge.cli.influx.auth import Credential
+from telegraf_bridge.cli.influx.client import as_int
 from telegraf_bridge.cli.influx.sql import sql_ident, sql_string
 from telegraf_bridge.cli.influx.transport import Reply, message_of
 from telegraf_bridge.cli.influx.v3 import InfluxV3Client, missing_table
@@ -82,19 +83,19 @@ class InfluxV3Admin:
 
     def __init__(
         self,
-        sink: Mapping[str, Any],
+        sink: V3Sink,
         token: str,
         *,
         timeout: float = 10.0,
         write_names: Sequence[str] = (),
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        self.name = str(sink["name"])
-        self.url = str(sink["url"]).rstrip("/")
-        self.database = str(sink["database"])
+        self.name = sink.name
+        self.url = sink.url.rstrip("/")
+        self.database = sink.database
         self._write_names = tuple(write_names)
         self._clock = clock
-        where = sink.get("token_env") or sink.get("token_file") or "token_env/token_file"
+        where = sink.token_env or sink.token_file or "token_env/token_file"
         steps = (
             f"check the token in {where}: it must be an admin token of this server "
             "(influxdb3 create token --admin)",
@@ -108,7 +109,7 @@ class InfluxV3Admin:
     @classmethod
     def from_sink(
         cls,
-        sink: Mapping[str, Any],
+        sink: InfluxSink,
         env: Mapping[str, str],
         *,
         timeout: float,
@@ -117,6 +118,7 @@ class InfluxV3Admin:
     ) -> InfluxV3Admin:
         """The backend for a validated sink, its credential read from ``env`` (see registry)."""
         del resample_every_s  # InfluxDB 3 has no server-side downsampling
+        sink = expect(sink, V3Sink)
         return cls(sink, admin_token(sink, env), timeout=timeout, write_names=write_names)
 
     # -- identity and connection -----------------------------------------------------------------
@@ -199,7 +201,7 @@ class InfluxV3Admin:
             return Step(what, "unsupported", f"{exc}: set downsampling retention to e.g. 30d")
         if tier.name not in existing:
             detail = f"retention_period {period}" if period else "no retention period"
-            doc: dict[str, Any] = {"db": tier.name}
+            doc: dict[str, object] = {"db": tier.name}
             if period is not None:
                 doc["retention_period"] = period
 
@@ -368,7 +370,7 @@ class InfluxV3Admin:
             f"cannot delete single points, so it stays in the {VERIFY_MEASUREMENT} table",
         )
 
-    def _sql(self, database: str, sql: str) -> list[dict[str, Any]] | None:
+    def _sql(self, database: str, sql: str) -> list[dict[str, object]] | None:
         """Rows of a SQL query; None when the table is not there (a planning error)."""
         status, text = self._answer(self._client.query_sql(database, sql))
         if status == 400 and ("not found" in text or missing_table(text)):
@@ -397,7 +399,7 @@ class InfluxV3Admin:
             total = 0
             for table in sorted(tables):
                 rows = self._sql(tier.name, f"SELECT COUNT(*) AS points FROM {sql_ident(table)}")  # noqa: S608 - quoted
-                points = int((rows or [{}])[0].get("points") or 0)
+                points = as_int((rows or [{}])[0].get("points"))
                 total += points
                 counts.append(f"{table} {points}")
             result.append(TierUsage(tier.name, True, total, ", ".join(counts) or "no tables"))

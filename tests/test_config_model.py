@@ -1,0 +1,83 @@
+"""The typed config mirrors the schema: one field per option, of the option's type.
+
+The schema (cli/schema.py) validates and documents every option; cli/config_model.py carries the
+validated values to the commands. If an option is added to one and not the other, or its kind
+changes, this fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from telegraf_bridge.cli import config_model, schema
+from telegraf_bridge.cli.settings import load_settings
+from telegraf_bridge.plugins.iotflow.options import IotflowOptions
+
+# The Python type each schema kind is validated into.
+KIND_TYPES: dict[str, object] = {
+    "boolean": bool,
+    "integer": int,
+    "duration": str,
+    "path": str,
+    "string": str,
+    "name": str,
+    "url": str,
+    "env_name": str,
+    "mapping": Mapping[str, object],
+}
+
+SECTIONS = [
+    (config_model.AgentConfig, schema.AGENT),
+    (config_model.DownsamplingConfig, schema.DOWNSAMPLING),
+    (config_model.SourceConfig, schema.SOURCE),
+    *[
+        (config_model.SINK_CLASSES[kind], schema.SINK_COMMON + opts)
+        for kind, opts in schema.SINK_TYPE_OPTS.items()
+    ],
+]
+
+
+@pytest.mark.parametrize(("cls", "opts"), SECTIONS, ids=lambda v: getattr(v, "__name__", ""))
+def test_each_typed_section_has_one_field_per_option_of_its_type(
+    cls: type, opts: tuple[schema.Opt, ...]
+) -> None:
+    hints = typing.get_type_hints(cls, vars(config_model))
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "parsed"]
+    assert sorted(names) == sorted(o.key for o in opts)
+    for opt in opts:
+        assert hints[opt.key] == KIND_TYPES[opt.kind], opt.key
+
+
+def test_every_sink_type_has_its_class() -> None:
+    assert set(config_model.SINK_CLASSES) == set(schema.SINK_TYPES)
+    for kind, cls in config_model.SINK_CLASSES.items():
+        values = {o.key: o.default for o in schema.SINK_COMMON + schema.SINK_TYPE_OPTS[kind]}
+        assert type(config_model.sink_from({**values, "type": kind})) is cls
+
+
+CONFIG = """
+sources:
+  - {name: flow, plugin: iotflow, options: {http: {listen: "127.0.0.1:0"}}}
+  - {name: spare, plugin: iotflow, enabled: false, options: {}}
+sinks:
+  - {name: out, type: file, path: out.lp}
+  - {name: db, type: influxdb_v1, url: "http://127.0.0.1:8086", database: d}
+"""
+
+
+def test_loaded_settings_are_typed_with_the_plugins_own_options() -> None:
+    settings = load_settings(None, {}, text=CONFIG, base_dir=Path("/srv/bridge"))
+    assert isinstance(settings.agent, config_model.AgentConfig)
+    flow, spare = settings.sources
+    assert isinstance(flow.parsed, IotflowOptions), "the plugin's parser ran once, at load"
+    assert spare.parsed is None, "a disabled source's options are not parsed"
+    out, db = settings.sinks
+    assert isinstance(out, config_model.FileSink) and out.path == "/srv/bridge/out.lp"
+    assert isinstance(db, config_model.V1Sink) and db.database == "d"
+    assert settings.active_influx_sinks() == [db]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        db.database = "other"  # type: ignore[misc]
