@@ -44,6 +44,17 @@ from telegraf_bridge.cli.influx.admin._v2_flux import (
     task_flux,
     task_name,
 )
+from telegraf_bridge.cli.influx.admin._v2_tokens import (
+    Perm,
+    TokenWanted,
+    reader_names,
+    reader_perms,
+    token_description,
+    token_file,
+    token_step,
+    write_token,
+    writer_perms,
+)
 from telegraf_bridge.cli.influx.admin.base import AdminError, Check, Step, TierUsage
 from telegraf_bridge.cli.influx.admin.registry import admin_token
 from telegraf_bridge.cli.influx.annotated_csv import parse_annotated_csv
@@ -51,7 +62,7 @@ from telegraf_bridge.cli.influx.auth import Credential
 from telegraf_bridge.cli.influx.transport import Reply, SinkError
 from telegraf_bridge.cli.influx.v2 import InfluxV2Client
 from telegraf_bridge.cli.tiers import RAW_FIELD, Layout, Tier
-from telegraf_bridge.plugins.common import format_rfc3339_ns, write_atomic
+from telegraf_bridge.plugins.common import format_rfc3339_ns
 
 BUCKET_PAGE = 100  # the API's largest page
 TASK_PAGE = 500
@@ -62,8 +73,6 @@ _CLOUD_LIMITS = (
     "InfluxDB Cloud's Free Plan allows 2 buckets, 5 tasks and 30 days of retention: "
     "upgrade to the Usage-Based Plan, or shorten downsampling.*retention* to at most 30d"
 )
-
-Perm = tuple[str, str]  # (action, bucket name)
 
 
 def retention_text(seconds: int) -> str:
@@ -82,11 +91,6 @@ def bucket_retention(bucket: Mapping[str, Any]) -> int:
         if rule.get("type", "expire") == "expire":
             return int(rule.get("everySeconds") or 0)
     return 0
-
-
-def token_file(secrets_dir: Path, sink_name: str, role: str) -> Path:
-    """Where a new writer/reader token of ``sink_name`` is stored."""
-    return secrets_dir / f"{sink_name.replace('-', '_')}_{role}_token"
 
 
 class InfluxV2Admin:
@@ -294,7 +298,7 @@ class InfluxV2Admin:
         buckets = self._buckets()
         steps = [self._bucket_step(tier, buckets.get(tier.name)) for tier in layout.tiers]
         tier_names = {t.name for t in layout.tiers}
-        for name in self._reader_names(layout):
+        for name in reader_names(layout, self.bucket, self._write_names):
             if name not in tier_names and name not in buckets:
                 steps.append(
                     Step(
@@ -310,8 +314,8 @@ class InfluxV2Admin:
         steps += [self._task_step(layout, tier, tasks) for tier in layout.aggregates]
         auths = self._authorizations()
         for role, perms in (
-            ("writer", self._writer_perms(layout)),
-            ("reader", self._reader_perms(layout)),
+            ("writer", writer_perms(layout, self.bucket, self._write_names)),
+            ("reader", reader_perms(layout, self.bucket)),
         ):
             steps.append(self._token_step(role, perms, buckets, auths, secrets_dir))
         creatable = {s.what.removeprefix("bucket ") for s in steps if s.status == "create"}
@@ -401,27 +405,6 @@ class InfluxV2Admin:
 
     # -- tokens ------------------------------------------------------------------------------------
 
-    def _writer_names(self, layout: Layout) -> list[str]:
-        names = list(self._write_names) or [layout.raw.name, self.bucket]
-        return list(dict.fromkeys(names))
-
-    def _reader_names(self, layout: Layout) -> list[str]:
-        return list(
-            dict.fromkeys(
-                [*(t.name for t in layout.tiers), self.bucket, *self._writer_names(layout)]
-            )
-        )
-
-    def _writer_perms(self, layout: Layout) -> set[Perm]:
-        return {("write", name) for name in self._writer_names(layout)}
-
-    def _reader_perms(self, layout: Layout) -> set[Perm]:
-        return {("read", name) for name in [*(t.name for t in layout.tiers), self.bucket]}
-
-    def _description(self, role: str) -> str:
-        use = "Telegraf writes with it" if role == "writer" else "Grafana reads with it"
-        return f"telegraf-bridge {role} token for sink {self.name} ({use})"
-
     def _token_step(
         self,
         role: str,
@@ -430,53 +413,15 @@ class InfluxV2Admin:
         auths: list[dict[str, object]],
         secrets_dir: Path,
     ) -> Step:
-        description = self._description(role)
-        what = f"token {description}"
+        description = token_description(self.name, role)
         path = token_file(secrets_dir, self.name, role)
-        scope = ", ".join(f"{a} {n}" for a, n in sorted(perms))
         existing = next((a for a in auths if a.get("description") == description), None)
-        if existing is None:
-            return Step(
-                what,
-                "create",
-                f"{scope}; written to {path}",
-                apply=lambda: self._create_token(description, perms, path),
-            )
         names_by_id = {str(b.get("id")): name for name, b in buckets.items()}
-        have = _perms_of(existing, names_by_id)
-        if have != perms or existing.get("status", "active") != "active":
-            differs = ", ".join(
-                [f"missing {a} {n}" for a, n in sorted(perms - have)]
-                + [f"extra {a} {n}" for a, n in sorted(have - perms)]
-            )
-            state = differs or f"status {existing.get('status')}"
-            return Step(
-                what,
-                "mismatch",
-                f"exists with another scope ({state}); a token's permissions cannot be "
-                f"changed: delete it (influx auth delete --id {existing.get('id')}) and run "
-                "setup-influxdb again for a new one",
-            )
-        listed = existing.get("token")
-        token = listed if isinstance(listed, str) and listed else ""
-        stored = _read_secret(path)
-        if stored is not None and (not token or stored == token):
-            return Step(what, "present", f"{scope}; token file {path}")
-        if token:
-            # OSS 2.x lists token values to their owner: a lost or stale file can be rewritten.
-            problem = "is missing" if stored is None else "holds another token"
-            return Step(
-                what,
-                "create",
-                f"exists, but {path} {problem}: write it from the server's listing",
-                apply=lambda: self._write_token(path, token, "written again from the listing"),
-            )
-        return Step(
-            what,
-            "mismatch",
-            f"exists, but {path} is missing and InfluxDB Cloud shows a token only when it is "
-            f"created: delete it (influx auth delete --id {existing.get('id')}) and run "
-            "setup-influxdb again for a new one",
+        return token_step(
+            TokenWanted(description, perms, path),
+            existing,
+            names_by_id,
+            create=lambda: self._create_token(description, perms, path),
         )
 
     def _create_token(self, description: str, perms: set[Perm], path: Path) -> str:
@@ -510,14 +455,9 @@ class InfluxV2Admin:
                 f"InfluxDB created the token '{description}' but did not return its value",
                 (f"delete it (influx auth delete --id {doc.get('id')}) and try again",),
             )
-        return self._write_token(
+        return write_token(
             path, token, "created; InfluxDB Cloud shows a token only once: keep this file"
         )
-
-    def _write_token(self, path: Path, token: str, what: str) -> str:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_atomic(path, token, mode=0o600)  # no newline: Telegraf sends the bytes as-is
-        return f"{what}; token written to {path} (mode 0600)"
 
     # -- verify ------------------------------------------------------------------------------------
 
@@ -543,7 +483,7 @@ class InfluxV2Admin:
             rows.append(self._task_check(layout, tier, tasks))
         auths = self._authorizations()
         for role in ("writer", "reader"):
-            description = self._description(role)
+            description = token_description(self.name, role)
             found = next((a for a in auths if a.get("description") == description), None)
             name = f"{role} token"
             if found is None:
@@ -707,30 +647,6 @@ class InfluxV2Admin:
         reply = self._client.delete_bucket(str(bucket["id"]))
         if reply.status not in (204, 404):
             raise self._failure(reply, f"deleting bucket {name}")
-
-
-def _read_secret(path: Path) -> str | None:
-    """A token file's content, or None when it cannot be read (it is never shown)."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _perms_of(auth: Mapping[str, Any], names_by_id: Mapping[str, str]) -> set[Perm]:
-    """An authorization's bucket permissions as (action, bucket name)."""
-    perms: set[Perm] = set()
-    for perm in auth.get("permissions") or []:
-        resource = perm.get("resource") or {}
-        rid = str(resource.get("id") or "")
-        if resource.get("type") != "buckets":
-            label = str(resource.get("type"))
-        elif not rid:
-            label = "all buckets"
-        else:
-            label = names_by_id.get(rid) or f"bucket ID {rid} (deleted?)"
-        perms.add((str(perm.get("action")), label))
-    return perms
 
 
 def _last_run(task: Mapping[str, Any]) -> str:
