@@ -372,5 +372,5 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
         console.line(f"Telegraf failed; see {log_path}")
     if console.broken:
         _silence_closed_stdout()
-    if failed or summary["problems"]:
+    if failed or tally.problems():
         sys.exit(EXIT_FAILED)
