@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 from rig import FakeInfluxV3
 from telegraf_bridge.cli.commands import verify
+from telegraf_bridge.cli.config_model import sink_from
 from telegraf_bridge.cli.influx.admin._influxql import canonical, continuous_queries, scaled
 from telegraf_bridge.cli.influx.admin.base import AdminError
 from telegraf_bridge.cli.influx.admin.registry import backend_for
@@ -172,7 +173,7 @@ def test_registry_picks_backends_lazily_and_names_missing_secrets(tmp_path: Path
         "token_file": "",
         "timeout": "5s",
     }
-    assert backend_for(v2, {"T": "x" * 20}).kind == "influxdb_v2"
+    assert backend_for(sink_from(v2), {"T": "x" * 20}).kind == "influxdb_v2"
     v1 = {
         "name": "old",
         "type": "influxdb_v1",
@@ -182,7 +183,7 @@ def test_registry_picks_backends_lazily_and_names_missing_secrets(tmp_path: Path
         "password_env": "PW",
     }
     with pytest.raises(AdminError, match="PW"):
-        backend_for(v1, {})
+        backend_for(sink_from(v1), {})
 
 
 def test_scaled_constants_survive_influxd_three_decimal_rendering() -> None:

@@ -39,11 +39,10 @@ from telegraf_bridge.cli.influx.admin._v2_flux import (
     VERIFY_TAG,
     count_flux,
     readback_flux,
-    same_flux,
     task_description,
-    task_flux,
     task_name,
 )
+from telegraf_bridge.cli.influx.admin._v2_tasks import task_check, task_step
 from telegraf_bridge.cli.influx.admin._v2_tokens import (
     Perm,
     TokenWanted,
@@ -311,7 +310,10 @@ class InfluxV2Admin:
                     )
                 )
         tasks = self._tasks()
-        steps += [self._task_step(layout, tier, tasks) for tier in layout.aggregates]
+        steps += [
+            task_step(layout, tier, self._org_name, tasks, create=self._create_task)
+            for tier in layout.aggregates
+        ]
         auths = self._authorizations()
         for role, perms in (
             ("writer", writer_perms(layout, self.bucket, self._write_names)),
@@ -359,37 +361,6 @@ class InfluxV2Admin:
             return "already existed (created meanwhile)"
         self._expect(reply, (201,), f"creating bucket {tier.name}")
         return f"created with retention {retention_text(tier.retention_s)}"
-
-    def _task_step(self, layout: Layout, tier: Tier, tasks: list[dict[str, object]]) -> Step:
-        name = task_name(layout, tier)
-        what = f"task {name}"
-        flux = task_flux(layout, tier, self._org_name)
-        same_name = [t for t in tasks if t.get("name") == name]
-        if not same_name:
-            return Step(
-                what,
-                "create",
-                f"every {tier.every_s // 60}m into {tier.name}",
-                apply=lambda: self._create_task(layout, tier, flux),
-            )
-        matching = [t for t in same_name if same_flux(str(t.get("flux", "")), flux)]
-        if not matching:
-            return Step(
-                what,
-                "mismatch",
-                "a task with this name runs a different script than the layout requires; "
-                "bridge-cli never edits a task: delete it (influx task delete --id "
-                f"{same_name[0].get('id')}) and run setup-influxdb again",
-            )
-        task = matching[0]
-        if task.get("status") != "active":
-            return Step(
-                what,
-                "mismatch",
-                f"exists but is {task.get('status')}: activate it (influx task update --id "
-                f"{task.get('id')} --status active)",
-            )
-        return Step(what, "present", _last_run(task))
 
     def _create_task(self, layout: Layout, tier: Tier, flux: str) -> str:
         reply = self._client.create_task(
@@ -480,7 +451,7 @@ class InfluxV2Admin:
                 rows.append(Check(name, True, f"retention {want}"))
         tasks = self._tasks()
         for tier in layout.aggregates:
-            rows.append(self._task_check(layout, tier, tasks))
+            rows.append(task_check(layout, tier, self._org_name, tasks))
         auths = self._authorizations()
         for role in ("writer", "reader"):
             description = token_description(self.name, role)
@@ -495,32 +466,6 @@ class InfluxV2Admin:
         rows.append(self._dbrp().check(wanted_dbrps(layout, self.bucket), buckets))
         rows.append(self._test_write(layout, buckets))
         return rows
-
-    def _task_check(self, layout: Layout, tier: Tier, tasks: list[dict[str, object]]) -> Check:
-        name = f"task {task_name(layout, tier)}"
-        fix = "run bridge-cli setup-influxdb"
-        flux = task_flux(layout, tier, self._org_name)
-        same_name = [t for t in tasks if t.get("name") == name.removeprefix("task ")]
-        if not same_name:
-            return Check(name, False, "does not exist", fix)
-        task = next((t for t in same_name if same_flux(str(t.get("flux", "")), flux)), None)
-        if task is None:
-            return Check(name, False, "runs a different script than the layout requires", fix)
-        if task.get("status") != "active":
-            return Check(
-                name,
-                False,
-                f"is {task.get('status')}",
-                f"influx task update --id {task.get('id')} --status active",
-            )
-        if task.get("lastRunStatus") == "failed":
-            return Check(
-                name,
-                False,
-                f"last run failed: {task.get('lastRunError') or 'no error text'}",
-                "see the task's runs in the InfluxDB UI (Tasks) for the whole log",
-            )
-        return Check(name, True, f"active; {_last_run(task)}")
 
     def _test_write(self, layout: Layout, buckets: Mapping[str, Any]) -> Check:
         """Write a marker point to the raw tier, read it back, delete it."""
@@ -647,11 +592,3 @@ class InfluxV2Admin:
         reply = self._client.delete_bucket(str(bucket["id"]))
         if reply.status not in (204, 404):
             raise self._failure(reply, f"deleting bucket {name}")
-
-
-def _last_run(task: Mapping[str, Any]) -> str:
-    status = task.get("lastRunStatus")
-    if not status:
-        return "not run yet"
-    when = task.get("latestCompleted")
-    return f"last run {status}" + (f" (completed up to {when})" if when else "")
