@@ -11,7 +11,9 @@ from pathlib import Path
 
 from _support import REPO
 from rig import wait_for
+from telegraf_bridge.cli import schema
 from telegraf_bridge.cli import source_status as ss
+from telegraf_bridge.cli.config_model import SourceConfig, build
 from telegraf_bridge.plugins.common import (
     ClockGuard,
     LineProtocolSerializer,
@@ -133,7 +135,8 @@ def test_real_plugin_reports_its_skips_live_and_its_points_at_exit(tmp_path: Pat
     final = ss.read_status(path)
     assert final is not None and final.exited
     assert final.points == out.count(b"\n") == 1
-    statuses = ss.source_statuses(state, [{"name": "smartsolar", "plugin": "ndjson_tail"}])
+    source = build(SourceConfig, {"name": "smartsolar", "plugin": "ndjson_tail"}, schema.SOURCE)
+    statuses = ss.source_statuses(state, [source])
     lines = statuses["smartsolar"].skip_lines()
     assert lines[1].startswith("1 x timestamp_before_floor: ")
     assert "agent.time_floor" in lines[1]
