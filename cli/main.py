@@ -22,14 +22,17 @@ from telegraf_bridge.cli.commands import (
     telegraf_path,
     verify,
 )
+from telegraf_bridge.cli.context import BridgeContext
 
 from telegraf_bridge import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="bridge-cli", message="%(prog)s %(version)s")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Render, check and run Telegraf configs for solar and IoT telemetry into InfluxDB."""
+    ctx.ensure_object(BridgeContext)
 
 
 cli.add_command(init.command)

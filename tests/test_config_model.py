@@ -81,3 +81,39 @@ def test_loaded_settings_are_typed_with_the_plugins_own_options() -> None:
     assert settings.active_influx_sinks() == [db]
     with pytest.raises(dataclasses.FrozenInstanceError):
         db.database = "other"  # type: ignore[misc]
+
+
+def test_a_command_validates_its_config_once_and_carries_it_in_ctx_obj(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group puts a BridgeContext in ctx.obj; the command's settings come from it."""
+    import click
+    from click.testing import CliRunner
+    from telegraf_bridge.cli import settings as settings_module
+    from telegraf_bridge.cli.context import BridgeContext
+    from telegraf_bridge.cli.main import cli
+
+    config = tmp_path / "bridge.yaml"
+    config.write_text("sinks: [{name: out, type: file, path: out.lp}]\n")
+    validated: list[str] = []
+    carried: list[bool] = []
+    real_validate = settings_module._validate
+    real_settings = BridgeContext.settings
+
+    def counting(*args: object, **kwargs: object) -> object:
+        validated.append("validate")
+        return real_validate(*args, **kwargs)  # type: ignore[arg-type]
+
+    def recording(self: BridgeContext, *args: object, **kwargs: object) -> object:
+        carried.append(click.get_current_context().obj is self)
+        return real_settings(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(settings_module, "_validate", counting)
+    monkeypatch.setattr(BridgeContext, "settings", recording)
+    out = tmp_path / "telegraf.conf"
+    args = ["render-config", "--config", str(config), "--output", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert carried == [True], "the command asked the BridgeContext in ctx.obj"
+    assert validated == ["validate"]
+    assert out.exists()

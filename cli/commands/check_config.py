@@ -20,7 +20,8 @@ from pathlib import Path
 import click
 import yaml
 from telegraf_bridge.cli import preflight, render, source_status
-from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
+from telegraf_bridge.cli.context import bridge_context
+from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
 from telegraf_bridge.plugins.common._main import STATE_OVERRIDE_ENV
 
@@ -223,7 +224,7 @@ def command(  # noqa: PLR0917 - click passes every option positionally
     with tempfile.TemporaryDirectory(prefix="bridge-render-") as render_dir:
         if bridge_yaml is not None:
             try:
-                settings = load_settings(bridge_yaml)
+                settings = bridge_context().settings(bridge_yaml)
             except InvalidConfig as exc:
                 raise click.ClickException(str(exc)) from None
             config_file = Path(render_dir) / "telegraf.conf"

@@ -16,7 +16,8 @@ from typing import Any, NoReturn
 
 import click
 from telegraf_bridge.cli import iotflow_files
-from telegraf_bridge.cli.settings import InvalidConfig, load_settings
+from telegraf_bridge.cli.context import bridge_context
+from telegraf_bridge.cli.settings import InvalidConfig
 from telegraf_bridge.plugins.common import ConfigError, Section
 from telegraf_bridge.plugins.iotflow import options as iotflow_options
 from telegraf_bridge.plugins.iotflow import registry
@@ -38,7 +39,7 @@ def _resolve(
     where = "devices"
     if config_path is not None:
         try:
-            settings = load_settings(config_path)
+            settings = bridge_context().settings(config_path)
         except InvalidConfig as exc:
             _fail(str(exc))
         found = sources_of(settings.sources, IOTFLOW)

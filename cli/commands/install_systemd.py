@@ -28,11 +28,12 @@ from telegraf_bridge.cli import render
 from telegraf_bridge.cli.commands import healthcheck
 from telegraf_bridge.cli.commands.check_config import env_refs
 from telegraf_bridge.cli.config_model import FileSink, TokenSink
+from telegraf_bridge.cli.context import bridge_context
 from telegraf_bridge.cli.device_nodes import device_groups
 from telegraf_bridge.cli.influx.sinks import select_sink
 from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.measurements import NoClearMeasurement, default_measurement
-from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
+from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path, telegraf_version
 from telegraf_bridge.plugins.common import write_atomic
 
@@ -452,7 +453,7 @@ def make_plan(opts: Options) -> Plan:
     output = data_dir / "telegraf.conf"
     try:
         # The service sees only the env file, so the check renders with it alone too.
-        settings = load_settings(config, env_values, base_dir=data_dir)
+        settings = bridge_context().settings(config, env_values, base_dir=data_dir)
         rendered = render.render(settings, output, config_source=str(config))
     except InvalidConfig as exc:
         raise InstallError(f"the config does not render:\n{exc}") from None

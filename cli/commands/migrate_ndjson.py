@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 from telegraf_bridge.cli.config_model import SourceConfig
+from telegraf_bridge.cli.context import bridge_context
 from telegraf_bridge.cli.ndjson_migration import NotMigratable, migrate, output_path, skip_reason
 from telegraf_bridge.cli.ndjson_preview import SkipPreview
-from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
+from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.plugins.common import ConfigError
 from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR
 from telegraf_bridge.plugins.manifests import sources_of
@@ -44,7 +45,7 @@ def _rules(config_path: Path | None) -> _Rules:
     if config_path is None:
         return _Rules()
     try:
-        settings: Settings = load_settings(config_path)
+        settings: Settings = bridge_context().settings(config_path)
     except InvalidConfig as exc:
         raise click.ClickException(str(exc)) from None
     sources = sources_of(settings.active_sources(), NDJSON_TAIL)

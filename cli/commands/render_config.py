@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 from telegraf_bridge.cli import render
 from telegraf_bridge.cli.config_model import TokenSink
-from telegraf_bridge.cli.settings import InvalidConfig, load_settings
+from telegraf_bridge.cli.context import bridge_context
+from telegraf_bridge.cli.settings import InvalidConfig
 
 
 @click.command("render-config")
@@ -46,7 +47,7 @@ def command(config_path: Path, output: Path, base_dir: Path | None, quiet: bool)
     files wherever it is run from. Nothing is written unless the whole config is valid.
     """
     try:
-        settings = load_settings(config_path, base_dir=base_dir)
+        settings = bridge_context().settings(config_path, base_dir=base_dir)
         rendered = render.render(settings, output, config_source=str(config_path))
     except InvalidConfig as exc:
         raise click.ClickException(str(exc)) from None

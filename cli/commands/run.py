@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import json
 import os
 import signal
@@ -24,10 +25,11 @@ from pathlib import Path
 import click
 from telegraf_bridge.cli import dir_lock, envmap, preflight, render, source_status
 from telegraf_bridge.cli.commands.init import starter_text
-from telegraf_bridge.cli.config_model import FileSink
+from telegraf_bridge.cli.config_model import FileSink, Sink
+from telegraf_bridge.cli.context import bridge_context
 from telegraf_bridge.cli.run_console import Console, progress_line, status_table
 from telegraf_bridge.cli.run_tally import RunTally
-from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
+from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.cli.telegraf_bin import TelegrafNotFound, telegraf_path
 from telegraf_bridge.cli.telegraf_log import LogDigest, LogFollower, parse_line
 
@@ -40,14 +42,14 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def _demo_settings() -> Settings:
     """The embedded demo: local files only, whatever the environment says."""
-    settings = load_settings(None, env={}, text=starter_text(), base_dir=Path.cwd())
-    settings.sinks = [s for s in settings.sinks if isinstance(s, FileSink)]
-    return settings
+    settings = bridge_context().settings(None, env={}, text=starter_text(), base_dir=Path.cwd())
+    files: list[Sink] = [s for s in settings.sinks if isinstance(s, FileSink)]
+    return dataclasses.replace(settings, sinks=files)
 
 
 def _settings(config_path: Path | None) -> Settings:
     if config_path is not None:
-        return load_settings(config_path)
+        return bridge_context().settings(config_path)
     seeds = envmap.seed_variables(os.environ)
     if seeds:
         listing = "; ".join(f"seed {seed}: {', '.join(names)}" for seed, names in seeds.items())

@@ -18,7 +18,8 @@ from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.influx.versions import QUERYABLE_TYPES, version_of
 
 __all__ = ["QUERYABLE_TYPES", "load_query_settings", "open_sink", "select_sink"]
-from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
+from telegraf_bridge.cli.context import bridge_context
+from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.plugins.common import ConfigError, parse_duration
 
 
@@ -31,8 +32,8 @@ def load_query_settings(config_path: Path | None, env: Mapping[str, str] | None 
     """
     try:
         if config_path is None:
-            return load_settings(None, env, text="", base_dir=Path.cwd())
-        return load_settings(config_path, env)
+            return bridge_context().settings(None, env, text="", base_dir=Path.cwd())
+        return bridge_context().settings(config_path, env)
     except InvalidConfig as exc:
         raise SinkError("config_error", str(exc)) from None
 
