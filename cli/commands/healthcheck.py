@@ -495,7 +495,7 @@ def run_check(check: Check, now_ns: int | None = None) -> Verdict:
     show_default=True,
     help="Publish as a retained message (new subscribers see the last verdict at once).",
 )
-def command(  # noqa: PLR0917 - click passes every option positionally
+def command(  # noqa: PLR0913, PLR0917 - click passes every option positionally
     config_path: Path | None,
     sink_name: str | None,
     measurement: str | None,

@@ -87,7 +87,7 @@ DEFAULT_ENV_FILE = paths.ENV_FILE
     help="Also run systemctl daemon-reload and enable --now (else the commands are printed).",
 )
 @click.option("--force", is_flag=True, help="Overwrite unit files that differ (a diff is shown).")
-def command(  # noqa: PLR0917 - click passes every option positionally
+def command(  # noqa: PLR0913, PLR0917 - click passes every option positionally
     config_path: Path,
     user: str | None,
     allow_root: bool,

@@ -297,7 +297,7 @@ def latest(  # noqa: PLR0917 - click passes every option positionally
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @timeout_option
-def range_(  # noqa: PLR0917 - click passes every option positionally
+def range_(  # noqa: PLR0913, PLR0917 - click passes every option positionally
     config_path: Path | None,
     sink_name: str | None,
     device: str,
