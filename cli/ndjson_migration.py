@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from telegraf_bridge.plugins.common._state import fsync_dir
 
@@ -54,71 +55,95 @@ def _first_char(path: Path) -> str:
                 return chr(stripped[0])
 
 
+class _ChunkedText:
+    """A text file read in chunks with a cursor: memory stays at about two chunks."""
+
+    def __init__(self, handle: TextIO, progress: Callable[[int], None] | None) -> None:
+        self._handle = handle
+        self._progress = progress
+        self._decoder = json.JSONDecoder()
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+
+    def fill(self) -> bool:
+        """Append the next chunk (dropping what was consumed); False at the end of the file."""
+        chunk = self._handle.read(CHUNK)
+        if self._progress is not None:
+            self._progress(len(chunk.encode("utf-8")))
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
+        return True
+
+    def skip_ws(self) -> None:
+        """Move past whitespace, reading on until something else or the end."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in _WS:
+                self.pos += 1
+            if self.pos < len(self.buf) or not self.fill():
+                return
+
+    def peek(self) -> str:
+        """The character at the cursor ("" at the end of the file)."""
+        return self.buf[self.pos] if self.pos < len(self.buf) else ""
+
+    def value(self, index: int) -> object:
+        """Decode the JSON value at the cursor (element ``index``), reading on as it needs."""
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self.buf, self.pos)
+                # A number at the end of the buffer may continue in the next chunk.
+                if end == len(self.buf) and not self.eof and self.fill():
+                    continue
+                break
+            except json.JSONDecodeError as exc:
+                if not self.eof and self.fill():
+                    continue
+                raise NotMigratable(f"element {index} is not valid JSON: {exc.msg}") from None
+        self.pos = end
+        return value
+
+
+def _array_closed(text: _ChunkedText, index: int) -> bool:
+    """After element ``index - 1``: True at the closing ']' (nothing may follow), False at ','."""
+    text.skip_ws()
+    char = text.peek()
+    if not char:
+        raise NotMigratable("the array is not closed with ']' (truncated file?)")
+    if char == "]":
+        text.pos += 1
+        text.skip_ws()
+        if text.peek():
+            raise NotMigratable("unexpected data after the closing ']'")
+        return True
+    if char != ",":
+        raise NotMigratable(f"expected ',' or ']' after element {index - 1}")
+    text.pos += 1
+    text.skip_ws()
+    return False
+
+
 def iter_array(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[object]:
     """Yield the elements of a top-level JSON array, reading the file in chunks."""
-    decoder = json.JSONDecoder()
     with path.open("r", encoding="utf-8-sig") as handle:
-        buf = ""
-        pos = 0
-        eof = False
-
-        def fill() -> bool:
-            nonlocal buf, pos, eof
-            chunk = handle.read(CHUNK)
-            if progress is not None:
-                progress(len(chunk.encode("utf-8")))
-            if not chunk:
-                eof = True
-                return False
-            buf = buf[pos:] + chunk
-            pos = 0
-            return True
-
-        def skip_ws() -> None:
-            nonlocal pos
-            while True:
-                while pos < len(buf) and buf[pos] in _WS:
-                    pos += 1
-                if pos < len(buf) or not fill():
-                    return
-
-        fill()
-        skip_ws()
-        if pos >= len(buf) or buf[pos] != "[":
+        text = _ChunkedText(handle, progress)
+        text.fill()
+        text.skip_ws()
+        if text.peek() != "[":
             raise NotMigratable("does not start with '[': not a JSON array")
-        pos += 1
-        skip_ws()
-        if pos < len(buf) and buf[pos] == "]":
+        text.pos += 1
+        text.skip_ws()
+        if text.peek() == "]":
             return
         index = 0
         while True:
-            while True:
-                try:
-                    value, end = decoder.raw_decode(buf, pos)
-                    # A number at the end of the buffer may continue in the next chunk.
-                    if end == len(buf) and not eof and fill():
-                        continue
-                    break
-                except json.JSONDecodeError as exc:
-                    if not eof and fill():
-                        continue
-                    raise NotMigratable(f"element {index} is not valid JSON: {exc.msg}") from None
-            pos = end
-            yield value
+            yield text.value(index)
             index += 1
-            skip_ws()
-            if pos >= len(buf):
-                raise NotMigratable("the array is not closed with ']' (truncated file?)")
-            if buf[pos] == "]":
-                pos += 1
-                skip_ws()
-                if pos < len(buf):
-                    raise NotMigratable("unexpected data after the closing ']'")
+            if _array_closed(text, index):
                 return
-            if buf[pos] != ",":
-                raise NotMigratable(f"expected ',' or ']' after element {index - 1}")
-            pos += 1
-            skip_ws()
 
 
 def output_path(path: Path) -> Path:

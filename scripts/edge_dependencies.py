@@ -360,44 +360,62 @@ def vet(dist: Resolved, cache: Path) -> Verdict:
     return verdict
 
 
-def _vet(dist: Resolved, cache: Path) -> Verdict:
-    def verdict(how: str, ok: bool, detail: str = "") -> Verdict:
-        return Verdict(dist.name, dist.version, how, ok, detail)
+def _verdict(dist: Resolved, how: str, ok: bool, detail: str = "") -> Verdict:
+    return Verdict(dist.name, dist.version, how, ok, detail)
 
-    if not dist.is_sdist:
-        _python, abi, platform = _wheel_tags(dist.filename)
-        if abi == "none" and platform == "any":
-            return verdict(f"pure-Python wheel ({dist.filename})", True)
-        return verdict(f"binary wheel {dist.filename}", False, "not a pure-Python wheel")
-    wheel, log = build_sdist(dist, cache)
-    if wheel is not None:
-        compiled = _compiled_files(wheel)
-        if compiled:
-            return verdict("sdist", False, f"built compiled files with no compiler: {compiled}")
-        if wheel.name.endswith("-none-any.whl"):
-            return verdict("sdist, builds a pure-Python wheel", True)
-        problem = import_check(wheel, cache)
-        if problem:
-            return verdict("sdist, pure fallback", False, problem)
-        return verdict(
-            "sdist; without a compiler its C accelerator is skipped and the pure-Python "
-            "fallback imports",
-            True,
-        )
-    if dist.name not in NEEDS_C_COMPILER:
-        return verdict("sdist that does not build with Python alone", False, log[-3000:])
+
+def _vet_wheel(dist: Resolved) -> Verdict:
+    """A wheel installs on ARMv6 only when it is pure Python."""
+    _python, abi, platform = _wheel_tags(dist.filename)
+    if abi == "none" and platform == "any":
+        return _verdict(dist, f"pure-Python wheel ({dist.filename})", True)
+    return _verdict(dist, f"binary wheel {dist.filename}", False, "not a pure-Python wheel")
+
+
+def _vet_python_build(dist: Resolved, cache: Path, wheel: Path) -> Verdict:
+    """An sdist that built without a compiler: pure, or its pure-Python fallback must import."""
+    compiled = _compiled_files(wheel)
+    if compiled:
+        return _verdict(dist, "sdist", False, f"built compiled files with no compiler: {compiled}")
+    if wheel.name.endswith("-none-any.whl"):
+        return _verdict(dist, "sdist, builds a pure-Python wheel", True)
+    problem = import_check(wheel, cache)
+    if problem:
+        return _verdict(dist, "sdist, pure fallback", False, problem)
+    return _verdict(
+        dist,
+        "sdist; without a compiler its C accelerator is skipped and the pure-Python "
+        "fallback imports",
+        True,
+    )
+
+
+def _vet_c_build(dist: Resolved, cache: Path) -> Verdict:
+    """An sdist known to need a C compiler: it must build with gcc alone, and import."""
     wheel, log = build_sdist(dist, cache, tools=("gcc", "cc", "as", "ld"))
     if wheel is None:
-        return verdict(
-            "sdist, C extension", False, "does not build with gcc alone:\n" + log[-3000:]
+        return _verdict(
+            dist, "sdist, C extension", False, "does not build with gcc alone:\n" + log[-3000:]
         )
     problem = import_check(wheel, cache)
     if problem:
-        return verdict("sdist, C extension", False, problem)
-    return verdict(
+        return _verdict(dist, "sdist, C extension", False, problem)
+    return _verdict(
+        dist,
         f"sdist with a C extension: needs gcc and python3-dev ({NEEDS_C_COMPILER[dist.name]})",
         True,
     )
+
+
+def _vet(dist: Resolved, cache: Path) -> Verdict:
+    if not dist.is_sdist:
+        return _vet_wheel(dist)
+    wheel, log = build_sdist(dist, cache)
+    if wheel is not None:
+        return _vet_python_build(dist, cache, wheel)
+    if dist.name not in NEEDS_C_COMPILER:
+        return _verdict(dist, "sdist that does not build with Python alone", False, log[-3000:])
+    return _vet_c_build(dist, cache)
 
 
 _GPIOD_NOTE = """\

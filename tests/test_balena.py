@@ -119,6 +119,49 @@ UPDATE_STRATEGIES = (
 )
 
 
+def label_problems(name: str, labels: dict[str, str] | list[str]) -> list[str]:
+    """balena labels the supervisor does not know, and update strategies it does not have."""
+    if isinstance(labels, list):
+        labels = dict(label.split("=", 1) for label in labels)
+    problems = []
+    for label, value in labels.items():
+        if label.startswith(("io.balena.", "io.resin.")) and label not in BALENA_LABELS:
+            problems.append(f"{name}: unknown balena label {label}")
+        if label == "io.balena.update.strategy" and value not in UPDATE_STRATEGIES:
+            problems.append(f"{name}: update strategy {value}")
+    return problems
+
+
+def service_problems(name: str, service: dict, volumes: set[str]) -> list[str]:
+    """What in one service the balena supervisor would not run as written."""
+    problems = []
+    unsupported = set(service) - SUPPORTED_SERVICE_KEYS
+    if unsupported:
+        problems.append(f"{name}: unsupported fields {sorted(unsupported)}")
+    build = service.get("build")
+    if isinstance(build, dict) and set(build) - SUPPORTED_BUILD_KEYS:
+        problems.append(
+            f"{name}: unsupported build fields {sorted(set(build) - SUPPORTED_BUILD_KEYS)}"
+        )
+    if isinstance(build, dict) and str(build.get("context", ".")).startswith(("/", "..", "http")):
+        problems.append(f"{name}: build context must be a folder of the project")
+    for volume in service.get("volumes") or []:
+        if not isinstance(volume, str):
+            problems.append(f"{name}: long volume syntax {volume}")
+            continue
+        source = volume.split(":")[0]
+        if source.startswith(("/", ".", "~")) or source not in volumes:
+            problems.append(f"{name}: bind mount or undeclared volume {source!r}")
+    depends = service.get("depends_on")
+    if depends is not None and not isinstance(depends, list):
+        problems.append(f"{name}: depends_on must be a list (no conditions)")
+    if service.get("network_mode", "bridge") not in ("bridge", "host", "none") and not str(
+        service.get("network_mode")
+    ).startswith("service:"):
+        problems.append(f"{name}: network_mode {service['network_mode']}")
+    return problems + label_problems(name, service.get("labels") or {})
+
+
 def balena_problems(text: str) -> list[str]:
     """What in a compose file the balena supervisor would not run as written."""
     problems = []
@@ -133,40 +176,7 @@ def balena_problems(text: str) -> list[str]:
         problems.append("compose version 3 fields are not supported (use 2.x)")
     volumes = set(doc.get("volumes") or {})
     for name, service in doc["services"].items():
-        unsupported = set(service) - SUPPORTED_SERVICE_KEYS
-        if unsupported:
-            problems.append(f"{name}: unsupported fields {sorted(unsupported)}")
-        build = service.get("build")
-        if isinstance(build, dict) and set(build) - SUPPORTED_BUILD_KEYS:
-            problems.append(
-                f"{name}: unsupported build fields {sorted(set(build) - SUPPORTED_BUILD_KEYS)}"
-            )
-        if isinstance(build, dict) and str(build.get("context", ".")).startswith(
-            ("/", "..", "http")
-        ):
-            problems.append(f"{name}: build context must be a folder of the project")
-        for volume in service.get("volumes") or []:
-            if not isinstance(volume, str):
-                problems.append(f"{name}: long volume syntax {volume}")
-                continue
-            source = volume.split(":")[0]
-            if source.startswith(("/", ".", "~")) or source not in volumes:
-                problems.append(f"{name}: bind mount or undeclared volume {source!r}")
-        depends = service.get("depends_on")
-        if depends is not None and not isinstance(depends, list):
-            problems.append(f"{name}: depends_on must be a list (no conditions)")
-        if service.get("network_mode", "bridge") not in ("bridge", "host", "none") and not str(
-            service.get("network_mode")
-        ).startswith("service:"):
-            problems.append(f"{name}: network_mode {service['network_mode']}")
-        labels = service.get("labels") or {}
-        if isinstance(labels, list):
-            labels = dict(label.split("=", 1) for label in labels)
-        for label, value in labels.items():
-            if label.startswith(("io.balena.", "io.resin.")) and label not in BALENA_LABELS:
-                problems.append(f"{name}: unknown balena label {label}")
-            if label == "io.balena.update.strategy" and value not in UPDATE_STRATEGIES:
-                problems.append(f"{name}: update strategy {value}")
+        problems += service_problems(name, service, volumes)
     return problems
 
 

@@ -26,7 +26,7 @@ from click.testing import CliRunner, Result
 from rig import FakeInfluxV3
 from telegraf_bridge.cli.commands import delete_data, query
 from telegraf_bridge.cli.influx.annotated_csv import typed_annotated_csv
-from telegraf_bridge.cli.influx.devices import Window, parse_time_arg, validate_name
+from telegraf_bridge.cli.influx.devices.times import Window, parse_time_arg, validate_name
 from telegraf_bridge.cli.influx.flux import flux_string
 from telegraf_bridge.cli.influx.influxql import influxql_ident, influxql_string
 from telegraf_bridge.cli.influx.sql import sql_string

@@ -31,9 +31,10 @@ import pytest
 from _support import EXAMPLES
 from click.testing import CliRunner, Result
 from rig import InfluxD1, free_port
-from telegraf_bridge.cli.commands import install_systemd
-from telegraf_bridge.cli.commands.install_systemd import read_env_file
 from telegraf_bridge.cli.main import cli
+from telegraf_bridge.cli.systemd import host, install
+from telegraf_bridge.cli.systemd.envfile import read_env_file
+from telegraf_bridge.cli.systemd.errors import InstallError
 
 SERVICE = "telegraf-bridge.service"
 HEALTH = "telegraf-bridge-healthcheck.service"
@@ -590,7 +591,7 @@ def test_root_is_refused_unless_allowed(v1_layout: Layout, monkeypatch: pytest.M
         assert default.exit_code == 1 and "refusing to run Telegraf as root" in default.output
     assert list(v1_layout.units.iterdir()) == [] and not v1_layout.env_file.exists()
     monkeypatch.setenv("SUDO_USER", "daemon")
-    assert install_systemd._default_user() == "daemon"
+    assert host.default_user() == "daemon"
 
 
 def test_bad_input_gives_clear_errors(v1_layout: Layout, tmp_path: Path) -> None:
@@ -703,7 +704,7 @@ def test_enable_reports_a_failing_systemctl(capsys: pytest.CaptureFixture[str]) 
     if shutil.which("systemctl") is None:
         pytest.fail("systemctl is missing: sudo apt-get install systemd")
     unit = "telegraf-bridge-no-such-unit.service"
-    with pytest.raises(install_systemd.InstallError, match=f"systemctl is-enabled {unit} failed"):
-        install_systemd._systemctl("is-enabled", unit)
+    with pytest.raises(InstallError, match=f"systemctl is-enabled {unit} failed"):
+        install.systemctl("is-enabled", unit)
     shown = capsys.readouterr().out
     assert shown.startswith(f"$ systemctl is-enabled {unit}\n") and len(shown.splitlines()) > 1

@@ -231,6 +231,17 @@ def test_dashboard_structure(path: Path, key: str, uid: str) -> None:
         assert _panel(doc, kind_title)["type"] == kind
     assert any(p["type"] == "timeseries" for p in doc["panels"])
 
+    used = _check_panels(doc, key)
+    for _, text in _queries(doc, key):
+        used |= {m.group(1) or m.group(3) for m in _VARIABLE.finditer(text)}
+    used -= BUILTINS | {"__timeFilter"}
+    assert used <= set(variables), used - set(variables)
+    assert set(variables) - {"datasource"} <= used, "a variable no query uses"
+    _check_variable_formats(doc, key)
+
+
+def _check_panels(doc: dict, key: str) -> set[str]:
+    """Every panel's data source, position and targets; the variables its texts use."""
     used: set[str] = set()
     for panel in doc["panels"]:
         assert panel["datasource"] == {"type": "influxdb", "uid": "${datasource}"}, panel["title"]
@@ -247,13 +258,11 @@ def test_dashboard_structure(path: Path, key: str, uid: str) -> None:
         texts = [panel["title"], panel.get("description", "")]
         texts += [t[key] for t in panel["targets"]]
         used |= {m.group(1) or m.group(3) for t in texts for m in _VARIABLE.finditer(t)}
-    for _, text in _queries(doc, key):
-        used |= {m.group(1) or m.group(3) for m in _VARIABLE.finditer(text)}
-    used -= BUILTINS | {"__timeFilter"}
-    assert used <= set(variables), used - set(variables)
-    assert set(variables) - {"datasource"} <= used, "a variable no query uses"
+    return used
 
-    # Identifiers and values are data: each use names the format that quotes it for its language.
+
+def _check_variable_formats(doc: dict, key: str) -> None:
+    """Identifiers and values are data: each use names the format that quotes it."""
     for where, text in _queries(doc, key):
         for match in _VARIABLE.finditer(text):
             name, fmt = match.group(1) or match.group(3), match.group(2)

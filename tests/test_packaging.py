@@ -85,6 +85,7 @@ def test_wheel_maps_every_folder_under_one_import_package(wheel: Path) -> None:
         "telegraf_bridge/templates/systemd/telegraf-bridge-healthcheck.timer.j2",
         "telegraf_bridge/templates/systemd/bridge.env.j2",
         "telegraf_bridge/cli/commands/install_systemd.py",
+        "telegraf_bridge/cli/systemd/plan.py",
         "telegraf_bridge/telegraf/VERSION",
         "telegraf_bridge/telegraf/build.sh",
         "telegraf_bridge/telegraf/entrypoint.py",

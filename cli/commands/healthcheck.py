@@ -25,6 +25,7 @@ from telegraf_bridge.cli.commands._sink_options import sink_options
 from telegraf_bridge.cli.influx.sinks import load_query_settings, open_sink, select_sink
 from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.measurements import NoClearMeasurement, default_measurement
+from telegraf_bridge.cli.settings import Settings
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -268,74 +269,65 @@ def _mqtt_password(env_name: str | None) -> str | None:
 # -- the check -----------------------------------------------------------------------------------
 
 
-def run_check(
-    *,
-    config_path: Path | None,
-    sink_name: str | None,
-    measurement: str | None,
-    field_name: str | None,
-    max_lag_min: float,
-    lookback_hours: float,
-    health_urls: list[str],
-    telegraf_health: bool,
-    units: tuple[str, ...],
-    timeout: float | None,
-    now_ns: int | None = None,
-) -> Verdict:
-    """Run every check and return the verdict (expected failures never raise).
+@dataclass(frozen=True)
+class Check:
+    """What one run checks: the command line's options, minus how the verdict is reported."""
 
-    ``measurement`` None means the one the config's sources write (see cli/measurements.py).
-    """
-    now = time.time_ns() if now_ns is None else now_ns
-    verdict = Verdict(
-        status="OK",
-        reason="healthy",
-        measurement=measurement or "",
-        field_name=field_name,
-        now_ns=now,
-        max_lag_min=max_lag_min,
-    )
+    config_path: Path | None
+    sink_name: str | None
+    measurement: str | None  # None: the one the config's sources write (cli/measurements.py)
+    field_name: str | None
+    max_lag_min: float
+    lookback_hours: float
+    health_urls: list[str]
+    telegraf_health: bool
+    units: tuple[str, ...]
+    timeout: float | None
+
+
+def _health_urls(check: Check, settings: Settings) -> list[str]:
+    """``--health-url``s, plus the endpoint the config renders with ``--telegraf-health``."""
+    urls = list(check.health_urls)
+    if check.telegraf_health:
+        listen = settings.agent.health_listen
+        if not listen:
+            raise CheckError(
+                "config_error", "--telegraf-health: agent.health_listen is empty in the config"
+            )
+        urls.append(f"http://{listen}/")
+    return urls
+
+
+def _services_down(verdict: Verdict, units: tuple[str, ...], urls: list[str]) -> list[str]:
+    """Each unit and health endpoint's state into the verdict; those not running, as text."""
     down: list[str] = []
-    try:
-        settings = load_query_settings(config_path)
-        if measurement is None:
-            try:
-                verdict.measurement = default_measurement(settings)
-            except NoClearMeasurement as exc:
-                raise CheckError("config_error", str(exc)) from None
-        urls = list(health_urls)
-        if telegraf_health:
-            listen = settings.agent.health_listen
-            if not listen:
-                raise CheckError(
-                    "config_error", "--telegraf-health: agent.health_listen is empty in the config"
-                )
-            urls.append(f"http://{listen}/")
-        for unit in units:
-            active, state = check_service(unit)
-            verdict.services[unit] = state
-            if not active:
-                down.append(f"{unit} is {state}")
-        for url in urls:
-            healthy, state = check_health_url(url)
-            verdict.services[url] = state
-            if not healthy:
-                down.append(f"Telegraf at {url} is {state}")
-    except (CheckError, SinkError) as exc:
-        verdict.status, verdict.reason, verdict.detail = "ERROR", exc.reason, str(exc)
-        return verdict
+    for unit in units:
+        active, state = check_service(unit)
+        verdict.services[unit] = state
+        if not active:
+            down.append(f"{unit} is {state}")
+    for url in urls:
+        healthy, state = check_health_url(url)
+        verdict.services[url] = state
+        if not healthy:
+            down.append(f"Telegraf at {url} is {state}")
+    return down
 
+
+def _check_data(verdict: Verdict, check: Check, settings: Settings) -> None:
+    """The newest point's age on the sink: CRIT no_data or stale_data, ERROR when it failed."""
+    now, max_lag_min, lookback_hours = verdict.now_ns, check.max_lag_min, check.lookback_hours
     try:
-        sink = select_sink(settings, sink_name)
+        sink = select_sink(settings, check.sink_name)
         verdict.sink, verdict.sink_type = sink.name, sink.type
-        query = open_sink(sink, timeout=timeout)
+        query = open_sink(sink, timeout=check.timeout)
         fresh_since = now - int(max_lag_min * 60e9)
-        newest = query.newest_point(verdict.measurement, field_name, since_ns=fresh_since)
+        newest = query.newest_point(verdict.measurement, check.field_name, since_ns=fresh_since)
         if newest is None and lookback_hours * 60 > max_lag_min:
             # Only when the cheap, recent window is empty: look further back, to tell a
             # stale measurement (lag known) from one that has no data at all.
             newest = query.newest_point(
-                verdict.measurement, field_name, since_ns=now - int(lookback_hours * 3600e9)
+                verdict.measurement, check.field_name, since_ns=now - int(lookback_hours * 3600e9)
             )
         if newest is None:
             window = max(lookback_hours, max_lag_min / 60)
@@ -351,14 +343,45 @@ def run_check(
             verdict.status = "ERROR"
             verdict.reason = _SINK_REASONS.get(exc.reason, exc.reason)
             verdict.detail = str(exc)
+
+
+def _service_verdict_wins(verdict: Verdict, down: list[str]) -> None:
+    """A stopped service is the verdict; the data check's outcome is kept in the detail.
+
+    The seed reports service_not_active first, and a data problem (or a failed query) is
+    then only a consequence.
+    """
+    previous = f"; data check: {verdict.reason}" if verdict.reason != "healthy" else ""
+    if verdict.status == "ERROR" and verdict.detail:
+        previous += f" ({verdict.detail})"
+    verdict.status, verdict.reason = "CRIT", "service_not_active"
+    verdict.detail = "; ".join(down) + previous
+
+
+def run_check(check: Check, now_ns: int | None = None) -> Verdict:
+    """Run every check and return the verdict (expected failures never raise)."""
+    verdict = Verdict(
+        status="OK",
+        reason="healthy",
+        measurement=check.measurement or "",
+        field_name=check.field_name,
+        now_ns=time.time_ns() if now_ns is None else now_ns,
+        max_lag_min=check.max_lag_min,
+    )
+    try:
+        settings = load_query_settings(check.config_path)
+        if check.measurement is None:
+            try:
+                verdict.measurement = default_measurement(settings)
+            except NoClearMeasurement as exc:
+                raise CheckError("config_error", str(exc)) from None
+        down = _services_down(verdict, check.units, _health_urls(check, settings))
+    except (CheckError, SinkError) as exc:
+        verdict.status, verdict.reason, verdict.detail = "ERROR", exc.reason, str(exc)
+        return verdict
+    _check_data(verdict, check, settings)
     if down:
-        # The service verdict wins: the seed reports service_not_active first, and a data
-        # problem (or a failed query) is then only a consequence.
-        previous = f"; data check: {verdict.reason}" if verdict.reason != "healthy" else ""
-        if verdict.status == "ERROR" and verdict.detail:
-            previous += f" ({verdict.detail})"
-        verdict.status, verdict.reason = "CRIT", "service_not_active"
-        verdict.detail = "; ".join(down) + previous
+        _service_verdict_wins(verdict, down)
     return verdict
 
 
@@ -472,7 +495,7 @@ def run_check(
     show_default=True,
     help="Publish as a retained message (new subscribers see the last verdict at once).",
 )
-def command(  # noqa: PLR0917 - click passes every option positionally
+def command(  # noqa: PLR0913, PLR0917 - click passes every option positionally
     config_path: Path | None,
     sink_name: str | None,
     measurement: str | None,
@@ -504,16 +527,18 @@ def command(  # noqa: PLR0917 - click passes every option positionally
     retained JSON (status, reason, lag_min, last_ts_utc, ts_utc, ...).
     """
     verdict = run_check(
-        config_path=config_path,
-        sink_name=sink_name,
-        measurement=measurement,
-        field_name=field_name,
-        max_lag_min=max_lag_min,
-        lookback_hours=lookback_hours,
-        health_urls=list(health_urls),
-        telegraf_health=telegraf_health,
-        units=units,
-        timeout=timeout,
+        Check(
+            config_path=config_path,
+            sink_name=sink_name,
+            measurement=measurement,
+            field_name=field_name,
+            max_lag_min=max_lag_min,
+            lookback_hours=lookback_hours,
+            health_urls=list(health_urls),
+            telegraf_health=telegraf_health,
+            units=units,
+            timeout=timeout,
+        )
     )
     exit_code = verdict.exit_code
     click.echo(json.dumps(verdict.payload(), ensure_ascii=False) if as_json else verdict.line())

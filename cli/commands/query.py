@@ -18,19 +18,15 @@ from typing import Any, TypeVar
 import click
 from telegraf_bridge.cli.commands._sink_options import sink_options
 from telegraf_bridge.cli.config_model import InfluxSink
-from telegraf_bridge.cli.influx.devices import (
+from telegraf_bridge.cli.influx.devices.base import DEVICE_TAG, DeviceQueries, device_queries
+from telegraf_bridge.cli.influx.devices.results import (
     DEFAULT_LIMIT,
-    DEVICE_TAG,
     MAX_LIMIT,
-    DeviceQueries,
     LatestValue,
     Point,
     RangeResult,
-    Window,
-    device_queries,
-    parse_time_arg,
-    validate_name,
 )
+from telegraf_bridge.cli.influx.devices.times import Window, parse_time_arg, validate_name
 from telegraf_bridge.cli.influx.sinks import load_query_settings, open_sink, select_sink
 from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.plugins.common import format_rfc3339_ns
@@ -302,7 +298,7 @@ def latest(  # noqa: PLR0917 - click passes every option positionally
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @timeout_option
-def range_(  # noqa: PLR0917 - click passes every option positionally
+def range_(  # noqa: PLR0913, PLR0917 - click passes every option positionally
     config_path: Path | None,
     sink_name: str | None,
     device: str,

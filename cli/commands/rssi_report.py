@@ -236,7 +236,7 @@ def render_table(report: Report) -> str:
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds per request to the sink; default: the sink's own timeout.",
 )
-def command(  # noqa: PLR0917 - click passes every option positionally
+def command(  # noqa: PLR0913, PLR0917 - click passes every option positionally
     config_path: Path | None,
     sink_name: str | None,
     measurement: str,

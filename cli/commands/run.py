@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -285,8 +285,31 @@ class _Launch:
     locks: list[int]
 
 
-def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> None:
-    settings, binary, output, locks = launch.settings, launch.binary, launch.output, launch.locks
+@dataclass
+class _Session:
+    """One run of Telegraf: what it reads, where it shows it, and why it stopped."""
+
+    launch: _Launch
+    feeds: _Feeds
+    console: Console
+    log_path: Path
+    files: list[str]
+    started: float = field(default_factory=time.monotonic)
+    started_ns: int = field(default_factory=time.time_ns)
+    why: str = ""
+
+    def on_signal(self, signum: int, _frame: object) -> None:
+        """A stop signal ends the watch (the first reason is kept)."""
+        self.why = self.why or f"received {signal.Signals(signum).name}"
+
+    def read_sources(self) -> None:
+        """The plugins' status files since the start, into the tally."""
+        _read_sources(self.feeds.tally, self.launch.settings, self.started_ns)
+
+
+def _session(launch: _Launch, console: Console) -> _Session:
+    """Prepare what ``run`` reads (log, counters, sinks' files) and say what runs where."""
+    settings, binary, output = launch.settings, launch.binary, launch.output
     for note in settings.notes:
         console.line(f"note: {note}")
     files = [s.path for s in settings.active_sinks() if isinstance(s, FileSink)]
@@ -307,72 +330,90 @@ def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> N
     )
     sinks = ", ".join(f"{s.name} ({s.type})" for s in settings.active_sinks())
     console.line(f"telegraf {binary}\nconfig   {output}\nsinks    {sinks}\nlog      {log_path}")
+    return _Session(launch, feeds, console, log_path, files)
 
-    stop = {"why": ""}
 
-    def on_signal(signum: int, _frame: object) -> None:
-        stop["why"] = stop["why"] or f"received {signal.Signals(signum).name}"
+def _start(session: _Session) -> subprocess.Popen[bytes]:
+    """Start Telegraf, its output into the log; the directory locks name its pid."""
+    launch = session.launch
+    with session.log_path.open("ab") as log_file:
+        proc = subprocess.Popen(
+            [str(launch.binary), "--config", str(launch.output), "--strict-env-handling"],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            pass_fds=launch.locks,
+            preexec_fn=_exit_with_parent,  # noqa: PLW1509 - only a prctl, before any thread
+        )
+    for fd in launch.locks:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{proc.pid}\n".encode(), 0)
+    return proc
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
-    started = time.monotonic()
-    started_ns = time.time_ns()
+
+def _watch(session: _Session, proc: subprocess.Popen[bytes], duration: float) -> None:
+    """Show what Telegraf does until it exits, ``duration`` passes or a stop is asked for."""
+    console = session.console
+    last_table = last_sources = -10.0
+    while not session.why:
+        time.sleep(0.5)
+        elapsed = time.monotonic() - session.started
+        session.feeds.drain(console.line)
+        if proc.poll() is not None:
+            session.why = f"telegraf exited with status {proc.returncode}"
+            break
+        if duration and elapsed >= duration:
+            session.why = f"duration of {duration:g}s reached"
+        if console.broken:
+            session.why = "the console's output was closed"
+        if elapsed - last_sources >= 2:
+            session.read_sources()
+            last_sources = elapsed
+        if console.interactive and elapsed - last_table >= 1:
+            console.table(status_table(session.feeds.tally, elapsed))
+            last_table = elapsed
+        elif not console.interactive and elapsed - last_table >= 5:
+            console.line(progress_line(session.feeds.tally, elapsed))
+            last_table = elapsed
+
+
+def _finish(session: _Session, proc: subprocess.Popen[bytes], as_json: bool) -> None:
+    """The summary (and JSON); exit 1 when Telegraf failed or a sink has a problem."""
+    console = session.console
+    console.done()
+    tally, digest = session.feeds.tally, session.feeds.digest
+    _print_summary(console, tally, digest, session.why, session.files)
+    if as_json:
+        summary = _summary(tally, digest, session.why)
+        with contextlib.suppress(BrokenPipeError, OSError):
+            click.echo(json.dumps(summary, sort_keys=True))
+    failed = proc.returncode not in (0, -signal.SIGTERM) and not session.why.startswith(
+        ("duration", "received", "the console")
+    )
+    if failed:
+        console.line(f"Telegraf failed; see {session.log_path}")
+    if console.broken:
+        _silence_closed_stdout()
+    if failed or tally.problems():
+        sys.exit(EXIT_FAILED)
+
+
+def _run(launch: _Launch, duration: float, console: Console, as_json: bool) -> None:
+    session = _session(launch, console)
+    previous = {sig: signal.signal(sig, session.on_signal) for sig in _STOP_SIGNALS}
+    session.started, session.started_ns = time.monotonic(), time.time_ns()
     proc: subprocess.Popen[bytes] | None = None
     try:
-        with log_path.open("ab") as log_file:
-            proc = subprocess.Popen(
-                [str(binary), "--config", str(output), "--strict-env-handling"],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                pass_fds=locks,
-                preexec_fn=_exit_with_parent,  # noqa: PLW1509 - only a prctl, before any thread
-            )
-        for fd in locks:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{proc.pid}\n".encode(), 0)
-        last_table = last_sources = -10.0
-        while not stop["why"]:
-            time.sleep(0.5)
-            elapsed = time.monotonic() - started
-            feeds.drain(console.line)
-            if proc.poll() is not None:
-                stop["why"] = f"telegraf exited with status {proc.returncode}"
-                break
-            if duration and elapsed >= duration:
-                stop["why"] = f"duration of {duration:g}s reached"
-            if console.broken:
-                stop["why"] = "the console's output was closed"
-            if elapsed - last_sources >= 2:
-                _read_sources(tally, settings, started_ns)
-                last_sources = elapsed
-            if console.interactive and elapsed - last_table >= 1:
-                console.table(status_table(tally, elapsed))
-                last_table = elapsed
-            elif not console.interactive and elapsed - last_table >= 5:
-                console.line(progress_line(tally, elapsed))
-                last_table = elapsed
+        proc = _start(session)
+        _watch(session, proc, duration)
         _stop_telegraf(proc)
-        feeds.drain(console.line)
-        _read_sources(tally, settings, started_ns)
+        session.feeds.drain(console.line)
+        session.read_sources()
     finally:
         if proc is not None:
             _stop_telegraf(proc)  # also when this loop failed: never leave Telegraf behind
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    console.done()
-    _print_summary(console, tally, feeds.digest, stop["why"], files)
-    if as_json:
-        summary = _summary(tally, feeds.digest, stop["why"])
-        with contextlib.suppress(BrokenPipeError, OSError):
-            click.echo(json.dumps(summary, sort_keys=True))
-    failed = proc.returncode not in (0, -signal.SIGTERM) and not stop["why"].startswith(
-        ("duration", "received", "the console")
-    )
-    if failed:
-        console.line(f"Telegraf failed; see {log_path}")
-    if console.broken:
-        _silence_closed_stdout()
-    if failed or tally.problems():
-        sys.exit(EXIT_FAILED)
+    _finish(session, proc, as_json)

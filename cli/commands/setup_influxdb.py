@@ -10,6 +10,7 @@ with what to do and makes the command exit 1.
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -37,6 +38,71 @@ def _line(outcome: str, step: Step, detail: str) -> None:
         detail, _TEXT_WIDTH - len(indent), break_long_words=False, break_on_hyphens=False
     ):
         click.echo(indent + line)
+
+
+@dataclass
+class _Outcome:
+    """What the steps came to, for the summary after the per-step lines."""
+
+    created: list[str] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    failure: AdminError | None = None
+
+
+def _apply(steps: list[Step], dry_run: bool) -> _Outcome:
+    """Apply the steps to create, in order, one line each; after a failure the rest wait."""
+    outcome = _Outcome()
+    for step in steps:
+        if step.status == "present":
+            _line("present", step, step.detail)
+        elif step.status == "mismatch":
+            _line("mismatch", step, step.detail)
+            outcome.problems.append(step.what)
+        elif step.status == "unsupported":
+            _line("unsupported", step, step.detail)
+            outcome.unsupported.append(step.what)
+        elif outcome.failure is not None:
+            _line("skipped", step, "an earlier step failed")
+        elif dry_run or step.apply is None:
+            _line("planned", step, step.detail)
+            outcome.planned.append(step.what)
+        else:
+            try:
+                note = step.apply()
+            except AdminError as exc:
+                outcome.failure = exc
+                _line("failed", step, str(exc))
+                continue
+            _line("created", step, note)
+            outcome.created.append(step.what)
+    return outcome
+
+
+def _report(steps: list[Step], outcome: _Outcome, dry_run: bool) -> None:
+    """The summary: counts, then what was not changed or not possible, then the failure."""
+    present = sum(1 for s in steps if s.status == "present")
+    click.echo("")
+    if dry_run:
+        click.echo(
+            f"Dry run: {len(outcome.planned)} to create, {present} present; nothing was changed."
+        )
+    else:
+        click.echo(f"Done: {len(outcome.created)} created, {present} already present.")
+    if outcome.problems:
+        click.echo(f"Not changed ({len(outcome.problems)} MISMATCH, see the lines above):")
+        for what in outcome.problems:
+            click.echo(f"  - {what}")
+    if outcome.unsupported:
+        click.echo(f"Not possible on this server ({len(outcome.unsupported)}):")
+        for what in outcome.unsupported:
+            click.echo(f"  - {what}")
+    failure = outcome.failure
+    if failure is not None:
+        click.echo(f"{_MARKS['failed']}: {failure}")
+        for number, hint in enumerate(failure.next_steps, start=1):
+            click.echo(f"  {number}. {hint}")
 
 
 @click.command("setup-influxdb")
@@ -100,52 +166,7 @@ def command(
     except AdminError as exc:
         fail(exc)
 
-    created: list[str] = []
-    planned: list[str] = []
-    problems: list[str] = []
-    unsupported: list[str] = []
-    failure: AdminError | None = None
-    for step in steps:
-        if step.status == "present":
-            _line("present", step, step.detail)
-        elif step.status == "mismatch":
-            _line("mismatch", step, step.detail)
-            problems.append(step.what)
-        elif step.status == "unsupported":
-            _line("unsupported", step, step.detail)
-            unsupported.append(step.what)
-        elif failure is not None:
-            _line("skipped", step, "an earlier step failed")
-        elif dry_run or step.apply is None:
-            _line("planned", step, step.detail)
-            planned.append(step.what)
-        else:
-            try:
-                note = step.apply()
-            except AdminError as exc:
-                failure = exc
-                _line("failed", step, str(exc))
-                continue
-            _line("created", step, note)
-            created.append(step.what)
-
-    present = sum(1 for s in steps if s.status == "present")
-    click.echo("")
-    if dry_run:
-        click.echo(f"Dry run: {len(planned)} to create, {present} present; nothing was changed.")
-    else:
-        click.echo(f"Done: {len(created)} created, {present} already present.")
-    if problems:
-        click.echo(f"Not changed ({len(problems)} MISMATCH, see the lines above):")
-        for what in problems:
-            click.echo(f"  - {what}")
-    if unsupported:
-        click.echo(f"Not possible on this server ({len(unsupported)}):")
-        for what in unsupported:
-            click.echo(f"  - {what}")
-    if failure is not None:
-        click.echo(f"{_MARKS['failed']}: {failure}")
-        for number, hint in enumerate(failure.next_steps, start=1):
-            click.echo(f"  {number}. {hint}")
-    if problems or failure is not None:
+    outcome = _apply(steps, dry_run)
+    _report(steps, outcome, dry_run)
+    if outcome.problems or outcome.failure is not None:
         click.get_current_context().exit(1)

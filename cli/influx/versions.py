@@ -37,9 +37,9 @@ class Version:
 
 
 VERSIONS: dict[str, Version] = {
-    "influxdb_v1": Version(InfluxV1Client, "devices:V1DeviceQueries", "admin.v1:InfluxV1Admin"),
-    "influxdb_v2": Version(InfluxV2Client, "devices:V2DeviceQueries", "admin.v2:InfluxV2Admin"),
-    "influxdb_v3": Version(InfluxV3Client, "devices:V3DeviceQueries", "admin.v3:InfluxV3Admin"),
+    "influxdb_v1": Version(InfluxV1Client, "devices.v1:V1DeviceQueries", "admin.v1:InfluxV1Admin"),
+    "influxdb_v2": Version(InfluxV2Client, "devices.v2:V2DeviceQueries", "admin.v2:InfluxV2Admin"),
+    "influxdb_v3": Version(InfluxV3Client, "devices.v3:V3DeviceQueries", "admin.v3:InfluxV3Admin"),
 }
 QUERYABLE_TYPES = tuple(VERSIONS)
 

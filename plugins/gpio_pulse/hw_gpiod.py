@@ -119,20 +119,23 @@ def _chip_info(module: ModuleType, path: Path) -> ChipChoice:
     return ChipChoice(path, str(info.label), int(info.num_lines))
 
 
-def find_chip(module: ModuleType, chip: str = "auto") -> ChipChoice:
-    """The explicit ``chip``, or the Raspberry Pi header's chip among /dev/gpiochip*."""
-    if chip != "auto":
-        path = chip_path(chip)
-        try:
-            return _chip_info(module, path)
-        except OSError as exc:
-            if _is_permission(exc):
-                raise _permission_error(path, exc) from exc
-            raise BackendError(
-                f'cannot open GPIO chip {path} ({exc.strerror or exc}); set chip = "auto" or '
-                "one of the chips gpiodetect lists",
-                reason=f"cannot open {path} ({exc.strerror or exc})",
-            ) from exc
+def _explicit_chip(module: ModuleType, chip: str) -> ChipChoice:
+    """The chip the config names; one that cannot be opened is an error that says why."""
+    path = chip_path(chip)
+    try:
+        return _chip_info(module, path)
+    except OSError as exc:
+        if _is_permission(exc):
+            raise _permission_error(path, exc) from exc
+        raise BackendError(
+            f'cannot open GPIO chip {path} ({exc.strerror or exc}); set chip = "auto" or '
+            "one of the chips gpiodetect lists",
+            reason=f"cannot open {path} ({exc.strerror or exc})",
+        ) from exc
+
+
+def _open_chips(module: ModuleType) -> tuple[list[ChipChoice], list[tuple[Path, OSError]]]:
+    """Every /dev/gpiochip* that opens, and those this user may not open."""
     seen: set[Path] = set()
     found: list[ChipChoice] = []
     denied: list[tuple[Path, OSError]] = []
@@ -150,6 +153,11 @@ def find_chip(module: ModuleType, chip: str = "auto") -> ChipChoice:
                 denied.append((path, exc))
             else:
                 log.debug("skipping %s: %s", path, exc)
+    return found, denied
+
+
+def _header_chip(found: list[ChipChoice]) -> ChipChoice | None:
+    """The Raspberry Pi header's chip by its label, else the first chip with enough lines."""
     for label in HEADER_LABELS:
         for choice in found:
             if choice.label == label:
@@ -163,6 +171,17 @@ def find_chip(module: ModuleType, chip: str = "auto") -> ChipChoice:
                 choice.num_lines,
             )
             return choice
+    return None
+
+
+def find_chip(module: ModuleType, chip: str = "auto") -> ChipChoice:
+    """The explicit ``chip``, or the Raspberry Pi header's chip among /dev/gpiochip*."""
+    if chip != "auto":
+        return _explicit_chip(module, chip)
+    found, denied = _open_chips(module)
+    choice = _header_chip(found)
+    if choice is not None:
+        return choice
     if denied:
         raise _permission_error(", ".join(str(p) for p, _ in denied), denied[0][1])
     if found:

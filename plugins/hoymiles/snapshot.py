@@ -140,6 +140,43 @@ def _dtu_totals(snapshot: Snapshot, online: list[PortReading]) -> tuple[float, i
     return round(power, 3), today, total
 
 
+def _inverter_fields(inv: InverterReading) -> dict[str, FieldValue]:
+    """An inverter point's fields; values the DTU did not report are left out, never zeroed."""
+    fields: dict[str, FieldValue] = {
+        "grid_voltage": inv.grid_voltage,
+        "grid_frequency": inv.grid_frequency,
+        "temperature": inv.temperature,
+        "alarm_count": inv.alarm_count,
+        "link_status": inv.link_status,
+    }
+    for name in (
+        "operating_status",
+        "alarm_code",
+        "active_power",
+        "reactive_power",
+        "grid_current",
+        "power_factor",
+    ):
+        value = getattr(inv, name)
+        if value is not None:
+            fields[name] = value
+    return fields
+
+
+def _port_fields(port: PortReading) -> dict[str, FieldValue]:
+    """A port point's fields; ``error_code`` only when the DTU reported one."""
+    fields: dict[str, FieldValue] = {
+        "pv_voltage": port.pv_voltage,
+        "pv_current": port.pv_current,
+        "pv_power": port.pv_power,
+        "today_production": port.today_production,
+        "total_production": port.total_production,
+    }
+    if port.error_code is not None:
+        fields["error_code"] = port.error_code
+    return fields
+
+
 def to_points(
     snapshot: Snapshot,
     *,
@@ -166,26 +203,8 @@ def to_points(
     for inv in snapshot.inverters:
         if inv.serial_number not in linked:
             continue
-        fields: dict[str, FieldValue] = {
-            "grid_voltage": inv.grid_voltage,
-            "grid_frequency": inv.grid_frequency,
-            "temperature": inv.temperature,
-            "alarm_count": inv.alarm_count,
-            "link_status": inv.link_status,
-        }
-        for name in (
-            "operating_status",
-            "alarm_code",
-            "active_power",
-            "reactive_power",
-            "grid_current",
-            "power_factor",
-        ):
-            value = getattr(inv, name)
-            if value is not None:
-                fields[name] = value
         tags = {"serial_number": inv.serial_number, "dtu_name": dtu_name}
-        points.append(Point(names.inverter, tags, fields, time_ns))
+        points.append(Point(names.inverter, tags, _inverter_fields(inv), time_ns))
     online = [p for p in snapshot.ports if p.serial_number in linked and p.link_status]
     accepted: list[PortReading] = []
     for port in online:
@@ -197,21 +216,12 @@ def to_points(
             )
             continue
         accepted.append(port)
-        port_fields: dict[str, FieldValue] = {
-            "pv_voltage": port.pv_voltage,
-            "pv_current": port.pv_current,
-            "pv_power": port.pv_power,
-            "today_production": port.today_production,
-            "total_production": port.total_production,
-        }
-        if port.error_code is not None:
-            port_fields["error_code"] = port.error_code
         tags = {
             "serial_number": port.serial_number,
             "port_number": str(port.port_number),
             "dtu_name": dtu_name,
         }
-        points.append(Point(names.port, tags, port_fields, time_ns))
+        points.append(Point(names.port, tags, _port_fields(port), time_ns))
     if linked and len(accepted) == len(online):
         power, today, total = _dtu_totals(snapshot, online)
         key = f"dtu/{serial}"

@@ -247,6 +247,40 @@ def _flatten(value: Any, key: str, where: str, depth: int) -> Iterator[tuple[str
     yield key, where, value
 
 
+def _store(
+    key: str,
+    path: str,
+    leaf: Any,
+    rules: Rules,
+    into: tuple[dict[str, FieldValue], dict[str, str]],
+) -> None:
+    """One flattened value into the fields (numbers as float) or, for ``string_tags``, the tags.
+
+    Numbers are stored as float whatever their JSON spelling, so ``1`` and ``1.5`` of one key
+    never clash as integer and float fields in InfluxDB.
+    """
+    fields, tags = into
+    if isinstance(leaf, bool):
+        fields[key] = leaf
+    elif isinstance(leaf, float | int):
+        number = float(leaf) if abs(leaf) < _FLOAT_MAX else math.inf
+        if not math.isfinite(number):
+            raise PayloadError("invalid_value", f"{path}: number out of range")
+        fields[key] = number
+    elif isinstance(leaf, NonFinite):
+        raise PayloadError("invalid_value", f"{path}: {leaf.name} is not a number")
+    elif isinstance(leaf, str):
+        if key in rules.string_tags:
+            _check_text(leaf, path, MAX_TAG_CHARS)
+            if leaf:
+                tags[key] = leaf
+        else:
+            _check_text(leaf, path, MAX_STRING_CHARS)
+            fields[key] = leaf
+    else:  # pragma: no cover - decode() yields nothing else
+        raise PayloadError("invalid_value", f"{path}: unsupported value")
+
+
 def _data(
     data: Any, where: str, rules: Rules, mapped: Mapped
 ) -> tuple[dict[str, FieldValue], dict[str, str]]:
@@ -268,25 +302,7 @@ def _data(
                 continue
             if key in fields or key in tags:
                 raise PayloadError("invalid_key", f"{path}: key {_show(key)} occurs twice")
-            if isinstance(leaf, bool):
-                fields[key] = leaf
-            elif isinstance(leaf, float | int):
-                number = float(leaf) if abs(leaf) < _FLOAT_MAX else math.inf
-                if not math.isfinite(number):
-                    raise PayloadError("invalid_value", f"{path}: number out of range")
-                fields[key] = number
-            elif isinstance(leaf, NonFinite):
-                raise PayloadError("invalid_value", f"{path}: {leaf.name} is not a number")
-            elif isinstance(leaf, str):
-                if key in rules.string_tags:
-                    _check_text(leaf, path, MAX_TAG_CHARS)
-                    if leaf:
-                        tags[key] = leaf
-                else:
-                    _check_text(leaf, path, MAX_STRING_CHARS)
-                    fields[key] = leaf
-            else:  # pragma: no cover - decode() yields nothing else
-                raise PayloadError("invalid_value", f"{path}: unsupported value")
+            _store(key, path, leaf, rules, (fields, tags))
             if len(fields) > MAX_FIELDS:
                 raise PayloadError(
                     "too_many_fields", f"{where}: more than {MAX_FIELDS} fields after flattening"

@@ -819,6 +819,12 @@ class FakeInfluxV2(_FakeInflux):
                 400, {"code": "invalid", "message": f"unable to decode request body: {exc}"}
             )
             return
+        self._store(handler, params, body, target)
+
+    def _store(
+        self, handler: _Handler, params: dict[str, str], body: str, target: FakeBucket
+    ) -> None:
+        """Parse an admitted batch into the bucket: all of it, part of it (422) or none (400)."""
         with self._lock:
             points, errors, new_types = self._parse_batch(body, f"{self.org}/{target.id}")
             # A line that does not parse rejects the batch; a type conflict drops only the
@@ -1116,6 +1122,39 @@ def _answer_format(handler: _Handler, params: dict[str, str]) -> str | None:
         400, f"the fake answers format json or jsonl, not {fmt}", content_type="text/plain"
     )
     return None
+
+
+@dataclass(frozen=True)
+class _SqlShape:
+    """Which of the monitoring queries' SQL shapes matched (exactly one is set)."""
+
+    newest: re.Match[str] | None
+    series: re.Match[str] | None
+    count: re.Match[str] | None
+    lookup: re.Match[str] | None
+
+    @property
+    def matched(self) -> re.Match[str]:
+        """The one match, whichever shape it is."""
+        shape = self.newest or self.series or self.count or self.lookup
+        assert shape is not None
+        return shape
+
+
+def _missing_column(table: str, points: list[tuple[int, ParsedPoint]], shapes: _SqlShape) -> str:
+    """InfluxDB 3's schema error for a named column the table lacks ("" when all exist)."""
+    shape = shapes.matched
+    columns = {"time"} | {k for _, p in points for k in (*p.tags, *p.fields)}
+    wanted = [_sql_unquote(shape["field"])] if shape["field"] else []
+    if shapes.series is not None:
+        wanted.append(_sql_unquote(shapes.series["tag"]))
+    if shapes.lookup is not None:
+        wanted.append(_sql_unquote(shapes.lookup["tag"]))
+    for name in wanted:
+        if name not in columns:
+            valid = ", ".join(f"{table}.{c}" for c in sorted(columns))
+            return f'Schema error: No field named "{name}". Valid fields are {valid}.'
+    return ""
 
 
 class FakeInfluxV3(_FakeInflux):
@@ -1509,6 +1548,10 @@ class FakeInfluxV3(_FakeInflux):
         except (OSError, UnicodeDecodeError, EOFError) as exc:
             handler._send(400, {"error": f"unable to decode request body: {exc}"})
             return
+        self._store(handler, params, body, database)
+
+    def _store(self, handler: _Handler, params: dict[str, str], body: str, database: str) -> None:
+        """Parse an admitted batch into the database, creating it on the first write (as Core)."""
         with self._lock:
             full = database not in self.databases and len(self.databases) >= self.max_databases
         if full:
@@ -1593,7 +1636,10 @@ class FakeInfluxV3(_FakeInflux):
         if not known:
             handler._send(404, {"error": f"query error: database not found: {database}"})
             return
-        text = sql.strip()
+        self._sql(handler, database, sql.strip(), fmt)
+
+    def _sql(self, handler: _Handler, database: str, text: str, fmt: str) -> None:
+        """Answer one of the SQL shapes bridge-cli sends (a 400 for any other)."""
         if _SQL_SHOW_TABLES.fullmatch(text):
             with self._lock:
                 tables = {
@@ -1617,42 +1663,36 @@ class FakeInfluxV3(_FakeInflux):
         series = None if newest else _SQL_SERIES.fullmatch(text)
         count = None if newest or series else _SQL_COUNT.fullmatch(text)
         lookup = None if newest or series or count else _SQL_LOOKUP.fullmatch(text)
-        shape = newest or series or count or lookup
-        if shape is None:
+        if not (newest or series or count or lookup):
             handler._send(
                 400,
                 "SQL error: the fake evaluates only the query shapes bridge-cli sends",
                 content_type="text/plain",
             )
             return
+        self._monitoring_query(handler, database, _SqlShape(newest, series, count, lookup), fmt)
+
+    def _monitoring_query(
+        self, handler: _Handler, database: str, shapes: _SqlShape, fmt: str
+    ) -> None:
+        """The newest point, a series listing, a count or a lookup on one table."""
+        shape = shapes.matched
         table = _sql_unquote(shape["table"])
         points = self._table_points(handler, database, table)
         if not points:
             return
-        if count is not None:
-            alias = count["alias"]
+        if shapes.count is not None:
+            alias = shapes.count["alias"]
             alias = _sql_unquote(alias) if alias.startswith('"') else alias
             _send_rows(handler, [{alias: len(points)}], fmt)
             return
-        columns = {"time"} | {k for _, p in points for k in (*p.tags, *p.fields)}
-        wanted = [_sql_unquote(shape["field"])] if shape["field"] else []
-        if series is not None:
-            wanted.append(_sql_unquote(series["tag"]))
-        if lookup is not None:
-            wanted.append(_sql_unquote(lookup["tag"]))
-        for name in wanted:
-            if name not in columns:
-                valid = ", ".join(f"{table}.{c}" for c in sorted(columns))
-                handler._send(
-                    400,
-                    f'Schema error: No field named "{name}". Valid fields are {valid}.',
-                    content_type="text/plain",
-                )
-                return
+        missing = _missing_column(table, points, shapes)
+        if missing:
+            handler._send(400, missing, content_type="text/plain")
+            return
         field_name = _sql_unquote(shape["field"]) if shape["field"] else None
-        rows: list[dict[str, Any]]
-        if lookup is not None:
-            tag, value = _sql_unquote(lookup["tag"]), _sql_unstring(lookup["value"])
+        if shapes.lookup is not None:
+            tag, value = _sql_unquote(shapes.lookup["tag"]), _sql_unstring(shapes.lookup["value"])
             rows = [
                 {str(field_name): p.fields[str(field_name)]}
                 for _, p in points
@@ -1666,11 +1706,11 @@ class FakeInfluxV3(_FakeInflux):
             for t, p in points
             if t >= start and (field_name is None or field_name in p.fields)
         ]
-        if newest is not None:
+        if shapes.newest is not None:
             matching.sort(key=lambda tp: tp[0], reverse=True)
             rows = [{"time": _naive_time(t)} for t, _ in matching[:1]]
         else:
-            tag = _sql_unquote(series["tag"]) if series else ""
+            tag = _sql_unquote(shapes.series["tag"]) if shapes.series else ""
             rows = []
             for _, p in matching:
                 row: dict[str, Any] = {}

@@ -95,6 +95,27 @@ def _now() -> str:
     return format_rfc3339_ns(time.time_ns())
 
 
+def _retention_seconds(rules: Any) -> int | Answer:
+    """A bucket's retention from its ``retentionRules`` (0: forever), or the server's error."""
+    if not isinstance(rules, list):
+        return _error(400, "invalid", "invalid json: retentionRules must be an array")
+    retention = 0
+    for rule in rules:
+        if not isinstance(rule, dict) or rule.get("type", "expire") != "expire":
+            return _error(400, "invalid", "invalid retention rule")
+        seconds = rule.get("everySeconds", 0)
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+            return _error(400, "invalid", "invalid retention rule: everySeconds")
+        retention = seconds
+    if 0 < retention < 3600:
+        return _error(
+            422,
+            "unprocessable entity",
+            "expiration seconds must be greater than or equal to one hour",
+        )
+    return retention
+
+
 def _error(status: int, code: str, message: str) -> Answer:
     return status, {"code": code, "message": message}
 
@@ -474,23 +495,9 @@ class FakeV2Admin:
             return _error(404, "not found", "organization not found")
         if name.startswith("_"):
             return _error(400, "invalid", "bucket name cannot start with underscore")
-        rules = doc.get("retentionRules") or []
-        if not isinstance(rules, list):
-            return _error(400, "invalid", "invalid json: retentionRules must be an array")
-        retention = 0
-        for rule in rules:
-            if not isinstance(rule, dict) or rule.get("type", "expire") != "expire":
-                return _error(400, "invalid", "invalid retention rule")
-            seconds = rule.get("everySeconds", 0)
-            if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
-                return _error(400, "invalid", "invalid retention rule: everySeconds")
-            retention = seconds
-        if 0 < retention < 3600:
-            return _error(
-                422,
-                "unprocessable entity",
-                "expiration seconds must be greater than or equal to one hour",
-            )
+        retention = _retention_seconds(doc.get("retentionRules") or [])
+        if isinstance(retention, tuple):
+            return retention
         if any(b.name == name for b in self.buckets.values()):
             return _error(422, "conflict", f"bucket with name {name} already exists")
         bucket = self._add_bucket(name, retention)

@@ -154,7 +154,7 @@ class InfluxD2(Managed):
         except OSError:
             return False
 
-    def request(
+    def request(  # noqa: PLR0913 - the keyword-only options of one HTTP call
         self,
         method: str,
         path: str,
@@ -313,7 +313,7 @@ class InfluxD2(Managed):
         stop_process(self.proc, timeout=20)
 
 
-def http_call(
+def http_call(  # noqa: PLR0913 - the keyword-only options of one HTTP call
     base_url: str,
     method: str,
     path: str,
