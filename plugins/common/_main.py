@@ -26,7 +26,6 @@ Every instance reports its skips, holds and points in ``<state_dir>/<name>-<inst
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -39,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from telegraf_bridge.plugins.common._args import parse_args
 from telegraf_bridge.plugins.common._cap import JOURNAL_SUFFIX, BufferCap
 from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR, ClockGuard, parse_time_floor
 from telegraf_bridge.plugins.common._config import ConfigError, Section, load_toml
@@ -56,7 +56,6 @@ from telegraf_bridge.plugins.common._status import STATUS_SUFFIX, StatusReporter
 from telegraf_bridge.plugins.common._wakeup import Wakeup
 
 from telegraf_bridge import paths
-from telegraf_bridge._version import __version__
 
 DEFAULT_STATE_DIR = str(paths.STATE_DIR)
 # Set by `bridge-cli check-config` so a test run never moves a live file position or counter.
@@ -137,24 +136,6 @@ class DeliveryOptions:
         return writer
 
 
-def _parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=f"bridge-{name.replace('_', '-')}",
-        description=f"telegraf-bridge execd input plugin '{name}': writes line protocol to "
-        "stdout for Telegraf's inputs.execd.",
-    )
-    parser.add_argument("--config", type=Path, help="plugin config file (TOML)")
-    parser.add_argument("--once", action="store_true", help="gather once, print, exit")
-    parser.add_argument(
-        "--ignore-stdin",
-        action="store_true",
-        help="do not stop when stdin closes (for running outside Telegraf)",
-    )
-    parser.add_argument("--debug", action="store_true", help="log at debug level")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser.parse_args(argv)
-
-
 def plugin_main(
     name: str,
     factory: Callable[[PluginContext], Source],
@@ -169,7 +150,7 @@ def plugin_main(
     ndjson_tail passes False, its files are its journal. ``--once`` keeps none either: its
     output goes to a terminal, not to Telegraf.
     """
-    args = _parse_args(name, argv)
+    args = parse_args(name, sys.argv[1:] if argv is None else argv)
     # A SIGTERM while the source starts (a listener may already accept connections) must stop
     # the plugin cleanly, not kill it: noted here, honoured once the runner exists.
     early_stop: list[str] = []
