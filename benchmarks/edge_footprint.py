@@ -23,7 +23,9 @@ The figures are amd64 (x86_64) figures: pointers are 8 bytes here and 4 on ARMv6
 uses less; they are not Pi figures.
 
 Usage: .venv/bin/python benchmarks/edge_footprint.py [--seconds 60] [--sample-every 2]
-       [--influxd] [--official PATH]
+       [--influxd] [--official PATH] [--plugins a,b] [--no-bytecode]
+The package's modules are compiled to .pyc first, as an installed package has them
+(--no-bytecode: compiled from source at every plugin start instead).
 The last line printed is one JSON object with the figures; the exit status is 1 when a target
 is missed or a plugin wrote nothing.
 """
@@ -439,6 +441,19 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     }
 
 
+def compile_package() -> None:
+    """Compile the package's modules to ``__pycache__`` (gitignored), as ``pip install`` does.
+
+    The plugins run from this checkout; where ``PYTHONDONTWRITEBYTECODE`` is set (as in the
+    development environment) they would compile every module from source at each start,
+    which leaves each process about 0.8 MiB larger than an installed package's (measured on
+    ``plugins.common``'s imports). The standard library and the dependencies already have
+    their ``.pyc`` files.
+    """
+    folders = [str(REPO / "plugins"), str(REPO / "src")]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], check=True)
+
+
 def plugin_list(text: str) -> tuple[str, ...]:
     """``--plugins``: known names; ndjson_tail needs demo, which writes the files it reads."""
     chosen = tuple(name.strip() for name in text.split(",") if name.strip())
@@ -468,6 +483,12 @@ def main() -> None:
         help=f"comma-separated subset to run (default: all of {','.join(PLUGINS)})",
     )
     parser.add_argument("--workdir", help="keep the run's files (config, logs, metrics) here")
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="leave the package's modules uncompiled (compiled at every plugin start) instead "
+        "of compiling them first, as pip does when it installs the package",
+    )
     args = parser.parse_args()
 
     log(f"note: {NOTE}")
@@ -487,6 +508,8 @@ def main() -> None:
             f"stripped={figures['stripped']} dwarf={figures['dwarf']}: {figures['path']}"
         )
 
+    if not args.no_bytecode:
+        compile_package()
     if args.workdir:
         workdir = Path(args.workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=False)
@@ -539,6 +562,7 @@ def main() -> None:
         "arch": platform.machine(),
         "note": NOTE,
         "plugins_run": list(args.plugins),
+        "bytecode": not args.no_bytecode,
         "seconds": round(result["measured_s"], 1),
         "samples": len(sampler.totals),
         "telegraf_binary_bytes_amd64": amd64["bytes"],
