@@ -441,8 +441,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     }
 
 
-def compile_package() -> None:
-    """Compile the package's modules to ``__pycache__`` (gitignored), as ``pip install`` does.
+def package_bytecode(compiled: bool) -> None:
+    """Compile the package's modules to ``__pycache__`` (gitignored), as ``pip install`` does;
+    with ``compiled`` false, remove those caches so every plugin compiles from source.
 
     The plugins run from this checkout; where ``PYTHONDONTWRITEBYTECODE`` is set (as in the
     development environment) they would compile every module from source at each start,
@@ -450,8 +451,14 @@ def compile_package() -> None:
     ``plugins.common``'s imports). The standard library and the dependencies already have
     their ``.pyc`` files.
     """
-    folders = [str(REPO / "plugins"), str(REPO / "src")]
-    subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], check=True)
+    folders = [REPO / "plugins", REPO / "src"]
+    if compiled:
+        command = [sys.executable, "-m", "compileall", "-q", *map(str, folders)]
+        subprocess.run(command, check=True)
+        return
+    for folder in folders:
+        for cache in folder.rglob("__pycache__"):
+            shutil.rmtree(cache)
 
 
 def plugin_list(text: str) -> tuple[str, ...]:
@@ -508,8 +515,7 @@ def main() -> None:
             f"stripped={figures['stripped']} dwarf={figures['dwarf']}: {figures['path']}"
         )
 
-    if not args.no_bytecode:
-        compile_package()
+    package_bytecode(compiled=not args.no_bytecode)
     if args.workdir:
         workdir = Path(args.workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=False)
