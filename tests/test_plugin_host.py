@@ -99,8 +99,7 @@ def test_a_crashing_source_and_a_bad_config_do_not_stop_the_others(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     reader = PipeReader()
-    bad = tmp_path / "bad.toml"
-    bad.write_text('state_dir = "x"\nnonsense = 1\n')
+    bad = _demo_config(tmp_path, "typo", "nonsense = 1\n")
     sources = [
         HostedSource("pv-a", "demo", _demo_config(tmp_path, "pv-a"), 10.0),
         HostedSource("pv-b", "demo", _demo_config(tmp_path, "pv-b", "devices = 2\n"), 10.0),
@@ -219,8 +218,7 @@ def test_telegraf_runs_the_host_and_every_source_delivers(
     tmp_path: Path, telegraf_bin: Path
 ) -> None:
     """Under the real Telegraf: two sources in one process, one with a broken config."""
-    bad = tmp_path / "bad.toml"
-    bad.write_text("devcies = 2\n")
+    bad = _demo_config(tmp_path, "typo", "devcies = 2\n")
     gpio = tmp_path / "meter.toml"
     gpio.write_text(
         f'interval = "1s"\nstate_dir = "{tmp_path / "state"}"\ninstance = "meter"\n'
