@@ -32,6 +32,7 @@ from telegraf_bridge.plugins.common._host import (
     HostedSource,
     SharedOutput,
     build_source,
+    load_host_config,
 )
 from telegraf_bridge.plugins.common._main import Instance, load_config, prepare
 
@@ -259,3 +260,16 @@ def test_telegraf_runs_the_host_and_every_source_delivers(
     assert (status / "gpio_pulse-meter.status.json").exists()
     assert "demo.devcies is not a known option (did you mean 'devices'?)" in log
     assert log.count("inputs.execd::host] Starting process") == 1, "the host never restarted"
+
+
+def test_a_relative_source_config_is_anchored_at_the_host_config(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "host.toml"
+    path.parent.mkdir()
+    path.write_text(
+        '[[sources]]\nname = "a"\nplugin = "demo"\nconfig = "a.toml"\n'
+        '[[sources]]\nname = "b"\nplugin = "demo"\nconfig = "/etc/b.toml"\nrestart_delay = "2s"\n'
+    )
+    assert load_host_config(path) == [
+        HostedSource("a", "demo", tmp_path / "conf" / "a.toml", 10.0),
+        HostedSource("b", "demo", Path("/etc/b.toml"), 2.0),
+    ]

@@ -125,17 +125,19 @@ def load_host_config(path: Path) -> list[HostedSource]:
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: sources[{index}] must be a table")
         section = Section(entry, f"{path}: sources[{index}]")
+        config_text = section.string("config", "")
         source = HostedSource(
             name=section.string("name", ""),
             plugin=section.string("plugin", ""),
-            config=Path(section.string("config", "")),
+            # A relative path is anchored at the host's config file, not at the cwd.
+            config=path.parent / config_text if config_text else Path(),
             restart_delay_s=section.duration("restart_delay", DEFAULT_RESTART_DELAY_S, minimum=0.0),
         )
         section.check_unknown()
         for key in ("name", "plugin"):
             if not getattr(source, key):
                 raise ConfigError(f"{section.where}.{key} is required")
-        if not str(source.config) or source.config == Path():
+        if not config_text:
             raise ConfigError(f"{section.where}.config is required: the source's config file")
         sources.append(source)
     top.check_unknown()
