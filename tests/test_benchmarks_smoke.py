@@ -113,6 +113,31 @@ def test_edge_footprint_measures_every_plugin_and_reports_json_last(telegraf_bin
     assert result.returncode == (0 if figures["targets_met"] else 1), result.stdout[-3000:]
 
 
+def test_edge_footprint_host_runs_every_source_in_one_process(telegraf_bin: Path) -> None:
+    env = {**os.environ, "TELEGRAF_BRIDGE_CACHE": str(telegraf_bin.parents[2])}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "edge_footprint.py"),
+            *("--seconds", "8", "--no-build-armv6", "--host"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=REPO,
+        env=env,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["host"] is True
+    assert figures["all_plugins_wrote"], figures["points"]
+    assert all(n > 0 for n in figures["points"].values()), figures["points"]
+    assert figures["telegraf_errors"] == 0, result.stdout[-3000:]
+    assert set(figures["plugins"]) == {"host", "host/taptap"}, "one Python process"
+    assert figures["plugins"]["host"]["restarts"] == 0
+    assert result.returncode == (0 if figures["targets_met"] else 1), result.stdout[-3000:]
+
+
 def test_http_ingest_journal_sync_counts_the_fsyncs_behind_the_durable_acks(
     telegraf_bin: Path,
 ) -> None:

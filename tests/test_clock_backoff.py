@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 from telegraf_bridge.plugins.common import Backoff, ClockGuard, retry
@@ -41,6 +43,23 @@ def test_unsynchronised_kernel_clock_holds_only_when_required() -> None:
 
 def test_kernel_probe_answers_on_linux() -> None:
     assert kernel_clock_synchronised() in (True, False)
+
+
+def test_kernel_probe_starts_no_process() -> None:
+    """Plugins probe at every gather: no `ldconfig -p` child (ctypes.util.find_library) each time."""
+    code = (
+        "import sys\n"
+        "events = []\n"
+        "sys.addaudithook(lambda e, a: events.append(e) if e.startswith(('subprocess', 'os.fork',"
+        " 'os.posix_spawn', 'os.exec')) else None)\n"
+        "from telegraf_bridge.plugins.common._clock import kernel_clock_synchronised as probe\n"
+        "print(probe(), probe(), events)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    answer = kernel_clock_synchronised()
+    assert result.stdout.split() == [str(answer), str(answer), "[]"]
 
 
 def test_backoff_grows_to_maximum_within_jitter() -> None:

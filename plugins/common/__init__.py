@@ -20,7 +20,7 @@ from telegraf_bridge.plugins.common._lineprotocol import (
     worth_logging_between,
 )
 from telegraf_bridge.plugins.common._log import ChangeLogger, setup_logging
-from telegraf_bridge.plugins.common._main import PluginContext, plugin_main
+from telegraf_bridge.plugins.common._main import PluginContext, PluginSpec, plugin_main
 from telegraf_bridge.plugins.common._runner import Emit, LineWriter, Runner, Source
 from telegraf_bridge.plugins.common._state import StateFile, write_atomic
 from telegraf_bridge.plugins.common._timefmt import format_rfc3339_ns, parse_rfc3339_ns
@@ -37,6 +37,7 @@ __all__ = [
     "LineProtocolSerializer",
     "LineWriter",
     "PluginContext",
+    "PluginSpec",
     "Point",
     "Runner",
     "Section",

@@ -15,7 +15,6 @@ flag's job, not the floor's.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import threading
 import time
@@ -63,13 +62,14 @@ class _Timex(ctypes.Structure):
 
 
 def kernel_clock_synchronised() -> bool | None:
-    """The kernel's view (True/False), or None where it cannot be asked (not Linux)."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return None
+    """The kernel's view (True/False), or None where it cannot be asked (not Linux).
+
+    ``adjtimex`` is looked up among the symbols the interpreter already has (libc's), not
+    through ``ctypes.util.find_library``: that imports subprocess, shutil and tempfile into
+    every plugin and runs ``ldconfig -p`` in a child process on every call.
+    """
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        adjtimex = libc.adjtimex
+        adjtimex = ctypes.CDLL(None, use_errno=True).adjtimex
     except (OSError, AttributeError):
         return None
     tx = _Timex()  # modes = 0: read only

@@ -7,7 +7,6 @@ and what is allowed, and the plugin exits with status 2 instead of starting half
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -178,6 +177,8 @@ class Section:
         unknown = sorted(set(self._data) - self._used)
         if not unknown:
             return
+        import difflib  # noqa: PLC0415 - lazy: only a config with a typo gets here
+
         problems = []
         for key in unknown:
             close = difflib.get_close_matches(key, sorted(self._used), n=1, cutoff=0.6)

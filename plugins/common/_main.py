@@ -26,7 +26,6 @@ Every instance reports its skips, holds and points in ``<state_dir>/<name>-<inst
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -39,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from telegraf_bridge.plugins.common._args import parse_args
 from telegraf_bridge.plugins.common._cap import JOURNAL_SUFFIX, BufferCap
 from telegraf_bridge.plugins.common._clock import DEFAULT_TIME_FLOOR, ClockGuard, parse_time_floor
 from telegraf_bridge.plugins.common._config import ConfigError, Section, load_toml
@@ -56,14 +56,13 @@ from telegraf_bridge.plugins.common._status import STATUS_SUFFIX, StatusReporter
 from telegraf_bridge.plugins.common._wakeup import Wakeup
 
 from telegraf_bridge import paths
-from telegraf_bridge._version import __version__
 
 DEFAULT_STATE_DIR = str(paths.STATE_DIR)
 # Set by `bridge-cli check-config` so a test run never moves a live file position or counter.
 STATE_OVERRIDE_ENV = "TELEGRAF_BRIDGE_STATE_DIR"
 EXIT_CONFIG = 2
 # How long a plugin lingers after closing its pipes, so Telegraf reads end-of-file before the
-# exit (see _close_pipes_before_exit).
+# exit (see close_pipes_before_exit).
 PIPE_CLOSE_GRACE_S = 0.2
 
 log = logging.getLogger("telegraf_bridge.plugin")
@@ -137,22 +136,141 @@ class DeliveryOptions:
         return writer
 
 
-def _parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=f"bridge-{name.replace('_', '-')}",
-        description=f"telegraf-bridge execd input plugin '{name}': writes line protocol to "
-        "stdout for Telegraf's inputs.execd.",
+@dataclass(frozen=True)
+class PluginSpec:
+    """How a plugin runs: what :func:`plugin_main` and the plugin host need from it.
+
+    ``journal``: keep a delivery journal (every source that cannot read its data again);
+    ndjson_tail passes False, its files are its journal.
+    """
+
+    name: str
+    factory: Callable[[PluginContext], Source]
+    default_interval_s: float = 10.0
+    journal: bool = True
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """The plugin's console script and ``python -m``: :func:`plugin_main`."""
+        return plugin_main(
+            self.name,
+            self.factory,
+            argv,
+            default_interval_s=self.default_interval_s,
+            journal=self.journal,
+        )
+
+
+def load_config(name: str, path: Path | None) -> Section:
+    """The plugin's config file as a :class:`Section` (empty without one); raises ConfigError."""
+    return Section(load_toml(path) if path else {}, name)
+
+
+@dataclass
+class Instance:
+    """One source built from its config and ready to run (:func:`prepare`)."""
+
+    ctx: PluginContext
+    source: Source
+    runner: Runner
+    reporter: StatusReporter
+
+    def run(self) -> int:
+        """Run until stopped; the journal and the status file are closed whatever happens."""
+        writer = self.ctx.writer
+        try:
+            status = self.runner.run()
+        finally:
+            if isinstance(writer, JournaledWriter):
+                writer.close()
+            self.reporter.close()
+        skipped = self.ctx.serializer.counter.snapshot()
+        if skipped:
+            log.info("skip/sanitise counts at exit: %s", skipped)
+        return status
+
+
+def prepare(
+    spec: PluginSpec,
+    config: Section,
+    *,
+    stream: BinaryIO,
+    once: bool = False,
+    watch_stdin: bool = True,
+) -> Instance:
+    """Build the source of ``config`` and everything around it.
+
+    Raises ConfigError or JournalBusy, with nothing left open. ``--once`` keeps no journal:
+    its output goes to a terminal, not to Telegraf.
+    """
+    name = spec.name
+    signal = config.string("signal", "none", choices=("none", "STDIN"))
+    interval_s = config.duration("interval", spec.default_interval_s, minimum=0.001)
+    state_dir = Path(config.string("state_dir", DEFAULT_STATE_DIR))
+    if os.environ.get(STATE_OVERRIDE_ENV):
+        state_dir = Path(os.environ[STATE_OVERRIDE_ENV])
+    instance = config.string("instance", name)
+    floor_text = config.string("time_floor", DEFAULT_TIME_FLOOR)
+    try:
+        floor_ns = parse_time_floor(floor_text)
+    except ValueError:
+        raise ConfigError(
+            f"{name}.time_floor = {floor_text!r} is invalid: expected an RFC 3339 time"
+        ) from None
+    guard = ClockGuard(floor_ns=floor_ns, require_sync=config.boolean("require_clock_sync", True))
+    serializer = LineProtocolSerializer(time_floor_ns=floor_ns, counter=SkipCounter())
+    delivery = DeliveryOptions.parse(config)
+    writer: LineWriter
+    if spec.journal and not once:
+        writer = delivery.journaled_writer(
+            stream, serializer, state_dir / f"{name}-{instance}{JOURNAL_SUFFIX}"
+        )
+    else:
+        writer = LineWriter(stream, serializer)
+    checkpoint = writer.open() if isinstance(writer, JournaledWriter) else b""
+    ctx = PluginContext(
+        name=name,
+        config=config,
+        state_dir=state_dir,
+        instance=instance,
+        serializer=serializer,
+        clock_guard=guard,
+        interval_s=interval_s,
+        writer=writer,
+        wakeup=Wakeup(),
+        checkpoint=checkpoint,
     )
-    parser.add_argument("--config", type=Path, help="plugin config file (TOML)")
-    parser.add_argument("--once", action="store_true", help="gather once, print, exit")
-    parser.add_argument(
-        "--ignore-stdin",
-        action="store_true",
-        help="do not stop when stdin closes (for running outside Telegraf)",
+    try:
+        source = spec.factory(ctx)
+        config.check_unknown()
+    except BaseException:
+        # The process exits here when it runs one source; a host carries on and may build
+        # this source again, which needs the journal's lock released.
+        if isinstance(writer, JournaledWriter):
+            writer.close()
+        raise
+    runner = Runner(
+        source,
+        writer,
+        signal="STDIN" if signal == "STDIN" else "none",
+        interval_s=interval_s,
+        clock_guard=guard,
+        watch_stdin=watch_stdin,
+        once=once,
     )
-    parser.add_argument("--debug", action="store_true", help="log at debug level")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser.parse_args(argv)
+    ctx.wakeup.bind(runner.request_gather)
+    reporter = StatusReporter(
+        ctx.state_path(STATUS_SUFFIX),
+        plugin=name,
+        instance=instance,
+        counter=serializer.counter,
+        writer=writer,
+        guard=guard,
+    )
+    if isinstance(writer, JournaledWriter):
+        runner.on_start.append(writer.start)
+    if not once:
+        runner.on_start.append(reporter.start)
+    return Instance(ctx, source, runner, reporter)
 
 
 def plugin_main(
@@ -165,11 +283,10 @@ def plugin_main(
 ) -> int:
     """Parse arguments, load config, build the source and run it; returns the exit status.
 
-    ``journal``: keep a delivery journal (every source that cannot read its data again);
-    ndjson_tail passes False, its files are its journal. ``--once`` keeps none either: its
-    output goes to a terminal, not to Telegraf.
+    ``journal``: see :class:`PluginSpec`.
     """
-    args = _parse_args(name, argv)
+    spec = PluginSpec(name, factory, default_interval_s, journal)
+    args = parse_args(name, sys.argv[1:] if argv is None else argv)
     # A SIGTERM while the source starts (a listener may already accept connections) must stop
     # the plugin cleanly, not kill it: noted here, honoured once the runner exists.
     early_stop: list[str] = []
@@ -179,93 +296,29 @@ def plugin_main(
         )
     setup_logging(debug=args.debug)
     try:
-        data = load_toml(args.config) if args.config else {}
-        config = Section(data, name)
+        config = load_config(name, args.config)
         setup_logging(debug=args.debug or config.boolean("debug", False))
-        signal = config.string("signal", "none", choices=("none", "STDIN"))
-        interval_s = config.duration("interval", default_interval_s, minimum=0.001)
-        state_dir = Path(config.string("state_dir", DEFAULT_STATE_DIR))
-        if os.environ.get(STATE_OVERRIDE_ENV):
-            state_dir = Path(os.environ[STATE_OVERRIDE_ENV])
-        instance = config.string("instance", name)
-        floor_text = config.string("time_floor", DEFAULT_TIME_FLOOR)
-        try:
-            floor_ns = parse_time_floor(floor_text)
-        except ValueError:
-            raise ConfigError(
-                f"{name}.time_floor = {floor_text!r} is invalid: expected an RFC 3339 time"
-            ) from None
-        guard = ClockGuard(
-            floor_ns=floor_ns, require_sync=config.boolean("require_clock_sync", True)
+        instance = prepare(
+            spec,
+            config,
+            stream=sys.stdout.buffer,
+            once=args.once,
+            watch_stdin=not args.ignore_stdin,
         )
-        serializer = LineProtocolSerializer(time_floor_ns=floor_ns, counter=SkipCounter())
-        delivery = DeliveryOptions.parse(config)
-        writer: LineWriter
-        if journal and not args.once:
-            writer = delivery.journaled_writer(
-                sys.stdout.buffer, serializer, state_dir / f"{name}-{instance}{JOURNAL_SUFFIX}"
-            )
-        else:
-            writer = LineWriter(sys.stdout.buffer, serializer)
-        checkpoint = writer.open() if isinstance(writer, JournaledWriter) else b""
-        ctx = PluginContext(
-            name=name,
-            config=config,
-            state_dir=state_dir,
-            instance=instance,
-            serializer=serializer,
-            clock_guard=guard,
-            interval_s=interval_s,
-            writer=writer,
-            wakeup=Wakeup(),
-            checkpoint=checkpoint,
-        )
-        source = factory(ctx)
-        config.check_unknown()
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
     except JournalBusy as exc:
         log.error("%s", exc)
         return 1
-    runner = Runner(
-        source,
-        writer,
-        signal="STDIN" if signal == "STDIN" else "none",
-        interval_s=interval_s,
-        clock_guard=guard,
-        watch_stdin=not args.ignore_stdin,
-        once=args.once,
-    )
-    ctx.wakeup.bind(runner.request_gather)
     if early_stop:
-        runner.request_stop(f"received {early_stop[0]} while starting")
-    reporter = StatusReporter(
-        ctx.state_path(STATUS_SUFFIX),
-        plugin=name,
-        instance=instance,
-        counter=serializer.counter,
-        writer=writer,
-        guard=guard,
-    )
-    if isinstance(writer, JournaledWriter):
-        runner.on_start.append(writer.start)
-    if not args.once:
-        runner.on_start.append(reporter.start)
-    try:
-        status = runner.run()
-    finally:
-        if isinstance(writer, JournaledWriter):
-            writer.close()
-        reporter.close()
-    skipped = serializer.counter.snapshot()
-    if skipped:
-        log.info("skip/sanitise counts at exit: %s", skipped)
-    _close_pipes_before_exit()
+        instance.runner.request_stop(f"received {early_stop[0]} while starting")
+    status = instance.run()
+    close_pipes_before_exit()
     return status
 
 
-def _close_pipes_before_exit() -> None:
+def close_pipes_before_exit() -> None:
     """Flush, then close our ends of Telegraf's stdout and stderr pipes, then pause briefly.
 
     Telegraf's execd reads our stdout while Go's ``exec.Cmd.Wait`` closes that pipe once we

@@ -19,9 +19,9 @@ from telegraf_bridge.plugins.common import (
     Emit,
     FieldType,
     PluginContext,
+    PluginSpec,
     Point,
     StateFile,
-    plugin_main,
 )
 from telegraf_bridge.plugins.demo import options
 
@@ -137,6 +137,9 @@ class DemoSource:
         self.state.save(self._state())
 
 
+SPEC = PluginSpec("demo", DemoSource)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``bridge-demo`` and ``python -m telegraf_bridge.plugins.demo``."""
-    return plugin_main("demo", DemoSource, argv)
+    return SPEC.main(argv)

@@ -23,10 +23,10 @@ from telegraf_bridge.plugins.common import (
     Emit,
     FieldType,
     PluginContext,
+    PluginSpec,
     Point,
     StateFile,
     format_duration,
-    plugin_main,
     worth_logging_between,
 )
 from telegraf_bridge.plugins.gpio_pulse import options
@@ -397,6 +397,9 @@ class PulseSource:
         self.state.save(self._state())
 
 
+SPEC = PluginSpec("gpio_pulse", PulseSource, default_interval_s=DEFAULT_INTERVAL_S)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``bridge-gpio-pulse`` and ``python -m telegraf_bridge.plugins.gpio_pulse``."""
-    return plugin_main("gpio_pulse", PulseSource, argv, default_interval_s=DEFAULT_INTERVAL_S)
+    return SPEC.main(argv)

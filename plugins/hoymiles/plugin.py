@@ -19,9 +19,9 @@ from telegraf_bridge.plugins.common import (
     ChangeLogger,
     Emit,
     PluginContext,
+    PluginSpec,
     StateFile,
     format_duration,
-    plugin_main,
 )
 from telegraf_bridge.plugins.hoymiles import options
 from telegraf_bridge.plugins.hoymiles.snapshot import (
@@ -174,6 +174,9 @@ class HoymilesSource:
         self.transport.close()
 
 
+SPEC = PluginSpec("hoymiles", HoymilesSource, default_interval_s=DEFAULT_INTERVAL_S)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``bridge-hoymiles`` and ``python -m telegraf_bridge.plugins.hoymiles``."""
-    return plugin_main("hoymiles", HoymilesSource, argv, default_interval_s=DEFAULT_INTERVAL_S)
+    return SPEC.main(argv)

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from telegraf_bridge.plugins.common import ConfigError, Emit, PluginContext, Point, plugin_main
+from telegraf_bridge.plugins.common import ConfigError, Emit, PluginContext, PluginSpec, Point
 from telegraf_bridge.plugins.iotflow import options as iotflow_options
 from telegraf_bridge.plugins.iotflow import payload
 from telegraf_bridge.plugins.iotflow.http_listener import (
@@ -130,6 +130,9 @@ class IotflowSource:
             self.listener = None
 
 
+SPEC = PluginSpec("iotflow", IotflowSource)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``bridge-iotflow`` and ``python -m telegraf_bridge.plugins.iotflow``."""
-    return plugin_main("iotflow", IotflowSource, argv)
+    return SPEC.main(argv)

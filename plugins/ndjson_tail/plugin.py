@@ -22,9 +22,9 @@ from telegraf_bridge.plugins.common import (
     Emit,
     FieldType,
     PluginContext,
+    PluginSpec,
     Point,
     StateFile,
-    plugin_main,
 )
 from telegraf_bridge.plugins.common._cap import BufferCap
 from telegraf_bridge.plugins.ndjson_tail import options
@@ -247,7 +247,10 @@ def _not_the_stop_race(record: logging.LogRecord) -> bool:
     return "called when the thread is inactive" not in str(record.msg)
 
 
+# No journal: the NDJSON files are the journal (positions are committed late).
+SPEC = PluginSpec("ndjson_tail", NdjsonTail, journal=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``bridge-ndjson-tail``; also ``python -m ...plugins.ndjson_tail``."""
-    # No journal: the NDJSON files are the journal (positions are committed late).
-    return plugin_main("ndjson_tail", NdjsonTail, argv, journal=False)
+    return SPEC.main(argv)

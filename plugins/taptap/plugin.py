@@ -26,10 +26,10 @@ from telegraf_bridge.plugins.common import (
     ChangeLogger,
     Emit,
     PluginContext,
+    PluginSpec,
     Point,
     StateFile,
     format_duration,
-    plugin_main,
 )
 from telegraf_bridge.plugins.taptap import options
 from telegraf_bridge.plugins.taptap.events import (
@@ -347,6 +347,9 @@ class TaptapSource:
         self.state.save(self._state())
 
 
+SPEC = PluginSpec("taptap", TaptapSource, default_interval_s=DEFAULT_INTERVAL_S)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``bridge-taptap`` and ``python -m telegraf_bridge.plugins.taptap``."""
-    return plugin_main("taptap", TaptapSource, argv, default_interval_s=DEFAULT_INTERVAL_S)
+    return SPEC.main(argv)

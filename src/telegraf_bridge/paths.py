@@ -13,7 +13,6 @@ named here, so a test run never touches the developer's cache or state.
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 CACHE_ENV = "TELEGRAF_BRIDGE_CACHE"
@@ -42,11 +41,15 @@ def cache_root() -> Path:
 
 def templates_dir() -> Path:
     """The Jinja2 templates shipped inside the package."""
+    from importlib import resources  # noqa: PLC0415 - lazy: a plugin never calls this
+
     return Path(str(resources.files("telegraf_bridge.templates")))
 
 
 def telegraf_dir() -> Path:
     """The pinned Telegraf version, its plugin list and its build script."""
+    from importlib import resources  # noqa: PLC0415 - lazy: a plugin never calls this
+
     return Path(str(resources.files("telegraf_bridge.telegraf")))
 
 
