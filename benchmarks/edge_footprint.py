@@ -24,9 +24,10 @@ uses less; they are not Pi figures.
 
 Usage: .venv/bin/python benchmarks/edge_footprint.py [--seconds 60] [--sample-every 2]
        [--influxd] [--official PATH] [--plugins a,b] [--host] [--no-bytecode]
---host runs the Python sources in one plugin host process (plugins/common/_host.py) instead
-of one process each. The package's modules are compiled to .pyc first, as an installed
-package has them (--no-bytecode: compiled from source at every plugin start instead).
+--host renders with agent.plugin_host: true: the Python sources run in one plugin host
+process (plugins/common/_host.py) instead of one process each. The package's modules are
+compiled to .pyc first, as an installed package has them (--no-bytecode: compiled from source
+at every plugin start instead).
 The last line printed is one JSON object with the figures; the exit status is 1 when a target
 is missed or a plugin wrote nothing.
 """
@@ -39,14 +40,12 @@ import http.client
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import tomllib
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -223,42 +222,13 @@ def setup_influxdb(doc: dict[str, Any], tmp: Path) -> None:
 
 def render_config(doc: dict[str, Any], out_dir: Path, *, host: bool = False) -> Path:
     """telegraf.conf and the plugin configs, by the same code as `bridge-cli render-config`;
-    with ``host``, rewritten to run every source in one plugin host (:func:`hosted`)."""
+    with ``host``, as `agent.plugin_host: true` renders them (one plugin host process)."""
+    if host:
+        doc = {**doc, "agent": {**(doc.get("agent") or {}), "plugin_host": True}}
     settings = load_settings(None, {}, text=yaml.safe_dump(doc, sort_keys=False), base_dir=out_dir)
     output = out_dir / "telegraf.conf"
     render.write(render.render(settings, output), output)
-    if host:
-        output.write_text(hosted(output.read_text(), out_dir / "host.toml"))
     return output
-
-
-EXECD_BLOCK = re.compile(r"^## Source [^\n]*\n\[\[inputs\.execd\]\]\n(?:  [^\n]*\n)+", re.M)
-
-
-def hosted(conf: str, host_toml: Path) -> str:
-    """``conf`` with its execd inputs replaced by one running the plugin host on them.
-
-    The host (plugins/common/_host.py) reads each source's rendered plugin config unchanged;
-    render-config does not write this form (yet): this is the measurement of what it would.
-    """
-    entries, python = [], sys.executable
-    for block in EXECD_BLOCK.findall(conf):
-        table = tomllib.loads(block)["inputs"]["execd"][0]
-        command = table["command"]
-        python = command[0]
-        entries.append(
-            f'[[sources]]\nname = "{table["alias"]}"\n'
-            f'plugin = "{command[2].rsplit(".", 1)[-1]}"\nconfig = "{command[4]}"\n'
-            f'restart_delay = "{table["restart_delay"]}"\n'
-        )
-    host_toml.write_text("\n".join(entries))
-    command = [python, "-m", "telegraf_bridge.plugins.host", "--config", str(host_toml)]
-    block = (
-        "## Every source above, in one plugin host process.\n[[inputs.execd]]\n"
-        f'  alias = "host"\n  command = {json.dumps(command)}\n  signal = "none"\n'
-        '  restart_delay = "10s"\n  data_format = "influx"\n'
-    )
-    return EXECD_BLOCK.sub("", conf) + "\n" + block
 
 
 # --- device traffic ---------------------------------------------------------------------------

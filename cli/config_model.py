@@ -36,6 +36,7 @@ class AgentConfig:
     hostname: str
     omit_hostname: bool
     buffer_disk_sync: bool
+    plugin_host: bool
     debug: bool
     quiet: bool
     logfile: str

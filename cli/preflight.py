@@ -481,20 +481,39 @@ def _sink_of(kind: str, out: Mapping[str, Any], stores: Mapping[str, str], index
     return sink_from(sink)
 
 
-def _plugin_source(execd: Mapping[str, Any]) -> tuple[SourceConfig, dict[str, object]] | None:
-    """The source (name, plugin) and its plugin config, for an execd input bridge-cli rendered."""
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def _source(name: str, plugin: str) -> SourceConfig:
+    return build(SourceConfig, {"name": name, "plugin": plugin, "enabled": True}, schema.SOURCE)
+
+
+def _plugin_sources(execd: Mapping[str, Any]) -> list[tuple[SourceConfig, dict[str, object]]]:
+    """The sources (name, plugin) and their plugin configs of an execd input bridge-cli rendered.
+
+    One for a plugin's own process; for the plugin host (``agent.plugin_host``), each source
+    its ``host.toml`` lists, with the config file the host builds it from.
+    """
     command = [str(c) for c in execd.get("command") or []]
     module = next((m[1] for c in command if (m := _MODULE.match(c))), None)
     if module is None or "--config" not in command[:-1]:
-        return None
+        return []
     conf_path = Path(command[command.index("--config") + 1])
-    try:
-        conf = tomllib.loads(conf_path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        conf = {}
-    name = str(conf.get("instance") or execd.get("alias") or module)
-    source = build(SourceConfig, {"name": name, "plugin": module, "enabled": True}, schema.SOURCE)
-    return source, conf
+    conf = _read_toml(conf_path)
+    if module != "host":
+        name = str(conf.get("instance") or execd.get("alias") or module)
+        return [(_source(name, module), conf)]
+    listed = conf.get("sources")
+    found = []
+    for entry in listed if isinstance(listed, list) else []:
+        if isinstance(entry, dict) and entry.get("name") and entry.get("plugin"):
+            source_conf = _read_toml(conf_path.parent / str(entry.get("config", "")))
+            found.append((_source(str(entry["name"]), str(entry["plugin"])), source_conf))
+    return found
 
 
 def settings_from_rendered(config_file: Path) -> Settings:
@@ -527,10 +546,9 @@ def settings_from_rendered(config_file: Path) -> Settings:
     listen = str(health[0].get("service_address", "")).removeprefix("http://") if health else ""
     sources, confs = [], []
     for execd in doc.get("inputs", {}).get("execd", []):
-        found = _plugin_source(execd)
-        if found is not None:
-            sources.append(found[0])
-            confs.append(found[1])
+        for source, conf in _plugin_sources(execd):
+            sources.append(source)
+            confs.append(conf)
     agent = agent_from(
         {
             "health_listen": listen,

@@ -217,7 +217,7 @@ def render(
     python = agent.python or sys.executable
     plugin_dir = plugin_config_dir(settings, output)
     rendered = Rendered(telegraf_conf="")
-    sources = []
+    sources: list[dict[str, object]] = []
     mqtt_inputs: list[dict[str, object]] = []
     stores: list[dict[str, str]] = []
     for source in settings.active_sources():
@@ -256,7 +256,13 @@ def render(
             "Do not edit: change bridge.yaml and render again.",
         )
         command = [python, "-m", manifest.module, "--config", str(conf_path)]
-        sources.append(_template_values(source, exclude=("parsed",), command=command))
+        sources.append(
+            _template_values(
+                source, exclude=("parsed",), command=command, config_file=str(conf_path)
+            )
+        )
+    if agent.plugin_host:
+        sources = _hosted(sources, plugin_dir, python, rendered)
     sinks = []
     routes = bool(tier_routed(settings.active_sources()))
     route_tag = settings.downsampling.route_tag if routes else ""
@@ -275,6 +281,47 @@ def render(
         run_status=run_status,
     )
     return rendered
+
+
+# The execd alias of the plugin host: a source name cannot start with "_", so none collides.
+PLUGIN_HOST_ALIAS = "_plugin_host"
+
+
+def _hosted(
+    sources: list[dict[str, object]], plugin_dir: Path, python: str, rendered: Rendered
+) -> list[dict[str, object]]:
+    """``agent.plugin_host``: the sources Telegraf does not prompt run in one host process.
+
+    Each keeps its own config file (the host builds it from there, as the plugin's own
+    process would); ``host.toml`` lists them, and one execd input runs the host. Sources
+    with ``signal: STDIN`` keep their own processes: execd prompts a process, not a source.
+    """
+    hosted = [s for s in sources if s["signal"] == "none"]
+    if not hosted:
+        return sources
+    host_conf = plugin_dir / f"{PLUGIN_HOST_ALIAS}.toml"
+    entries = [
+        {
+            "name": s["name"],
+            "plugin": s["plugin"],
+            "config": s["config_file"],
+            "restart_delay": s["restart_delay"],
+        }
+        for s in hosted
+    ]
+    rendered.plugin_configs[host_conf] = dump_document(
+        {"sources": entries},
+        header="The plugin host's sources (agent.plugin_host), rendered by bridge-cli.\n"
+        "Do not edit: change bridge.yaml and render again.",
+    )
+    host: dict[str, object] = {
+        "name": PLUGIN_HOST_ALIAS,
+        "plugin": "host: " + ", ".join(str(s["name"]) for s in hosted),
+        "command": [python, "-m", "telegraf_bridge.plugins.host", "--config", str(host_conf)],
+        "signal": "none",
+        "restart_delay": "10s",
+    }
+    return [host, *(s for s in sources if s["signal"] != "none")]
 
 
 def _template_values(

@@ -273,3 +273,51 @@ def test_a_relative_source_config_is_anchored_at_the_host_config(tmp_path: Path)
         HostedSource("a", "demo", tmp_path / "conf" / "a.toml", 10.0),
         HostedSource("b", "demo", Path("/etc/b.toml"), 2.0),
     ]
+
+
+def test_render_and_run_with_agent_plugin_host(tmp_path: Path) -> None:
+    """agent.plugin_host: one execd process hosts every un-prompted source, under `run`.
+
+    The demo config's three sources (demo, ndjson_tail, gpio_pulse) run in one host
+    process under the real Telegraf; every source's points arrive and the summary still
+    names each source with its own count (from its own status file).
+    """
+    import yaml
+    from telegraf_bridge.cli.commands.init import starter_text
+
+    from telegraf_bridge.testing import parse_lines
+
+    doc = yaml.safe_load(starter_text())
+    doc.setdefault("agent", {})["plugin_host"] = True
+    config = tmp_path / "bridge.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    command = [sys.executable, "-m", "telegraf_bridge.cli.main", "run", "--config", str(config)]
+    proc = subprocess.run(
+        [*command, "--duration", "8"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    conf_path = next(tmp_path.rglob("telegraf.conf"))
+    conf = conf_path.read_text()
+    assert conf.count("[[inputs.execd]]") == 1
+    assert "telegraf_bridge.plugins.host" in conf
+    written = parse_lines(next(tmp_path.rglob("metrics.lp")).read_text())
+    assert {"demo", "smartsolar", "PowerPulse"} <= {p.measurement for p in written}
+    for name in ("demo", "smartsolar", "meter"):
+        line = next(x for x in proc.stdout.splitlines() if x.startswith(f"source {name} "))
+        assert int(line.split(": ")[1].split(" ")[0]) > 0, line
+    reported = int(proc.stdout.rsplit("stopped", 1)[1].split("; ")[1].split(" ")[0])
+    assert reported == len(written)
+    # check-config FILE reads the hosted sources back from the rendered files.
+    from telegraf_bridge.cli.preflight import settings_from_rendered
+
+    back = settings_from_rendered(conf_path)
+    assert sorted((s.name, s.plugin) for s in back.sources) == [
+        ("demo", "demo"),
+        ("meter", "gpio_pulse"),
+        ("smartsolar", "ndjson_tail"),
+    ]
