@@ -75,10 +75,9 @@ def newest_arrived(influxd: InfluxD1, db: str, points: int) -> bool:
     """Whether the points with the newest timestamp are in ``db``: a query over one second."""
     newest = timestamp(points - 1)
     expected = sum(1 for i in range(max(0, points - 2), points) if timestamp(i) == newest)
+    query = f'SELECT count("battery_voltage") FROM "smartsolar" WHERE time >= {newest}'  # noqa: S608 - an int this script computed
     try:
-        series = influxd.query(
-            f'SELECT count("battery_voltage") FROM "smartsolar" WHERE time >= {newest}', db=db
-        )
+        series = influxd.query(query, db=db)
     except (RuntimeError, OSError):
         return False
     return bool(series) and int(series[0]["values"][0][1]) >= expected
