@@ -85,12 +85,14 @@ def write_points_file(path: Path, doc: dict[str, Any]) -> str:
     return emitter_input(path)
 
 
-def config(buffer: Path, url: str, db: str, inputs: str, *, batch: int) -> str:
+def config(
+    buffer: Path, url: str, db: str, inputs: str, *, batch: int, flush_interval: str = "1s"
+) -> str:
     """Telegraf with the bundle's buffer settings (disk, synced) and one influxdb output."""
     return f"""
 [agent]
   interval = "1s"
-  flush_interval = "1s"
+  flush_interval = "{flush_interval}"
   metric_batch_size = {batch}
   metric_buffer_limit = 1000000
   omit_hostname = true

@@ -41,6 +41,29 @@ def _count(influxd: InfluxD1, measurement: str, db: str) -> int:
     return influxd.count(measurement, "power_w", db=db)
 
 
+def _gob_backlog(
+    influxd: InfluxD1, telegraf_bin: Path, tmp_path: Path, *, flush_interval: str = "1s"
+) -> tuple[Path, Path, str]:
+    """A Telegraf config whose output's WAL holds the committed gob records: (config, WAL, db).
+
+    The WAL directory is named by the output's ID (a hash of its options, the URL's port
+    included): a first start creates it, then it gets the old segments.
+    """
+    db = f"gobwal_{uuid.uuid4().hex[:8]}"
+    buffer = tmp_path / "buffer"
+    conf = tmp_path / "telegraf.conf"
+    conf.write_text(
+        config(buffer, influxd.url, db, idle_input(), batch=50, flush_interval=flush_interval)
+    )
+    with TelegrafProcess(telegraf_bin, conf, tmp_path / "first"):
+        wait_for(lambda: buffer.exists() and any(buffer.iterdir()), what="the output's WAL")
+    wal = output_wal(buffer)
+    assert wal_records(wal) == []
+    shutil.rmtree(wal)
+    shutil.copytree(GOB_WAL / "wal", wal)
+    return conf, wal, db
+
+
 def test_wal_written_before_the_compact_format_drains_exactly(
     influxd: InfluxD1, telegraf_bin: Path, tmp_path: Path
 ) -> None:
@@ -49,19 +72,7 @@ def test_wal_written_before_the_compact_format_drains_exactly(
     assert len(old) == len(doc["points"]) == 200
     assert all(r[0] < 0x80 for r in old), "the testdata holds gob records"
 
-    db = f"gobwal_{uuid.uuid4().hex[:8]}"
-    buffer = tmp_path / "buffer"
-    conf = tmp_path / "telegraf.conf"
-    conf.write_text(config(buffer, influxd.url, db, idle_input(), batch=50))
-    # The WAL directory is named by the output's ID (a hash of its options, the URL's port
-    # included): a first start creates it, then it gets the old segments.
-    with TelegrafProcess(telegraf_bin, conf, tmp_path / "first"):
-        wait_for(lambda: buffer.exists() and any(buffer.iterdir()), what="the output's WAL")
-    wal = output_wal(buffer)
-    assert wal_records(wal) == []
-    shutil.rmtree(wal)
-    shutil.copytree(GOB_WAL / "wal", wal)
-
+    conf, wal, db = _gob_backlog(influxd, telegraf_bin, tmp_path)
     with TelegrafProcess(telegraf_bin, conf, tmp_path / "drain") as telegraf:
         wait_for(
             lambda: _count(influxd, "gobwal", db) >= 200, timeout=60, what="200 points in influxd"
@@ -70,6 +81,20 @@ def test_wal_written_before_the_compact_format_drains_exactly(
         log = telegraf.log()
     assert stored_rows(influxd, "gobwal", db) == expected_rows(doc)
     assert "E! " not in log and "panic" not in log, log[-3000:]
+
+
+def test_a_backlog_is_written_at_start_not_a_flush_interval_later(
+    influxd: InfluxD1, telegraf_bin: Path, tmp_path: Path
+) -> None:
+    """telegraf/patches/0005: after a restart the buffer drains at once (the bundle's
+    flush_interval is 10 s; a minute here, so that waiting for it cannot pass)."""
+    conf, _, db = _gob_backlog(influxd, telegraf_bin, tmp_path, flush_interval="1m")
+    with TelegrafProcess(telegraf_bin, conf, tmp_path / "drain"):
+        wait_for(
+            lambda: _count(influxd, "gobwal", db) >= 200,
+            timeout=20,
+            what="the backlog in influxd before the first flush interval",
+        )
 
 
 def test_compact_wal_survives_a_sigkill_mid_drain(telegraf_bin: Path, tmp_path: Path) -> None:
