@@ -1,4 +1,4 @@
-"""Telegraf's disk buffer under the carried patches (telegraf/patches/0002-0004), real Telegraf
+"""Telegraf's disk buffer under the carried patches (telegraf/patches/0002-0005), real Telegraf
 into the real influxd 1.x:
 
 * a WAL written by Telegraf before the compact record format (gob records; the testdata is
@@ -6,7 +6,8 @@ into the real influxd 1.x:
   with its values;
 * a WAL in the compact format survives a Telegraf SIGKILL mid-drain with no point lost;
 * new records are compact (not gob) and the WAL's segment files stay small (each drained batch
-  rewrites the rest of the first segment).
+  rewrites the rest of the first segment);
+* a backlog is written as Telegraf starts, not a flush interval later.
 """
 
 from __future__ import annotations
