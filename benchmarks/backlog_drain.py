@@ -25,11 +25,16 @@ from rig import InfluxD1, TelegrafProcess, wait_for
 HERE = Path(__file__).resolve().parent
 
 
+def timestamp(index: int) -> int:
+    """Nanosecond timestamp of point ``index``: two devices, one point each per second."""
+    return (START + index // 2) * 1_000_000_000
+
+
 def write_points(path: Path, count: int) -> None:
     devices = ("SmartSolar\\ HQ22189Q3QF", "SmartSolar\\ HQ2")
     with path.open("w") as handle:
         for i in range(count):
-            ts = (START + i // 2) * 1_000_000_000
+            ts = timestamp(i)
             handle.write(
                 f"smartsolar,device_name={devices[i % 2]} battery_voltage={12 + (i % 200) / 100},"
                 f'charge_state="BULK",solar_power={float(i % 400)},'
@@ -66,6 +71,18 @@ def count(influxd: InfluxD1, db: str) -> int:
     return influxd.count("smartsolar", "battery_voltage", db=db)
 
 
+def newest_arrived(influxd: InfluxD1, db: str, points: int) -> bool:
+    """Whether the points with the newest timestamp are in ``db``: a query over one second."""
+    newest = timestamp(points - 1)
+    expected = sum(1 for i in range(max(0, points - 2), points) if timestamp(i) == newest)
+    query = f'SELECT count("battery_voltage") FROM "smartsolar" WHERE time >= {newest}'  # noqa: S608 - an int this script computed
+    try:
+        series = influxd.query(query, db=db)
+    except (RuntimeError, OSError):
+        return False
+    return bool(series) and int(series[0]["values"][0][1]) >= expected
+
+
 def direct_writes(influxd: InfluxD1, source: Path, batch: int) -> float:
     """Seconds to write every line of ``source`` in batches, one request at a time."""
     influxd.query("CREATE DATABASE direct", method="POST")
@@ -90,8 +107,11 @@ def main() -> None:
     parser.add_argument(
         "--no-sync", action="store_true", help="drain with buffer_disk_sync = false"
     )
+    parser.add_argument(
+        "--telegraf", type=Path, help="a Telegraf binary to measure instead of the pinned build"
+    )
     args = parser.parse_args()
-    telegraf = telegraf_binary()
+    telegraf = args.telegraf or telegraf_binary()
     with tempfile.TemporaryDirectory(prefix="bench-backlog-") as tmp_name:
         tmp = Path(tmp_name)
         source = tmp / "points.lp"
@@ -121,10 +141,10 @@ def main() -> None:
             start = time.monotonic()
             with TelegrafProcess(telegraf, drain_conf, tmp / "drain") as drain:
                 wait_for(
-                    lambda: count(influxd, "backlog") >= args.points,
+                    lambda: newest_arrived(influxd, "backlog", args.points),
                     timeout=1800,
-                    interval=0.5,
-                    what=f"{args.points} points in influxd",
+                    interval=0.1,
+                    what="the newest point in influxd",
                 )
                 drain_s = time.monotonic() - start
                 log = drain.log()
