@@ -120,8 +120,11 @@ class LineWriter:
         return self.write_lines(self.serializer.lines(points), meta=meta, durable=durable)
 
     def write_lines(self, lines: Sequence[str], *, meta: bytes = b"", durable: bool = False) -> int:
-        """Write lines this writer's serializer made (a source that renders its own, such as
-        ndjson_tail's fast path, keeps to its rules); as :meth:`write_points` otherwise."""
+        """Write lines already serialised; as :meth:`write_points` otherwise.
+
+        For a source that renders its own lines (ndjson_tail's fast path), by the rules of
+        this writer's serializer.
+        """
         del meta, durable  # the journaled writer's
         if not lines:
             return 0

@@ -8,12 +8,13 @@ the field's recorded type, and the formatting. Field order, key escaping and the
 are worked out once per record shape.
 
 It takes a line only when the general path (``load_record`` -> ``RecordConverter.convert`` ->
-``LineProtocolSerializer.line``) would produce exactly the same bytes and count nothing: no
-backslash, no repeated key, no nested value, no new field, a value of the field's recorded type
-that needs no escaping, a plain timestamp within ``time_floor`` and ``max_future``, a series
-prefix the serializer has cached as clean. For any other line it returns None *without any
-side effect*, and the caller hands the line to the general path, which counts and logs it as
-before. ``tests/test_ndjson_fastpath.py`` checks the two byte for byte.
+``LineProtocolSerializer.line``) would produce exactly the same bytes and count nothing: one
+field container, no repeated key, no escaped quote, no nested value, no new field, values of
+the fields' recorded types that need no escaping, finite numbers, a plain timestamp within
+``time_floor`` and ``max_future``, tags whose series prefix the serializer has cached as clean.
+For any other line it returns None, having changed nothing but its own caches, and the caller
+hands the line to the general path, which counts and logs it as before.
+``tests/test_ndjson_fastpath.py`` checks the two byte for byte.
 """
 
 from __future__ import annotations
@@ -137,8 +138,7 @@ class FastPath:
         self._types = converter.field_types
         self._max_future_ns = max_future_ns
         # Chosen as load_record chooses: orjson when installed and not ruled out.
-        accel = convert._orjson  # noqa: SLF001 - the one switch between the decoders
-        self._loads: Callable[[bytes], Any] = accel.loads if accel is not None else _stdlib_loads
+        self._loads = convert.accelerated_loads() or _stdlib_loads
         self._timestamp_key = converter.timestamp_key
         fmt = converter.timestamp_format
         self._rfc3339 = fmt in ("auto", "rfc3339")
@@ -156,10 +156,8 @@ class FastPath:
 
     # -- per line ----------------------------------------------------------------------------
 
-    def line(self, data: bytes, now_ns: int, clock_sane: bool) -> str | None:  # noqa: C901, PLR0911, PLR0912 - the hot path, inlined on purpose
+    def line(self, data: bytes, now_ns: int, clock_sane: bool) -> str | None:
         """The line-protocol line for ``data``, or None: then the general path must take it."""
-        if b"\\" in data:  # no escapes, so every '"' delimits a string (see the end)
-            return None
         try:
             obj = self._loads(data)
         except (ValueError, RecursionError):  # JSON and UTF-8 errors are ValueErrors
@@ -176,9 +174,6 @@ class FastPath:
                 container, container_name = candidate, name
         if container is None:
             return None
-        top = tuple(map(type, obj.values()))
-        if top.count(dict) != 1 or list in top:
-            return None  # nested values beside the container: the general path
         ts = self._timestamp(obj.get(self._timestamp_key))
         if ts is None:
             return None
@@ -200,21 +195,26 @@ class FastPath:
             if prefix is None:
                 return None
         keys = tuple(container)
-        plan = self._plans[container_name].get(keys, False)
-        if plan is False:
-            plan = self._plan(container_name, keys)
+        plans = self._plans[container_name]
+        plan = plans.get(keys)
         if plan is None:
-            return None
+            if keys in plans:
+                return None  # a shape this path never takes
+            plan = self._plan(container_name, keys)
+            if plan is None:
+                return None
         fields = plan.values(container)
         kinds = tuple(map(type, fields))
-        variant = plan.variants.get(kinds, False)
-        if variant is False:
+        variant = plan.variants.get(kinds)
+        if variant is None:
+            if kinds in plan.variants:
+                return None
             if len(plan.variants) >= _CACHE_SIZE:
                 plan.variants.clear()
             variant = plan.variants[kinds] = _variant(plan.codes, kinds)
-        if variant is None:
-            return None
-        rendered: tuple[str, ...] = ()
+            if variant is None:
+                return None
+        rendered: tuple[str | None, ...] = ()
         if variant.numbers is not None:
             numbers = variant.numbers(fields)
             rendered = tuple(map(self._reprs.get, numbers))
@@ -229,9 +229,13 @@ class FastPath:
         for index, lowest, highest in variant.integers:
             if not lowest <= fields[index] <= highest:
                 return None
-        # No key repeated: with no escapes, the line's quotes are exactly those of the decoded
-        # keys and strings unless a repeated key's pair was dropped by the decoder.
-        strings = len(obj) + len(keys) + top.count(str) + variant.string_count
+        # No key repeated. Every string in the line has two '"' (an escaped one adds a third),
+        # so the line has at least twice as many as the keys and string values counted here
+        # (the top level's and the container's), and exactly that many only when no repeated
+        # key's pair was dropped by the decoder, no string hides in a nested value and no
+        # string holds an escaped quote.
+        strings = len(obj) + len(keys) + variant.string_count
+        strings += tuple(map(type, obj.values())).count(str)
         if data.count(b'"') != 2 * strings:
             return None
         return f"{prefix} {plan.template % variant.arguments(rendered + fields)} {ts}"
@@ -279,7 +283,10 @@ class FastPath:
             start = cached[1] + int(seconds) * NS
             return start + int(fraction) * _FRACTION_NS[len(fraction)] if fraction else start
         if kind is int and self._epoch_unit:
-            return convert.epoch_to_ns(value, self._epoch_unit)
+            try:
+                return convert.epoch_to_ns(value, self._epoch_unit)
+            except ValueError:  # out of range: the general path counts it
+                return None
         return None
 
     # -- built once per minute, series and record shape --------------------------------------
