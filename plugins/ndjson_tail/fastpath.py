@@ -119,7 +119,8 @@ def _variant(codes: tuple[int, ...], kinds: tuple[type, ...]) -> _Variant | None
     )
 
 
-_SCAN = json.JSONDecoder().scan_once
+# The decoder's C scanner (json.loads' own); typeshed does not declare the attribute.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _stdlib_loads(data: bytes) -> Any:
