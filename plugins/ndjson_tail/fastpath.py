@@ -119,6 +119,16 @@ def _variant(codes: tuple[int, ...], kinds: tuple[type, ...]) -> _Variant | None
     )
 
 
+def _variant_for(plan: _Plan, kinds: tuple[type, ...]) -> _Variant | None:
+    """The plan's variant for values of these Python types: cached, or made now."""
+    variant = plan.variants.get(kinds)
+    if variant is None and kinds not in plan.variants:
+        if len(plan.variants) >= _CACHE_SIZE:
+            plan.variants.clear()
+        variant = plan.variants[kinds] = _variant(plan.codes, kinds)
+    return variant
+
+
 # The decoder's C scanner (json.loads' own); typeshed does not declare the attribute.
 _SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
@@ -174,67 +184,67 @@ class FastPath:
 
     def line(self, data: bytes, now_ns: int, clock_sane: bool) -> str | None:
         """The line-protocol line for ``data``, or None: then the general path must take it."""
+        found = self._record(data)
+        if found is None:
+            return None
+        obj, container, container_name = found
+        ts = self._timestamp(obj.get(self._timestamp_key))
+        if ts is None or not INT64_MIN <= ts <= INT64_MAX:
+            return None
+        floor = self._serializer.time_floor_ns  # read here: the serializer's, as it may change
+        if (floor is not None and ts < floor) or (clock_sane and ts > now_ns + self._max_future_ns):
+            return None
+        prefix = self._prefix(obj)
+        if prefix is None:
+            return None
+        fields = self._fields(container, container_name)
+        if fields is None:
+            return None
+        rendered, strings = fields
+        # No key repeated. Every string in the line has two '"' (an escaped one adds a third),
+        # so the line has at least twice as many as the keys and string values counted (the
+        # top level's and the container's), and exactly that many only when no repeated key's
+        # pair was dropped by the decoder, no string hides in a nested value and no string
+        # holds an escaped quote.
+        strings += len(obj) + tuple(map(type, obj.values())).count(str)
+        if data.count(b'"') != 2 * strings:
+            return None
+        return f"{prefix} {rendered} {ts}"
+
+    def _record(self, data: bytes) -> tuple[dict[str, Any], dict[str, Any], str] | None:
+        """The decoded object, its one field container and that container's name."""
         try:
             obj = self._loads(data)
         except (ValueError, RecursionError):  # JSON and UTF-8 errors are ValueErrors
             return None
         if type(obj) is not dict:
             return None
-        container_name = self._container
-        if container_name:  # the one configured container
-            container = obj.get(container_name)
-            if type(container) is not dict:
-                return None
-        else:
-            container = None
-            for name in self._containers:
-                candidate = obj.get(name)
-                if type(candidate) is dict:
-                    if container is not None:
-                        return None  # two containers: the general path merges them
-                    container, container_name = candidate, name
-            if container is None:
-                return None
-        ts = self._timestamp(obj.get(self._timestamp_key))
-        if ts is None:
-            return None
-        floor = self._serializer.time_floor_ns
-        if (
-            ts < INT64_MIN
-            or ts > INT64_MAX
-            or (floor is not None and ts < floor)
-            or (clock_sane and ts > now_ns + self._max_future_ns)
-        ):
-            return None
+        if self._container:  # the one configured container
+            container = obj.get(self._container)
+            return (obj, container, self._container) if type(container) is dict else None
+        found = [name for name in self._containers if type(obj.get(name)) is dict]
+        # None, or two: the general path merges several containers.
+        return (obj, obj[found[0]], found[0]) if len(found) == 1 else None
+
+    def _prefix(self, obj: dict[str, Any]) -> str | None:
+        """The series prefix for the record's tags, when the serializer cached it as clean."""
         values = tuple(map(obj.get, self._tag_keys))
         try:
             prefix = self._series.get(values)
         except TypeError:  # an array or object as a tag value: the general path decides
             return None
-        if prefix is None:
-            prefix = self._series_prefix(values)
-            if prefix is None:
-                return None
+        return prefix if prefix is not None else self._series_prefix(values)
+
+    def _fields(self, container: dict[str, Any], container_name: str) -> tuple[str, int] | None:
+        """The rendered fields and the count of strings in the container (keys and values)."""
         keys = tuple(container)
-        plans = self._plans[container_name]
-        plan = plans.get(keys)
+        plan = self._plan_for(container_name, keys)
         if plan is None:
-            if keys in plans:
-                return None  # a shape this path never takes
-            plan = self._plan(container_name, keys)
-            if plan is None:
-                return None
+            return None
         fields = plan.values(container)
-        kinds = tuple(map(type, fields))
-        variant = plan.variants.get(kinds)
+        variant = _variant_for(plan, tuple(map(type, fields)))
         if variant is None:
-            if kinds in plan.variants:
-                return None
-            if len(plan.variants) >= _CACHE_SIZE:
-                plan.variants.clear()
-            variant = plan.variants[kinds] = _variant(plan.codes, kinds)
-            if variant is None:
-                return None
+            return None
         rendered: tuple[str | None, ...] = ()
         if variant.numbers is not None:
             numbers = variant.numbers(fields)
@@ -250,16 +260,8 @@ class FastPath:
         for index, lowest, highest in variant.integers:
             if not lowest <= fields[index] <= highest:
                 return None
-        # No key repeated. Every string in the line has two '"' (an escaped one adds a third),
-        # so the line has at least twice as many as the keys and string values counted here
-        # (the top level's and the container's), and exactly that many only when no repeated
-        # key's pair was dropped by the decoder, no string hides in a nested value and no
-        # string holds an escaped quote.
-        strings = len(obj) + len(keys) + variant.string_count
-        strings += tuple(map(type, obj.values())).count(str)
-        if data.count(b'"') != 2 * strings:
-            return None
-        return f"{prefix} {plan.template % variant.arguments(rendered + fields)} {ts}"
+        text = plan.template % variant.arguments(rendered + fields)
+        return text, len(keys) + variant.string_count
 
     def _render_numbers(self, numbers: tuple[Any, ...]) -> tuple[str, ...]:
         """Each number as the general path writes it to a float field; () if one is not here.
@@ -342,6 +344,14 @@ class FastPath:
             self._series[values] = prefix
         return prefix
 
+    def _plan_for(self, container_name: str, keys: tuple[str, ...]) -> _Plan | None:
+        """The plan for this record shape: cached, or made now; None when never here."""
+        plans = self._plans[container_name]
+        plan = plans.get(keys)
+        if plan is None and keys not in plans:
+            plan = self._plan(container_name, keys)
+        return plan
+
     def _plan(self, container_name: str, keys: tuple[str, ...]) -> _Plan | None:
         """The plan for a shape once every field has its recorded type (else not cached)."""
         named = []
@@ -358,11 +368,7 @@ class FastPath:
         named.sort()
         names = [name for name, _key, _code in named]
         plan = None
-        if (
-            names
-            and len(set(names)) == len(names)
-            and all(name and not KEY_WORK.search(name) for name in names)
-        ):
+        if names and all(name and not KEY_WORK.search(name) for name in names):
             plan = _Plan(
                 values=_getter([key for _name, key, _code in named]),
                 codes=tuple(code for _name, _key, code in named),
