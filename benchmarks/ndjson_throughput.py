@@ -19,7 +19,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from _bench import count_lines, python, run_until, smartsolar_line, telegraf_binary
+from _bench import LineCounter, python, run_until, smartsolar_line, telegraf_binary
 
 from telegraf_bridge.testing import parse_lines
 
@@ -114,9 +114,10 @@ def main() -> None:
                 conf = tmp / f"{name}.conf"
                 conf.write_text(AGENT + inputs + OUTPUT.format(out=out))
                 before = _children_cpu_s()
+                counter = LineCounter(out)
                 seconds = run_until(
                     [str(telegraf), "--config", str(conf), "--strict-env-handling"],
-                    lambda out=out: count_lines(out) >= args.lines,
+                    lambda counter=counter: counter() >= args.lines,
                     timeout=900,
                     log=tmp / f"{name}.log",
                 )
