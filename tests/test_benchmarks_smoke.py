@@ -24,6 +24,11 @@ pytestmark = pytest.mark.telegraf
             {"ours_lines_per_s", "telegraf_tail_json_v2_lines_per_s", "ratio"},
         ),
         (
+            "ndjson_throughput.py",
+            ["--lines", "2000", "--repeat", "1", "--no-accel"],
+            {"ours_cpu_s", "telegraf_tail_cpu_s", "cpu_ratio", "accel"},
+        ),
+        (
             "gpio_pulse_rate.py",
             ["--rates", "300", "--seconds", "1"],
             {"max_rate_zero_loss_pulses_per_s", "plugin_cpu_us_per_pulse_at_max"},
@@ -64,6 +69,8 @@ def test_benchmark_prints_its_figures_as_json_last(
         assert figures["accepted_requests"] > 0, figures
         assert figures["non_2xx"] == 0, figures
         assert figures["points_lost"] == 0, figures
+    if "--no-accel" in args:
+        assert figures["accel"] == "stdlib json", figures
     if "identical_points" in figures:
         assert figures["identical_points"] == 2000, "both pipelines must produce the same points"
     if "points_stored" in figures:

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO
 
 from telegraf_bridge.plugins.common._cap import HOLD_SHARE, BufferCap
@@ -130,7 +130,10 @@ class JournaledWriter(LineWriter):
         the next start). Otherwise a vanished Telegraf raises BrokenPipeError, after the batch
         is safe in the journal.
         """
-        lines = self.serializer.lines(points)
+        return self.write_lines(self.serializer.lines(points), meta=meta, durable=durable)
+
+    def write_lines(self, lines: Sequence[str], *, meta: bytes = b"", durable: bool = False) -> int:
+        """Journal, then write lines the serializer made; as :meth:`write_points`."""
         if not lines:
             return 0
         payload = ("\n".join(lines) + "\n").encode("utf-8")

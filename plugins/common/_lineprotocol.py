@@ -38,9 +38,10 @@ _NAME_UNSAFE_AFTER_BACKSLASH = ", "
 _KEY_UNSAFE_AFTER_BACKSLASH = ',= "'
 BACKSLASH_STAND_IN = "\uff3c"
 # Fast paths: most names and values need no work at all; one C-level regex search says so.
-_KEY_WORK = re.compile("[\\\\,= \t\n\r\f\v\ud800-\udfff]")
+# Public: a schema-specialised fast path (ndjson_tail's) takes only what needs no work.
+KEY_WORK = re.compile("[\\\\,= \t\n\r\f\v\ud800-\udfff]")
 _NAME_WORK = re.compile("[\\\\, \t\n\r\f\v\ud800-\udfff]")
-_STRING_WORK = re.compile('[\\\\"\n\r\ud800-\udfff]')
+STRING_WORK = re.compile('[\\\\"\n\r\ud800-\udfff]')
 
 
 class FieldType(StrEnum):
@@ -184,7 +185,7 @@ class LineProtocolSerializer:
         return cleaned
 
     def _key(self, text: str, what: str) -> str:
-        if not _KEY_WORK.search(text):
+        if not KEY_WORK.search(text):
             return text
         escaped, replaced = _escape(
             self._clean(text, what, _CONTROL), ",= ", _KEY_UNSAFE_AFTER_BACKSLASH
@@ -230,7 +231,7 @@ class LineProtocolSerializer:
                     return self._integer(key, whole)
                 return self._unsigned(key, whole)
         elif isinstance(value, str) and declared in (None, FieldType.STRING):
-            if not _STRING_WORK.search(value):
+            if not STRING_WORK.search(value):
                 return '"' + value + '"'
             text = self._clean(value, f"field {key!r}", _LINE_BREAKS)
             return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -307,7 +308,7 @@ class LineProtocolSerializer:
                 if (
                     type(value) is str
                     and types.get(key, FieldType.STRING) is FieldType.STRING
-                    and not _STRING_WORK.search(value)
+                    and not STRING_WORK.search(value)
                 ):
                     seen.add(key)
                     fields.append(f'{key}="{value}"')
@@ -332,6 +333,14 @@ class LineProtocolSerializer:
             self.counter.count("point_without_fields_skipped", point.measurement)
             return None
         return f"{prefix} {','.join(fields)} {ts}"
+
+    def cached_prefix(self, measurement: str, tags: Mapping[str, str]) -> str | None:
+        """The ``measurement,tags`` prefix :meth:`line` has cached for this series, or None.
+
+        Only prefixes whose escaping counted nothing are cached, so a fast path that uses one
+        skips no count; on None it must let :meth:`line` see the point.
+        """
+        return self._series.get((measurement, tuple(sorted(tags.items()))))
 
     def _series_prefix(self, point: Point) -> str | None:
         """``measurement,tag=value,...`` for a point, or None when the point must be skipped."""

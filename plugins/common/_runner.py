@@ -18,7 +18,7 @@ import sys
 import termios
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
 from typing import BinaryIO, Literal, Protocol, TextIO
 
@@ -117,7 +117,15 @@ class LineWriter:
         Raises BrokenPipeError when Telegraf has gone away: the caller must then not treat
         the points as delivered. ``meta`` and ``durable`` matter to the journaled writer only.
         """
-        lines = self.serializer.lines(points)
+        return self.write_lines(self.serializer.lines(points), meta=meta, durable=durable)
+
+    def write_lines(self, lines: Sequence[str], *, meta: bytes = b"", durable: bool = False) -> int:
+        """Write lines already serialised; as :meth:`write_points` otherwise.
+
+        For a source that renders its own lines (ndjson_tail's fast path), by the rules of
+        this writer's serializer.
+        """
+        del meta, durable  # the journaled writer's
         if not lines:
             return 0
         payload = ("\n".join(lines) + "\n").encode("utf-8")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -27,8 +27,15 @@ except ImportError:  # pragma: no cover - exercised on hosts without orjson
 if os.environ.get("TELEGRAF_BRIDGE_NO_ACCEL"):  # compare both paths, or rule one out
     _orjson = None  # type: ignore[assignment]
 
+
+def accelerated_loads() -> Callable[[bytes], Any] | None:
+    """Orjson's decoder when installed and not ruled out (TELEGRAF_BRIDGE_NO_ACCEL), else None."""
+    return None if _orjson is None else _orjson.loads
+
+
 NS = 1_000_000_000
 TIMESTAMP_FORMATS = ("auto", "rfc3339", "unix", "unix_ms", "unix_us", "unix_ns")
+MAX_EPOCH_DIGITS = 30
 _UNIT_NS = {"unix": NS, "unix_ms": 1_000_000, "unix_us": 1_000, "unix_ns": 1}
 
 
@@ -41,9 +48,16 @@ class RecordError(ValueError):
 
 
 def epoch_to_ns(value: int | Decimal, unit: str) -> int:
-    """Epoch number in ``unit`` (or guessed from its magnitude when ``auto``) to nanoseconds."""
+    """Epoch number in ``unit`` (or guessed from its magnitude when ``auto``) to nanoseconds.
+
+    Raises ValueError for NaN, the infinities and numbers past 10**30 (no nanosecond
+    timestamp gets near; ``1e999999999`` would otherwise become an integer of a billion digits).
+    """
+    number = Decimal(value)
+    if not number.is_finite() or number.adjusted() > MAX_EPOCH_DIGITS:
+        raise ValueError(f"timestamp {str(value)[:40]} is out of range")
     if unit == "auto":
-        magnitude = abs(Decimal(value))
+        magnitude = abs(number)
         if magnitude < 10**11:
             unit = "unix"
         elif magnitude < 10**14:
@@ -52,7 +66,7 @@ def epoch_to_ns(value: int | Decimal, unit: str) -> int:
             unit = "unix_us"
         else:
             unit = "unix_ns"
-    scaled = Decimal(value) * _UNIT_NS[unit]
+    scaled = number * _UNIT_NS[unit]
     return int(scaled.to_integral_value())
 
 
@@ -85,6 +99,18 @@ def timestamp_ns(value: Any, fmt: str) -> int:
     raise ValueError(f"timestamp has type {type(value).__name__}")
 
 
+def _as_float(value: float | int | Decimal) -> float:
+    """A JSON number as a float field's value.
+
+    An integer beyond a float's range is infinite, as the decimal ``1e400`` is, so the
+    serializer drops and counts it instead of the conversion raising.
+    """
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _nan(name: str) -> float:
     return float(name.replace("Infinity", "inf"))
 
@@ -112,6 +138,8 @@ def _load_exact(line: bytes) -> tuple[dict[str, Any], list[str]]:
         raise RecordError("invalid_json", f"{exc.msg} at column {exc.colno}") from None
     except RecursionError:
         raise RecordError("too_deeply_nested", "JSON nesting exceeds Python's limit") from None
+    except ValueError:  # an integer past Python's digit limit (sys.int_info): unreadable
+        raise RecordError("invalid_json", "a number of more than 4300 digits") from None
     if not isinstance(obj, dict):
         raise RecordError("not_an_object", f"JSON {type(obj).__name__} instead of an object")
     return obj, duplicates
@@ -275,7 +303,7 @@ class RecordConverter:
             ):
                 return int(value)
         elif declared is FieldType.FLOAT and kind is FieldType.FLOAT:
-            return float(value)
+            return _as_float(value)
         elif declared is kind:
             return value
         problems.append(("field_type_mismatch", f"{name}: declared {declared}, got {value!r}"))

@@ -228,11 +228,18 @@ class FileSet:
                     break
                 pending += chunk
                 start = 0
+                find = pending.find
+                path = pos.path
                 while emitted < budget:
-                    end = pending.find(b"\n", start)
+                    end = find(b"\n", start)
                     if end < 0:
                         break
-                    yield self._take(pos, pending[start:end], end + 1 - start)
+                    if pos.discarding:
+                        yield self._take(pos, b"", end + 1 - start)
+                    else:  # _take inlined: once per line of a backlog
+                        pos.offset += end + 1 - start
+                        pos.line += 1
+                        yield Line(path, pos.line, pending[start:end].rstrip(b"\r"))
                     start = end + 1
                     emitted += 1
                 pending = pending[start:]

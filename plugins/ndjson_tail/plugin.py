@@ -23,17 +23,13 @@ from telegraf_bridge.plugins.common import (
     FieldType,
     PluginContext,
     PluginSpec,
-    Point,
     StateFile,
 )
 from telegraf_bridge.plugins.common._cap import BufferCap
 from telegraf_bridge.plugins.ndjson_tail import options
-from telegraf_bridge.plugins.ndjson_tail.convert import (
-    RecordError,
-    converter_from_options,
-    load_record,
-)
-from telegraf_bridge.plugins.ndjson_tail.files import FileSet, Line
+from telegraf_bridge.plugins.ndjson_tail.convert import converter_from_options
+from telegraf_bridge.plugins.ndjson_tail.files import FileSet
+from telegraf_bridge.plugins.ndjson_tail.records import RecordLines
 
 log = logging.getLogger("telegraf_bridge.plugins.ndjson_tail")
 
@@ -77,6 +73,7 @@ class NdjsonTail:
         # Declared types win over those learned from data.
         self.converter.field_types.update(declared)
         self.serializer.field_types = self.converter.field_types
+        self.records = RecordLines(self.converter, self.serializer, self.max_future_ns)
         self.files = FileSet(
             globs,
             saved.get("files"),
@@ -153,29 +150,6 @@ class NdjsonTail:
         )
         return False
 
-    def _point(self, line: Line, now_ns: int, clock_sane: bool) -> Point | None:
-        where = f"{line.path}:{line.number}"
-        if line.too_long:
-            self._skip("line_too_long", where)
-            return None
-        if not line.data.strip():
-            self._skip("empty_line", where)
-            return None
-        try:
-            obj, duplicates = load_record(line.data, self.converter.timestamp_key)
-            point, problems = self.converter.convert(obj)
-        except RecordError as exc:
-            self._skip(exc.reason, f"{where}: {exc}")
-            return None
-        for key in duplicates:
-            self._skip("duplicate_json_key", f"{where}: {key}")
-        for reason, detail in problems:
-            self._skip(reason, f"{where}: {detail}")
-        if clock_sane and point.time_ns > now_ns + self.max_future_ns:
-            self._skip("timestamp_in_future", f"{where}: {point.time_ns}")
-            return None
-        return point
-
     # -- the Source protocol -----------------------------------------------------------------
 
     def gather(self, emit: Emit) -> bool:
@@ -190,20 +164,21 @@ class NdjsonTail:
         now_ns = time.time_ns()
         clock_sane = self.clock.reason_unsane() is None
         budget = self.batch_lines
-        points: list[Point] = []
+        lines: list[str] = []
+        render = self.records.line
         for key, _pos in self.files.ordered():
             for line in self.files.read(key, budget, now):
                 budget -= 1
-                point = self._point(line, now_ns, clock_sane)
-                if point is not None:
-                    points.append(point)
+                rendered = render(line, now_ns, clock_sane)
+                if rendered is not None:
+                    lines.append(rendered)
             if budget <= 0:
                 break
         new_files = [key for key in self.files.positions if key not in known]
         for key in new_files:
             self._floors[key] = None  # new file: its start must be committed before use
         if budget < self.batch_lines or new_files:
-            self.writer.write_points(points)
+            self.writer.write_lines(lines)
             self.tracker.record(self.files.state())
         self._commit()
         return budget <= 0
