@@ -44,6 +44,10 @@ _NAME_WORK = re.compile("[\\\\, \t\n\r\f\v\ud800-\udfff]")
 STRING_WORK = re.compile('[\\\\"\n\r\ud800-\udfff]')
 
 
+class _TypeMismatch(Exception):
+    """A field's value does not fit its declared type (counted as ``field_type_mismatch``)."""
+
+
 class FieldType(StrEnum):
     """The declared type of a field; each field keeps exactly one for its whole life."""
 
@@ -209,37 +213,55 @@ class LineProtocolSerializer:
         return escaped
 
     def _field_value(self, key: str, value: object) -> str | None:
+        """The rendered value of a field, or None (counted) when it cannot be written."""
         declared = self.field_types.get(key)
         if type(value) is float and declared in (None, FieldType.FLOAT):  # the common case
             return repr(value) if math.isfinite(value) else self._float(key, value)
-        if isinstance(value, bool):
-            if declared in (None, FieldType.BOOLEAN):
+        try:
+            if isinstance(value, bool):
+                if declared not in (None, FieldType.BOOLEAN):
+                    raise _TypeMismatch
                 return "true" if value else "false"
-        elif isinstance(value, int):
-            if declared in (None, FieldType.FLOAT):
-                return self._float(key, float(value))
+            if isinstance(value, int):
+                return self._int_value(key, value, declared)
+            if isinstance(value, float):
+                return self._float_value(key, value, declared)
+            if isinstance(value, str) and declared in (None, FieldType.STRING):
+                return self._string_value(key, value)
+            raise _TypeMismatch
+        except _TypeMismatch:
+            self.counter.count(
+                "field_type_mismatch",
+                f"{key!r} is declared {declared or 'untyped'} but got {type(value).__name__}",
+            )
+            return None
+
+    def _int_value(self, key: str, value: int, declared: FieldType | None) -> str | None:
+        """An integer as its field's declared type (untyped: a float)."""
+        if declared in (None, FieldType.FLOAT):
+            return self._float(key, float(value))
+        if declared is FieldType.INTEGER:
+            return self._integer(key, value)
+        if declared is FieldType.UNSIGNED:
+            return self._unsigned(key, value)
+        raise _TypeMismatch
+
+    def _float_value(self, key: str, value: float, declared: FieldType | None) -> str | None:
+        """A float as its field's type; a whole float also fits an integer field."""
+        if declared in (None, FieldType.FLOAT):
+            return self._float(key, value)
+        if declared in (FieldType.INTEGER, FieldType.UNSIGNED) and value.is_integer():
+            whole = int(value)
             if declared is FieldType.INTEGER:
-                return self._integer(key, value)
-            if declared is FieldType.UNSIGNED:
-                return self._unsigned(key, value)
-        elif isinstance(value, float):
-            if declared in (None, FieldType.FLOAT):
-                return self._float(key, value)
-            if declared in (FieldType.INTEGER, FieldType.UNSIGNED) and value.is_integer():
-                whole = int(value)
-                if declared is FieldType.INTEGER:
-                    return self._integer(key, whole)
-                return self._unsigned(key, whole)
-        elif isinstance(value, str) and declared in (None, FieldType.STRING):
-            if not STRING_WORK.search(value):
-                return '"' + value + '"'
-            text = self._clean(value, f"field {key!r}", _LINE_BREAKS)
-            return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        self.counter.count(
-            "field_type_mismatch",
-            f"{key!r} is declared {declared or 'untyped'} but got {type(value).__name__}",
-        )
-        return None
+                return self._integer(key, whole)
+            return self._unsigned(key, whole)
+        raise _TypeMismatch
+
+    def _string_value(self, key: str, value: str) -> str:
+        if not STRING_WORK.search(value):
+            return '"' + value + '"'
+        text = self._clean(value, f"field {key!r}", _LINE_BREAKS)
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     def _float(self, key: str, value: float) -> str | None:
         if not math.isfinite(value):
@@ -263,6 +285,20 @@ class LineProtocolSerializer:
 
     def line(self, point: Point) -> str | None:
         """One line without its newline, or None when the point had to be skipped."""
+        ts = self._timestamp(point)
+        if ts is None:
+            return None
+        prefix = self._prefix(point)
+        if prefix is None:
+            return None
+        fields = self._fields(point)
+        if not fields:
+            self.counter.count("point_without_fields_skipped", point.measurement)
+            return None
+        return f"{prefix} {','.join(fields)} {ts}"
+
+    def _timestamp(self, point: Point) -> int | None:
+        """The point's time when it is an int64 at or after the time floor (else counted)."""
         ts = point.time_ns
         if isinstance(ts, bool) or not isinstance(ts, int):
             self.counter.count("invalid_timestamp", f"{point.measurement}: {ts!r}")
@@ -273,21 +309,27 @@ class LineProtocolSerializer:
         if self.time_floor_ns is not None and ts < self.time_floor_ns:
             self.counter.count("timestamp_before_floor", f"{point.measurement}: {ts}")
             return None
+        return ts
+
+    def _prefix(self, point: Point) -> str | None:
+        """``measurement,tags`` from the series cache, or escaped now (and cached when clean)."""
         try:
             series = (point.measurement, tuple(sorted(point.tags.items())))
             prefix = self._series.get(series)
         except TypeError:  # an unhashable tag value: take the slow path, which skips it
             series, prefix = None, None
-        if prefix is None:
-            before = self.counter.total()
-            prefix = self._series_prefix(point)
-            if prefix is None:
-                return None
-            if series is not None and self.counter.total() == before:
-                if len(self._series) >= self.series_cache_size:
-                    self._series.clear()
-                self._series[series] = prefix
+        if prefix is not None:
+            return prefix
+        before = self.counter.total()
+        prefix = self._series_prefix(point)
+        if prefix is not None and series is not None and self.counter.total() == before:
+            if len(self._series) >= self.series_cache_size:
+                self._series.clear()
+            self._series[series] = prefix
+        return prefix
 
+    def _fields(self, point: Point) -> list[str]:
+        """``key=value`` per field that can be written, in key order; the others counted."""
         fields = []
         seen: set[str] = set()
         types = self.field_types
@@ -313,26 +355,30 @@ class LineProtocolSerializer:
                     seen.add(key)
                     fields.append(f'{key}="{value}"')
                     continue
-            if not key:
-                self.counter.count("empty_field_key_dropped", point.measurement)
-                continue
-            if key in self._plain_keys:
-                escaped_key = key
-            else:
-                escaped_key = self._key(key, "field key")
-                if escaped_key == key and len(self._plain_keys) < self.series_cache_size:
-                    self._plain_keys.add(key)
-            if escaped_key in seen:
-                self.counter.count("duplicate_key_dropped", f"field {key!r}")
-                continue
-            rendered = self._field_value(key, value)
+            rendered = self._field(point, key, value, seen)
             if rendered is not None:
-                seen.add(escaped_key)
-                fields.append(f"{escaped_key}={rendered}")
-        if not fields:
-            self.counter.count("point_without_fields_skipped", point.measurement)
+                fields.append(rendered)
+        return fields
+
+    def _field(self, point: Point, key: str, value: object, seen: set[str]) -> str | None:
+        """One field the inline cases did not take: its key escaped, duplicates dropped."""
+        if not key:
+            self.counter.count("empty_field_key_dropped", point.measurement)
             return None
-        return f"{prefix} {','.join(fields)} {ts}"
+        if key in self._plain_keys:
+            escaped_key = key
+        else:
+            escaped_key = self._key(key, "field key")
+            if escaped_key == key and len(self._plain_keys) < self.series_cache_size:
+                self._plain_keys.add(key)
+        if escaped_key in seen:
+            self.counter.count("duplicate_key_dropped", f"field {key!r}")
+            return None
+        rendered = self._field_value(key, value)
+        if rendered is None:
+            return None
+        seen.add(escaped_key)
+        return f"{escaped_key}={rendered}"
 
     def cached_prefix(self, measurement: str, tags: Mapping[str, str]) -> str | None:
         """The ``measurement,tags`` prefix :meth:`line` has cached for this series, or None.
