@@ -169,6 +169,17 @@ def test_the_shared_pipe_never_makes_a_writer_believe_too_early(tmp_path: Path) 
     os.close(read_fd)
 
 
+def _host(config: Path) -> subprocess.CompletedProcess[str]:
+    """The plugin host run on ``config`` until it exits (a config error exits at once)."""
+    return subprocess.run(
+        [sys.executable, "-m", "telegraf_bridge.plugins.host", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -188,13 +199,7 @@ def test_the_shared_pipe_never_makes_a_writer_believe_too_early(tmp_path: Path) 
 def test_host_config_errors_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "host.toml"
     path.write_text(text)
-    result = subprocess.run(
-        [sys.executable, "-m", "telegraf_bridge.plugins.host", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = _host(path)
     assert result.returncode == 2
     assert str(path) in result.stderr and message in result.stderr
     assert result.stdout == ""
@@ -203,13 +208,7 @@ def test_host_config_errors_name_the_file_and_key(tmp_path: Path, text: str, mes
 def test_an_unknown_plugin_is_the_hosts_config_error(tmp_path: Path) -> None:
     path = tmp_path / "host.toml"
     path.write_text('[[sources]]\nname = "a"\nplugin = "nope"\nconfig = "a.toml"\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "telegraf_bridge.plugins.host", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = _host(path)
     assert result.returncode == 2
     assert "unknown plugin 'nope'" in result.stderr
 
