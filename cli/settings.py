@@ -177,8 +177,11 @@ def _listed(doc: Mapping[str, Any], key: str, what: str, problems: list[str]) ->
     return items
 
 
-def _sources(doc: Mapping[str, Any], agent: Values, problems: list[str]) -> list[Values]:
-    sources: list[Values] = []
+def _sources(
+    doc: Mapping[str, Any], agent: Values, problems: list[str]
+) -> list[tuple[str, Values]]:
+    """Each source mapping's values with where it is (``sources[i]``, i as in the file)."""
+    sources: list[tuple[str, Values]] = []
     for index, item in enumerate(_listed(doc, "sources", "sources", problems)):
         where = f"sources[{index}]"
         if not isinstance(item, dict):
@@ -188,7 +191,7 @@ def _sources(doc: Mapping[str, Any], agent: Values, problems: list[str]) -> list
         if not src["interval"]:
             manifest = manifest_of(src["plugin"])
             src["interval"] = (manifest and manifest.default_interval) or agent["interval"]
-        sources.append(src)
+        sources.append((where, src))
     return sources
 
 
@@ -267,7 +270,8 @@ def _validate(
     agent = _agent(doc, problems)
     _anchor_section(schema.AGENT, agent, base)
     downsampling = _downsampling(doc.get("downsampling"), problems)
-    sources = _sources(doc, agent, problems)
+    located = _sources(doc, agent, problems)
+    sources = [src for _where, src in located]
     for src in sources:
         manifest = manifest_of(src["plugin"])
         options = src["options"]
@@ -277,9 +281,7 @@ def _validate(
     for sink in sinks:
         _anchor_section(schema.SINK_COMMON + schema.SINK_TYPE_OPTS[str(sink["type"])], sink, base)
     _check_together(sources, sinks, problems)
-    typed_sources = [
-        _typed_source(src, f"sources[{index}]", problems) for index, src in enumerate(sources)
-    ]
+    typed_sources = [_typed_source(src, where, problems) for where, src in located]
     if problems:
         raise InvalidConfig(source, problems)
     settings = Settings(

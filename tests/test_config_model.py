@@ -117,3 +117,19 @@ def test_a_command_validates_its_config_once_and_carries_it_in_ctx_obj(
     assert carried == [True], "the command asked the BridgeContext in ctx.obj"
     assert validated == ["validate"]
     assert out.exists()
+
+
+def test_a_plugins_problem_names_the_sources_index_in_the_file() -> None:
+    """A non-mapping entry before a source does not shift the index its problems name."""
+    from telegraf_bridge.cli.settings import InvalidConfig
+
+    text = (
+        "sources:\n  - just a string\n"
+        "  - {name: flow, plugin: iotflow, options: {http: {listen: 'nowhere'}}}\n"
+        "sinks: [{name: out, type: file, path: out.lp}]\n"
+    )
+    with pytest.raises(InvalidConfig) as caught:
+        load_settings(None, {}, text=text, base_dir=Path("/srv"))
+    problems = caught.value.problems
+    assert any(p.startswith("sources[0] is invalid") for p in problems), problems
+    assert any(p.startswith("sources[1].options.http.listen") for p in problems), problems
