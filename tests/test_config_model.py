@@ -133,3 +133,15 @@ def test_a_plugins_problem_names_the_sources_index_in_the_file() -> None:
     problems = caught.value.problems
     assert any(p.startswith("sources[0] is invalid") for p in problems), problems
     assert any(p.startswith("sources[1].options.http.listen") for p in problems), problems
+
+
+def test_every_command_loads_its_config_through_the_bridge_context() -> None:
+    """One way to load a config in cli/: ``bridge_context().settings`` (ctx.obj)."""
+    from _support import REPO
+
+    direct = [
+        str(path.relative_to(REPO))
+        for path in sorted((REPO / "cli").rglob("*.py"))
+        if path.name not in ("settings.py", "context.py") and "load_settings(" in path.read_text()
+    ]
+    assert direct == []

@@ -19,10 +19,11 @@ from telegraf_bridge.cli import render
 from telegraf_bridge.cli.commands import healthcheck
 from telegraf_bridge.cli.commands.check_config import env_refs
 from telegraf_bridge.cli.config_model import FileSink, TokenSink
+from telegraf_bridge.cli.context import bridge_context
 from telegraf_bridge.cli.influx.sinks import select_sink
 from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.measurements import NoClearMeasurement, default_measurement
-from telegraf_bridge.cli.settings import InvalidConfig, Settings, load_settings
+from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.cli.systemd import host
 from telegraf_bridge.cli.systemd.envfile import env_file_notes, load_env_file
 from telegraf_bridge.cli.systemd.errors import InstallError
@@ -183,7 +184,7 @@ def _resolve(opts: Options, notes: list[str]) -> _Host:
 def _render(where: _Host, env_values: dict[str, str]) -> tuple[Settings, render.Rendered]:
     """The config loaded and rendered as the service will: with the env file alone."""
     try:
-        settings = load_settings(where.config, env_values, base_dir=where.data_dir)
+        settings = bridge_context().settings(where.config, env_values, base_dir=where.data_dir)
         rendered = render.render(settings, where.output, config_source=str(where.config))
     except InvalidConfig as exc:
         raise InstallError(f"the config does not render:\n{exc}") from None
