@@ -19,6 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from telegraf_bridge.cli.render import PLUGIN_HOST_ALIAS
 from telegraf_bridge.cli.source_status import SourceStatus
 from telegraf_bridge.cli.telegraf_log import LogLine
 
@@ -99,6 +100,19 @@ class SourceTally:
         }
 
 
+# A hosted source's log lines name it after their logger: "[telegraf_bridge.plugins.x:<name>]".
+_HOSTED_SOURCE = re.compile(r"\[[\w.]+:([a-z][a-z0-9_-]*)\]")
+
+
+def _source_name(line: LogLine) -> str:
+    """The source an input's log line is about: its alias, or the plugin host's source."""
+    alias = line.alias.removesuffix("-mqtt")
+    if alias == PLUGIN_HOST_ALIAS:
+        found = _HOSTED_SOURCE.search(line.message)
+        return found[1] if found else alias
+    return alias
+
+
 class RunTally:
     """Counts for the configured sinks and sources, fed by Telegraf's log and counters."""
 
@@ -122,7 +136,7 @@ class RunTally:
                 sink.last_error = match[2]
                 sink.drop_seen = sink.drop_seen or "will be dropped" in match[2]
         elif line.kind.startswith("inputs.") and line.level == "E":
-            source = self.sources.get(line.alias.removesuffix("-mqtt"))
+            source = self.sources.get(_source_name(line))
             if source is not None:
                 source.errors += 1
 

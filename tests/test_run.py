@@ -108,6 +108,18 @@ def test_a_v1_batch_after_will_be_dropped_counts_as_dropped_not_written() -> Non
     assert "401" in tally.problems()[0]
 
 
+def test_an_error_of_a_hosted_source_counts_for_that_source() -> None:
+    """With agent.plugin_host the input is the host; the line names its source (real format)."""
+    tally = RunTally({}, {"typo": "demo", "pv": "demo"})
+    line = parse_line(
+        "2026-12-07T13:15:22Z E! [inputs.execd::_plugin_host] [telegraf_bridge.host:typo] "
+        "source typo (plugin demo): cannot start: demo.devcies is not a known option"
+    )
+    assert line is not None
+    tally.feed_log(line)
+    assert (tally.sources["typo"].errors, tally.sources["pv"].errors) == (1, 0)
+
+
 # -- finding 1: a sink that refuses or cannot be reached is never "OK" -------------------------
 
 
