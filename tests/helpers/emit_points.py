@@ -1,5 +1,6 @@
 """An execd source for tests: serialises the points in a JSON file with the bundle's serializer,
-writes them once, then waits for stdin to close (as Telegraf's execd expects)."""
+writes them once, then waits for stdin to close (as Telegraf's execd expects) and closes its
+pipes before it exits, as the plugins do (else Telegraf may log "file already closed")."""
 
 import json
 import sys
@@ -11,6 +12,7 @@ from telegraf_bridge.plugins.common import (
     SkipCounter,
     setup_logging,
 )
+from telegraf_bridge.plugins.common._main import close_pipes_before_exit
 
 
 def main() -> None:
@@ -26,6 +28,7 @@ def main() -> None:
     sys.stdout.write("".join(line + "\n" for line in lines))
     sys.stdout.flush()
     sys.stdin.read()
+    close_pipes_before_exit()
 
 
 if __name__ == "__main__":
