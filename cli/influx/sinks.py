@@ -15,9 +15,9 @@ from telegraf_bridge.cli.config_model import FileSink, InfluxSink
 from telegraf_bridge.cli.influx.auth import read_credential
 from telegraf_bridge.cli.influx.client import Client
 from telegraf_bridge.cli.influx.transport import SinkError
-from telegraf_bridge.cli.influx.versions import QUERYABLE_TYPES, version_of
+from telegraf_bridge.cli.influx.versions import version_of
 
-__all__ = ["QUERYABLE_TYPES", "load_query_settings", "open_sink", "select_sink"]
+__all__ = ["load_query_settings", "open_sink", "select_sink"]
 from telegraf_bridge.cli.context import bridge_context
 from telegraf_bridge.cli.settings import InvalidConfig, Settings
 from telegraf_bridge.plugins.common import ConfigError, parse_duration

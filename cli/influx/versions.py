@@ -41,7 +41,6 @@ VERSIONS: dict[str, Version] = {
     "influxdb_v2": Version(InfluxV2Client, "devices.v2:V2DeviceQueries", "admin.v2:InfluxV2Admin"),
     "influxdb_v3": Version(InfluxV3Client, "devices.v3:V3DeviceQueries", "admin.v3:InfluxV3Admin"),
 }
-QUERYABLE_TYPES = tuple(VERSIONS)
 
 
 def version_of(sink: Sink) -> Version:

@@ -18,8 +18,6 @@ from telegraf_bridge.cli.influx.auth import read_password, read_token
 from telegraf_bridge.cli.influx.transport import SinkError
 from telegraf_bridge.cli.influx.versions import VERSIONS
 
-ADMIN_TYPES = tuple(VERSIONS)
-
 
 def admin_token(sink: TokenSink, env: Mapping[str, str]) -> str:
     """The sink's token (``token_env`` or ``token_file``), "" when it names none."""
